@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Sets up (scripts/setup.sh) and runs the main job: PTB language model,
+# sampled softmax vs full softmax. Extra arguments go to the demo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh demo
+export TF_CPP_MIN_LOG_LEVEL=2
+exec .venv/bin/tf-sampling-demo "$@"
