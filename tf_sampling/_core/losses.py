@@ -1,0 +1,171 @@
+"""``sampled_softmax_loss`` and ``nce_loss`` with TensorFlow's v1 signatures."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from tf_sampling._core.sampled_logits import compute_sampled_logits
+
+
+def sampled_softmax_loss(
+    weights,
+    biases,
+    labels,
+    inputs,
+    num_sampled,
+    num_classes,
+    num_true=1,
+    sampled_values=None,
+    remove_accidental_hits=True,
+    partition_strategy="mod",
+    name="sampled_softmax_loss",
+    seed=None,
+) -> tf.Tensor:
+    """Sampled softmax training loss (Jean et al., 2014).
+
+    A fast, biased estimate of the full softmax cross-entropy for training over
+    many classes: the softmax runs over the true classes and ``num_sampled``
+    sampled ones, with logits corrected by ``-log(expected count)``. Identical
+    in value and gradient to ``tf.compat.v1.nn.sampled_softmax_loss`` for the
+    same ``sampled_values``, and additionally:
+
+    * ``inputs``/``weights`` may be float16 or bfloat16 (computed in float32);
+    * ``labels`` are validated (dtype, shape, range);
+    * a ``ShardedVariable`` is one logical table under either strategy;
+    * weight and bias gradients are always ``tf.IndexedSlices``.
+
+    Evaluate with the full softmax; with sharded weights use
+    ``partition_strategy="div"`` so training and the full logits agree on which
+    row is which class (``tf_sampling.layers`` handles this for you).
+
+    Args:
+      weights: ``[num_classes, dim]`` tensor/variable, or a list of shards,
+        ``PartitionedVariable`` or ``ShardedVariable`` of that logical shape.
+      biases: ``[num_classes]`` class biases, sharded like ``weights``.
+      labels: int32/int64 ``[batch_size, num_true]`` target classes
+        (``[batch_size]`` accepted when ``num_true`` is 1).
+      inputs: float ``[batch_size, dim]`` forward activations.
+      num_sampled: int, number of classes to sample per batch.
+      num_classes: int, number of possible classes.
+      num_true: int, number of target classes per example.
+      sampled_values: Optional ``(sampled_candidates [num_sampled],
+        true_expected_count [batch_size, num_true], sampled_expected_count
+        [num_sampled])`` from a ``*_candidate_sampler``; default
+        ``tf.random.log_uniform_candidate_sampler`` with ``unique=True``.
+      remove_accidental_hits: bool, mask sampled classes equal to a true class.
+      partition_strategy: ``"mod"`` or ``"div"``, for sharded tables.
+      name: Name scope of the operation.
+      seed: Op-level seed of the default sampler.
+
+    Returns:
+      tf.Tensor: ``[batch_size]`` per-example losses, float32 (float64 when an
+      operand is float64).
+
+    Raises:
+      ValueError, TypeError: for invalid arguments, naming the argument and
+        the value received.
+      tf.errors.InvalidArgumentError: at run time for labels outside
+        ``[0, num_classes)``.
+    """
+    with tf.name_scope(name or "sampled_softmax_loss"):
+        true_logits, sampled_logits = compute_sampled_logits(
+            weights=weights,
+            biases=biases,
+            labels=labels,
+            inputs=inputs,
+            num_sampled=num_sampled,
+            num_classes=num_classes,
+            num_true=num_true,
+            sampled_values=sampled_values,
+            subtract_log_q=True,
+            remove_accidental_hits=remove_accidental_hits,
+            partition_strategy=partition_strategy,
+            seed=seed,
+        )
+        logits = tf.concat([true_logits, sampled_logits], 1)
+        if num_true == 1:
+            # The target is column 0: sparse cross-entropy needs no dense labels.
+            targets = tf.zeros(tf.shape(logits)[:1], tf.int32)
+            return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+        targets = tf.concat(
+            [
+                tf.fill(tf.shape(true_logits), tf.constant(1.0 / num_true, logits.dtype)),
+                tf.zeros_like(sampled_logits),
+            ],
+            1,
+        )
+        return tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+
+
+def nce_loss(
+    weights,
+    biases,
+    labels,
+    inputs,
+    num_sampled,
+    num_classes,
+    num_true=1,
+    sampled_values=None,
+    remove_accidental_hits=False,
+    partition_strategy="mod",
+    name="nce_loss",
+) -> tf.Tensor:
+    """Noise-contrastive estimation training loss (Gutmann & Hyvärinen, 2010).
+
+    Logistic regression of true classes (target ``1 / num_true`` each) against
+    ``num_sampled`` noise classes (target 0), with logits corrected by
+    ``-log(expected count)``, summed per example. Identical in value and
+    gradient to ``tf.compat.v1.nn.nce_loss`` for the same ``sampled_values``,
+    with the same extras as :func:`sampled_softmax_loss` (mixed precision,
+    validated labels, sparse gradients, consistent ``ShardedVariable``).
+
+    Evaluate with the full sigmoid cross-entropy over all classes.
+
+    Args:
+      weights: ``[num_classes, dim]`` tensor/variable, or a list of shards,
+        ``PartitionedVariable`` or ``ShardedVariable`` of that logical shape.
+      biases: ``[num_classes]`` class biases, sharded like ``weights``.
+      labels: int32/int64 ``[batch_size, num_true]`` target classes
+        (``[batch_size]`` accepted when ``num_true`` is 1).
+      inputs: float ``[batch_size, dim]`` forward activations.
+      num_sampled: int, number of noise classes to sample per batch.
+      num_classes: int, number of possible classes.
+      num_true: int, number of target classes per example.
+      sampled_values: Optional sampler triple as in :func:`sampled_softmax_loss`;
+        default ``tf.random.log_uniform_candidate_sampler`` with ``unique=True``.
+      remove_accidental_hits: bool, mask sampled classes equal to a true class.
+        False by default, as in TensorFlow.
+      partition_strategy: ``"mod"`` or ``"div"``, for sharded tables.
+      name: Name scope of the operation.
+
+    Returns:
+      tf.Tensor: ``[batch_size]`` per-example NCE losses, float32 (float64 when
+      an operand is float64).
+
+    Raises:
+      ValueError, TypeError: for invalid arguments, naming the argument and
+        the value received.
+      tf.errors.InvalidArgumentError: at run time for labels outside
+        ``[0, num_classes)``.
+    """
+    with tf.name_scope(name or "nce_loss"):
+        true_logits, sampled_logits = compute_sampled_logits(
+            weights=weights,
+            biases=biases,
+            labels=labels,
+            inputs=inputs,
+            num_sampled=num_sampled,
+            num_classes=num_classes,
+            num_true=num_true,
+            sampled_values=sampled_values,
+            subtract_log_q=True,
+            remove_accidental_hits=remove_accidental_hits,
+            partition_strategy=partition_strategy,
+        )
+        true_loss = tf.nn.sigmoid_cross_entropy_with_logits(
+            labels=tf.fill(tf.shape(true_logits), tf.constant(1.0 / num_true, true_logits.dtype)),
+            logits=true_logits,
+        )
+        # softplus(x) is the sigmoid cross-entropy against a 0 target.
+        sampled_loss = tf.nn.softplus(sampled_logits)
+        return tf.reduce_sum(true_loss, 1) + tf.reduce_sum(sampled_loss, 1)

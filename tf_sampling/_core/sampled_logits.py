@@ -1,0 +1,143 @@
+"""The one private core every sampled loss goes through.
+
+Given the class table, the labels and the inputs, it samples (or takes the
+caller's) candidate classes and returns the logits of the true and the sampled
+classes, corrected exactly as TensorFlow's ``_compute_sampled_logits`` does.
+Differences from TensorFlow's core, all invisible in the numbers:
+
+* it computes in float32 (float64 if any operand is float64), so float16 and
+  bfloat16 inputs or weights work and give a float32-accurate loss;
+* accidental hits are masked with a broadcast comparison instead of the
+  CPU-only ``ComputeAccidentalHits`` + ``SparseToDense`` pair;
+* sharded tables are gathered shard by shard (see ``sharding``).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from tf_sampling._core import sharding, validation
+
+
+def compute_dtype(*dtypes: tf.DType) -> tf.DType:
+    """The dtype sampled logits are computed in: float64 if any operand is, else float32."""
+    return tf.float64 if tf.float64 in dtypes else tf.float32
+
+
+def _static_num_classes(table: sharding.ShardedTable, num_classes: int, arg_name: str) -> None:
+    if table.num_rows != num_classes:
+        what = "shard sizes" if len(table.shards) > 1 else "first dimension"
+        raise ValueError(
+            f"`{arg_name}` {what} {list(table.sizes)} add up to {table.num_rows} rows, but "
+            f"`num_classes` is {num_classes}."
+        )
+
+
+def compute_sampled_logits(
+    weights,
+    biases,
+    labels,
+    inputs,
+    num_sampled: int,
+    num_classes: int,
+    num_true: int = 1,
+    sampled_values=None,
+    subtract_log_q: bool = True,
+    remove_accidental_hits: bool = False,
+    partition_strategy: str = "mod",
+    seed: int | None = None,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Computes the logits of the true and the sampled classes.
+
+    Args:
+      weights: ``[num_classes, dim]`` table (tensor, variable, list of shards,
+        ``PartitionedVariable`` or ``ShardedVariable``).
+      biases: ``[num_classes]`` table, sharded like ``weights``.
+      labels: int32/int64 ``[batch_size, num_true]`` (or ``[batch_size]`` when
+        ``num_true`` is 1) target classes.
+      inputs: float ``[batch_size, dim]`` activations (float16, bfloat16,
+        float32 or float64).
+      num_sampled: int, number of classes sampled per batch.
+      num_classes: int, number of classes.
+      num_true: int, number of target classes per example.
+      sampled_values: Optional ``(sampled [num_sampled], true_expected_count
+        [batch_size, num_true], sampled_expected_count [num_sampled])``; default
+        draws from ``tf.random.log_uniform_candidate_sampler`` (unique).
+      subtract_log_q: Whether to subtract the log expected counts.
+      remove_accidental_hits: Whether to mask sampled classes that equal one of
+        the example's true classes.
+      partition_strategy: ``"mod"`` or ``"div"`` for sharded tables.
+      seed: Op-level seed of the default sampler.
+
+    Returns:
+      tuple: ``true_logits [batch_size, num_true]`` and ``sampled_logits
+      [batch_size, num_sampled]``, both in :func:`compute_dtype`.
+    """
+    num_true = validation.check_positive_int(num_true, "num_true")
+    num_classes = validation.check_positive_int(num_classes, "num_classes")
+    num_sampled = validation.check_num_sampled(
+        num_sampled, num_classes, unique=sampled_values is None
+    )
+    validation.check_partition_strategy(partition_strategy)
+    inputs = validation.check_inputs(inputs)
+    weight_table = sharding.as_sharded_table(weights, partition_strategy, "weights")
+    bias_table = sharding.as_sharded_table(biases, partition_strategy, "biases")
+    _static_num_classes(weight_table, num_classes, "weights")
+    _static_num_classes(bias_table, num_classes, "biases")
+    if weight_table.row_shape.rank != 1:
+        raise ValueError(
+            f"`weights` must be [num_classes, dim], got rows of shape {weight_table.row_shape}."
+        )
+    if bias_table.row_shape.rank != 0:
+        raise ValueError(
+            f"`biases` must be [num_classes], got rows of shape {bias_table.row_shape}."
+        )
+    dim = weight_table.row_shape[0]
+    if inputs.shape[1] is not None and dim is not None and inputs.shape[1] != dim:
+        raise ValueError(
+            f"`inputs` dim {inputs.shape[1]} does not match `weights` dim {dim} "
+            f"(inputs shape {inputs.shape}, weights rows of shape {weight_table.row_shape})."
+        )
+    labels = validation.normalize_labels(labels, num_true, num_classes, inputs.shape[0])
+
+    if sampled_values is None:
+        sampled_values = tf.random.log_uniform_candidate_sampler(
+            true_classes=labels,
+            num_true=num_true,
+            num_sampled=num_sampled,
+            unique=True,
+            range_max=num_classes,
+            seed=seed,
+        )
+    sampled, true_expected, sampled_expected = validation.check_sampled_values(
+        sampled_values, num_sampled, num_true, num_classes
+    )
+    sampled = tf.stop_gradient(sampled)
+
+    dtype = compute_dtype(inputs.dtype, weight_table.dtype)
+    x = tf.cast(inputs, dtype)
+    labels_flat = tf.reshape(labels, [-1])
+    num_true_ids = tf.size(labels_flat)
+    # One lookup per table for true and sampled ids; split's gradient is a
+    # concat, so the table gradient stays a single IndexedSlices.
+    all_ids = tf.concat([labels_flat, sampled], 0)
+    true_w, sampled_w = tf.split(
+        tf.cast(weight_table.gather(all_ids), dtype), [num_true_ids, num_sampled]
+    )
+    true_b, sampled_b = tf.split(
+        tf.cast(bias_table.gather(all_ids), dtype), [num_true_ids, num_sampled]
+    )
+
+    true_w = tf.reshape(true_w, [-1, num_true, tf.shape(true_w)[1]])
+    true_logits = tf.reduce_sum(x[:, None, :] * true_w, axis=2) + tf.reshape(true_b, [-1, num_true])
+    sampled_logits = tf.matmul(x, sampled_w, transpose_b=True) + sampled_b
+
+    if subtract_log_q:
+        true_logits -= tf.math.log(tf.stop_gradient(tf.cast(true_expected, dtype)))
+        sampled_logits -= tf.math.log(tf.stop_gradient(tf.cast(sampled_expected, dtype)))
+    if remove_accidental_hits:
+        hits = tf.reduce_any(tf.equal(labels[:, :, None], sampled[None, None, :]), axis=1)
+        # TF adds -FLT_MAX here; a masked logit contributes exp(.) = 0 and no
+        # gradient either way.
+        sampled_logits = tf.where(hits, tf.constant(dtype.min, dtype), sampled_logits)
+    return true_logits, sampled_logits

@@ -1,0 +1,10 @@
+"""Candidate-sampling losses with TensorFlow's ``tf.compat.v1`` signatures.
+
+``sampled_softmax_loss`` and ``nce_loss`` match ``tf.compat.v1.nn.*`` argument
+for argument; ``rank_sampled_softmax_loss`` matches TF 1.x
+``tf.contrib.nn.rank_sampled_softmax_loss``.
+"""
+
+from tf_sampling._core.losses import nce_loss, sampled_softmax_loss
+
+__all__ = ["nce_loss", "sampled_softmax_loss"]
