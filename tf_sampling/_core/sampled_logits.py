@@ -8,7 +8,8 @@ Differences from TensorFlow's core, all invisible in the numbers:
 * it computes in float32 (float64 if any operand is float64), so float16 and
   bfloat16 inputs or weights work and give a float32-accurate loss;
 * accidental hits are masked with a broadcast comparison instead of the
-  CPU-only ``ComputeAccidentalHits`` + ``SparseToDense`` pair;
+  CPU-only ``ComputeAccidentalHits`` + ``SparseToDense`` pair (keeping its
+  rule that a class sampled twice is masked at its last occurrence only);
 * sharded tables are gathered shard by shard (see ``sharding``).
 """
 
@@ -137,6 +138,12 @@ def compute_sampled_logits(
         sampled_logits -= tf.math.log(tf.stop_gradient(tf.cast(sampled_expected, dtype)))
     if remove_accidental_hits:
         hits = tf.reduce_any(tf.equal(labels[:, :, None], sampled[None, None, :]), axis=1)
+        # As TF's ComputeAccidentalHits, mask only the last occurrence of a
+        # class sampled more than once (unique samplers never repeat one).
+        _, occurrence = tf.unique(sampled)
+        positions = tf.range(num_sampled)
+        last = tf.math.unsorted_segment_max(positions, occurrence, num_sampled)
+        hits &= tf.equal(tf.gather(last, occurrence), positions)[None, :]
         # TF adds -FLT_MAX here; a masked logit contributes exp(.) = 0 and no
         # gradient either way.
         sampled_logits = tf.where(hits, tf.constant(dtype.min, dtype), sampled_logits)
