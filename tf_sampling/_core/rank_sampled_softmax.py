@@ -1,0 +1,281 @@
+"""TAPAS: rank-based adaptive resampling for the sampled softmax loss.
+
+``rank_sampled_softmax_loss`` keeps the signature and the numbers of TF 1.x
+``tf.contrib.nn.rank_sampled_softmax_loss`` (Bai, Goldman & Zhang, 2017,
+"TAPAS: Two-pass Approximate Adaptive Sampling for Softmax",
+arXiv:1707.03073). The sampled softmax of the second pass is this package's
+``sampled_softmax_loss``, so sharded tables, mixed precision and label checks
+behave exactly as they do there.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import tensorflow as tf
+
+from tf_sampling._core import sharding, validation
+from tf_sampling._core.losses import sampled_softmax_loss
+from tf_sampling._core.sampled_logits import _static_num_classes, compute_dtype
+
+
+def check_resampling_temperature(resampling_temperature) -> float | tf.Tensor:
+    """Validates the resampling temperature.
+
+    A Python (or NumPy) number is checked now; a tensor or variable gets a
+    run-time check, so a temperature annealed in a variable is read on every
+    call and checked on every call.
+
+    Args:
+      resampling_temperature: Python/NumPy real number, or a scalar real
+        ``tf.Tensor``/``tf.Variable``/``keras.Variable``.
+
+    Returns:
+      float | tf.Tensor: the number as a ``float``, or the scalar tensor with
+      the run-time check attached.
+
+    Raises:
+      TypeError: a bool, or a tensor that is not real-valued.
+      ValueError: a number that is not positive and finite, or a tensor that is
+        statically not a scalar.
+      tf.errors.InvalidArgumentError: (at run time) a tensor value that is not
+        positive and finite.
+    """
+    if isinstance(resampling_temperature, bool):
+        raise TypeError(
+            "`resampling_temperature` must be a positive number or scalar tensor, got the bool "
+            f"{resampling_temperature!r}."
+        )
+    if isinstance(resampling_temperature, numbers.Real):
+        value = float(resampling_temperature)
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(
+                "`resampling_temperature` must be a positive finite number, got "
+                f"{resampling_temperature!r}."
+            )
+        return value
+    temperature = tf.convert_to_tensor(resampling_temperature, name="resampling_temperature")
+    if not (temperature.dtype.is_floating or temperature.dtype.is_integer):
+        raise TypeError(
+            "`resampling_temperature` must be a real scalar, got a tensor of dtype "
+            f"{temperature.dtype.name}."
+        )
+    if temperature.shape.rank is not None and temperature.shape.rank != 0:
+        raise ValueError(
+            f"`resampling_temperature` must be a scalar, got shape {temperature.shape}."
+        )
+    as_float = tf.cast(temperature, tf.float64)
+    check = tf.debugging.Assert(
+        tf.logical_and(as_float > 0, tf.math.is_finite(as_float)),
+        ["`resampling_temperature` must be positive and finite, got", temperature],
+        name="check_resampling_temperature",
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(temperature)
+
+
+def rank_resample(
+    weight_table: sharding.ShardedTable,
+    bias_table: sharding.ShardedTable,
+    inputs: tf.Tensor,
+    sampled_values: tuple[tf.Tensor, tf.Tensor, tf.Tensor],
+    num_resampled: int,
+    resampling_temperature: float | tf.Tensor,
+    dtype: tf.DType,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Second TAPAS pass: keeps the ``num_resampled`` best-scoring candidates.
+
+    The score of candidate ``c`` is the log-sum-exp over the batch of its
+    logits divided by the temperature, ``T``::
+
+        score(c) = logsumexp_j((w_c . x_j + b_c) / T)
+                 = logsumexp_j(w_c . (x_j / T)) + b_c / T
+
+    (the second form is the one computed). The kept candidates carry their
+    first-pass expected counts, and the true classes' expected counts are the
+    first-pass ones unchanged, as in TF 1.x. The selection is a constant for
+    differentiation.
+
+    Args:
+      weight_table: The ``[num_classes, dim]`` class embeddings.
+      bias_table: The ``[num_classes]`` class biases.
+      inputs: ``[batch_size, dim]`` activations.
+      sampled_values: Validated first-pass ``(sampled [num_sampled] int64,
+        true_expected_count [batch_size, num_true], sampled_expected_count
+        [num_sampled])``.
+      num_resampled: int, number of candidates kept (< ``num_sampled``).
+      resampling_temperature: Positive float or scalar tensor.
+      dtype: Dtype the scores are computed in.
+
+    Returns:
+      tuple: ``(resampled [num_resampled] int64, true_expected_count
+      [batch_size, num_true], resampled_expected_count [num_resampled])``.
+    """
+    sampled, true_expected, sampled_expected = (tf.stop_gradient(v) for v in sampled_values)
+    with tf.name_scope("rank_resample"):
+        temperature = tf.cast(resampling_temperature, dtype)
+        scaled_inputs = tf.cast(inputs, dtype) / temperature
+        sampled_w = tf.cast(weight_table.gather(sampled), dtype)
+        sampled_b = tf.cast(bias_table.gather(sampled), dtype)
+        scores = tf.reduce_logsumexp(
+            tf.matmul(sampled_w, scaled_inputs, transpose_b=True), axis=1
+        ) + sampled_b / temperature
+        # Only the indices of the top scores are used; no gradient flows
+        # through the choice of candidates.
+        _, keep = tf.math.top_k(tf.stop_gradient(scores), k=num_resampled, sorted=False)
+        return tf.gather(sampled, keep), true_expected, tf.gather(sampled_expected, keep)
+
+
+def rank_sampled_softmax_loss(
+    weights,
+    biases,
+    labels,
+    inputs,
+    num_sampled,
+    num_resampled,
+    num_classes,
+    num_true,
+    sampled_values,
+    resampling_temperature,
+    remove_accidental_hits,
+    partition_strategy,
+    name=None,
+) -> tf.Tensor:
+    """Sampled softmax loss with rank-based adaptive resampling (TAPAS).
+
+    Two passes, as in TF 1.x ``tf.contrib.nn.rank_sampled_softmax_loss``:
+
+    1. ``num_sampled`` candidate classes are drawn (by default with this
+       package's learned-unigram sampler over ``num_classes``, ``unique=True``)
+       or taken from ``sampled_values``.
+    2. Each candidate ``c`` is scored by ``logsumexp_j((w_c . x_j + b_c) / T)``,
+       the log-sum-exp over the batch rows ``x_j`` of its logits divided by
+       ``T = resampling_temperature``, and the ``num_resampled`` best-scoring
+       candidates are kept. The sampled softmax loss (see
+       ``tf_sampling.nn.sampled_softmax_loss``) is computed on those, with the
+       first-pass expected counts: the kept candidates' own
+       ``sampled_expected_count`` entries and the unchanged
+       ``true_expected_count``.
+
+    A lower temperature makes the resampling more adaptive (it keeps the
+    candidates the model finds most confusable with some example of the
+    batch); a common schedule lowers it during training, which a ``tf.Variable``
+    temperature allows without retracing.
+
+    Gradients are those of the second-pass sampled softmax loss for the kept
+    candidates: the resampling selection (the scores and the top-k choice) is
+    not differentiated through, and ``sampled_values`` are constants, exactly
+    as in TF 1.x. The temperature therefore receives no gradient.
+
+    This loss is for training; it generally underestimates the full softmax
+    loss. When evaluating with the full softmax over sharded weights, train
+    with ``partition_strategy="div"`` so both agree on which row is which
+    class.
+
+    Args:
+      weights: ``[num_classes, dim]`` tensor/variable, or a list of shards,
+        ``PartitionedVariable`` or ``ShardedVariable`` of that logical shape.
+        The (possibly sharded) class embeddings.
+      biases: ``[num_classes]`` class biases, sharded like ``weights``.
+      labels: int32/int64 ``[batch_size, num_true]`` target classes
+        (``[batch_size]`` accepted when ``num_true`` is 1).
+      inputs: float ``[batch_size, dim]`` forward activations (float16 and
+        bfloat16 are computed in float32).
+      num_sampled: int, number of classes sampled in the first pass
+        (``<= num_classes``).
+      num_resampled: int, number of classes kept by the resampling; must be
+        less than ``num_sampled``.
+      num_classes: int, number of possible classes.
+      num_true: int, number of target classes per example.
+      sampled_values: ``None``, or the first-pass ``(sampled_candidates
+        [num_sampled], true_expected_count [batch_size, num_true],
+        sampled_expected_count [num_sampled])`` returned by a
+        ``*_candidate_sampler``. ``None`` samples with
+        ``tf_sampling.ops.learned_unigram_candidate_sampler`` (``unique=True``,
+        ``range_max=num_classes``).
+      resampling_temperature: Positive Python float, or a positive scalar
+        ``tf.Tensor``/``tf.Variable`` (checked at run time).
+      remove_accidental_hits: bool, whether to mask kept candidates that equal
+        one of the example's true classes.
+      partition_strategy: ``"mod"`` or ``"div"``, how class ids map onto
+        sharded ``weights``/``biases`` (as ``tf.nn.embedding_lookup``).
+      name: Optional name scope (default ``"rank_sampled_softmax_loss"``).
+
+    Returns:
+      tf.Tensor: ``[batch_size]`` per-example sampled softmax losses, float32
+      (float64 when an operand is float64).
+
+    Raises:
+      ValueError: ``num_sampled <= num_resampled``, ``num_sampled >
+        num_classes``, a non-positive or non-finite Python temperature, a
+        non-scalar temperature tensor, and every invalid argument
+        ``sampled_softmax_loss`` rejects (shapes, ``partition_strategy``,
+        ``sampled_values``...).
+      TypeError: non-integer counts, non-integer labels, non-float inputs, a
+        non-real temperature.
+      tf.errors.InvalidArgumentError: at run time, a temperature tensor that is
+        not positive and finite, or class ids outside ``[0, num_classes)``.
+    """
+    num_true = validation.check_positive_int(num_true, "num_true")
+    num_classes = validation.check_positive_int(num_classes, "num_classes")
+    num_sampled = validation.check_num_sampled(num_sampled, num_classes, unique=True)
+    num_resampled = validation.check_positive_int(num_resampled, "num_resampled")
+    if num_sampled <= num_resampled:
+        raise ValueError(
+            f"`num_resampled` ({num_resampled}) must be less than `num_sampled` ({num_sampled})."
+        )
+    validation.check_partition_strategy(partition_strategy)
+    with tf.name_scope(name or "rank_sampled_softmax_loss"):
+        temperature = check_resampling_temperature(resampling_temperature)
+        inputs = validation.check_inputs(inputs)
+        weight_table = sharding.as_sharded_table(weights, partition_strategy, "weights")
+        bias_table = sharding.as_sharded_table(biases, partition_strategy, "biases")
+        # The first pass looks rows up before the second pass checks the
+        # tables: check what it relies on here.
+        _static_num_classes(weight_table, num_classes, "weights")
+        _static_num_classes(bias_table, num_classes, "biases")
+        dim = weight_table.row_shape[0] if weight_table.row_shape.rank == 1 else None
+        if inputs.shape[1] is not None and dim is not None and inputs.shape[1] != dim:
+            raise ValueError(
+                f"`inputs` dim {inputs.shape[1]} does not match `weights` dim {dim} "
+                f"(inputs shape {inputs.shape})."
+            )
+        labels = validation.normalize_labels(labels, num_true, num_classes, inputs.shape[0])
+        if sampled_values is None:
+            # Imported here: loading the custom op is only needed for this default.
+            from tf_sampling.ops import learned_unigram_candidate_sampler
+
+            sampled_values = learned_unigram_candidate_sampler(
+                true_classes=labels,
+                num_true=num_true,
+                num_sampled=num_sampled,
+                unique=True,
+                range_max=num_classes,
+                seed=None,
+            )
+        sampled_values = validation.check_sampled_values(
+            sampled_values, num_sampled, num_true, num_classes
+        )
+        resampled_values = rank_resample(
+            weight_table,
+            bias_table,
+            inputs,
+            sampled_values,
+            num_resampled,
+            temperature,
+            compute_dtype(inputs.dtype, weight_table.dtype),
+        )
+        return sampled_softmax_loss(
+            weights=weights,
+            biases=biases,
+            labels=labels,
+            inputs=inputs,
+            num_sampled=num_resampled,
+            num_classes=num_classes,
+            num_true=num_true,
+            sampled_values=resampled_values,
+            remove_accidental_hits=remove_accidental_hits,
+            partition_strategy=partition_strategy,
+            name="sampled_softmax_loss",
+        )
