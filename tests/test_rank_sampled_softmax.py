@@ -1,0 +1,465 @@
+"""Tests for `tf_sampling.nn.rank_sampled_softmax_loss` (TAPAS).
+
+The expected values come from a float64 NumPy transcription of the TF 1.15 algorithm
+(`tensorflow/contrib/nn/python/ops/sampling_ops.py` on top of
+`tensorflow/python/ops/nn_impl.py`):
+
+1. First pass: `sampled_values = (candidates, true_expected_count, sampled_expected_count)`.
+2. Score of candidate ``i``: ``logsumexp_j(w_i . x_j / T) + b_i / T`` over the batch rows ``j``.
+3. Keep the ``num_resampled`` best-scoring candidates; their expected counts are the first-pass
+   ``sampled_expected_count`` gathered at the kept positions, and the true expected counts are the
+   first-pass ``true_expected_count`` unchanged.
+4. Sampled softmax on the kept candidates: logits minus ``log(expected_count)``, accidental hits
+   pushed to ``-FLOAT_MAX``, target ``1 / num_true`` on each true class.
+
+The selection is a constant for differentiation, so the gradients are those of step 4.
+"""
+
+from __future__ import annotations
+
+import itertools
+import pathlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_sampling import nn as ts_nn
+from tf_sampling._core import rank_sampled_softmax as rss
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+NUM_CLASSES = 23  # not a multiple of the shard count: uneven shards
+DIM = 5
+BATCH = 6
+NUM_SAMPLED = 9
+NUM_RESAMPLED = 4
+NUM_SHARDS = 3
+
+
+# --------------------------------------------------------------------------------------------
+# NumPy reference of TF 1.15
+# --------------------------------------------------------------------------------------------
+
+
+def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
+    m = np.max(a, axis=axis, keepdims=True)
+    return np.squeeze(m + np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True)), axis=axis)
+
+
+def np_resampling_scores(w, b, x, candidates, temperature):
+    """`_rank_resample` scores: logsumexp over the batch of the logits divided by T."""
+    return _logsumexp(w[candidates] @ (x / temperature).T, axis=1) + b[candidates] / temperature
+
+
+def np_rank_resample(w, b, x, sampled_values, num_resampled, temperature):
+    """Returns the second-pass `(candidates, true_expected_count, sampled_expected_count)`."""
+    candidates, true_ec, sampled_ec = sampled_values
+    scores = np_resampling_scores(w, b, x, candidates, temperature)
+    keep = np.argsort(-scores, kind="stable")[:num_resampled]
+    return candidates[keep], true_ec, sampled_ec[keep]
+
+
+def np_sampled_softmax(w, b, labels, x, sampled_values, remove_accidental_hits, upstream=None):
+    """TF's sampled softmax for given candidates: per-example loss and (dw, db, dx).
+
+    The gradients are of ``sum(upstream * loss)``; ``w``/``b`` are the logical tables.
+    """
+    candidates, true_ec, sampled_ec = sampled_values
+    batch, num_true = labels.shape
+    if upstream is None:
+        upstream = np.ones(batch)
+    true_logits = np.einsum("bd,btd->bt", x, w[labels]) + b[labels] - np.log(true_ec)
+    sampled_logits = x @ w[candidates].T + b[candidates] - np.log(sampled_ec)[None, :]
+    if remove_accidental_hits:
+        hit = np.any(labels[:, :, None] == candidates[None, None, :], axis=1)
+        # TF's ComputeAccidentalHits masks a class sampled twice at its last position only.
+        last = {c: k for k, c in enumerate(candidates)}
+        hit &= np.array([last[c] == k for k, c in enumerate(candidates)])[None, :]
+        sampled_logits = np.where(hit, -np.inf, sampled_logits)
+    logits = np.concatenate([true_logits, sampled_logits], axis=1)
+    log_z = _logsumexp(logits, axis=1)
+    loss = log_z - np.mean(true_logits, axis=1)
+    probs = np.exp(logits - log_z[:, None])
+    target = np.concatenate([np.full_like(true_logits, 1.0 / num_true),
+                             np.zeros_like(sampled_logits)], axis=1)
+    g = upstream[:, None] * (probs - target)  # d(sum upstream*loss) / d logits
+    g_true, g_sampled = g[:, :num_true], g[:, num_true:]
+    dx = np.einsum("bt,btd->bd", g_true, w[labels]) + g_sampled @ w[candidates]
+    dw = np.zeros_like(w)
+    np.add.at(dw, labels.reshape(-1), (g_true[:, :, None] * x[:, None, :]).reshape(-1, w.shape[1]))
+    np.add.at(dw, candidates, g_sampled.T @ x)
+    db = np.zeros_like(b)
+    np.add.at(db, labels.reshape(-1), g_true.reshape(-1))
+    np.add.at(db, candidates, g_sampled.sum(axis=0))
+    return loss, dw, db, dx
+
+
+def np_rank_sampled_softmax(w, b, labels, x, sampled_values, num_resampled, temperature,
+                            remove_accidental_hits, upstream=None):
+    resampled = np_rank_resample(w, b, x, sampled_values, num_resampled, temperature)
+    return np_sampled_softmax(w, b, labels, x, resampled, remove_accidental_hits, upstream)
+
+
+# --------------------------------------------------------------------------------------------
+# Sharding helpers (logical table <-> shards, as tf.nn.embedding_lookup maps ids)
+# --------------------------------------------------------------------------------------------
+
+
+def to_shards(table: np.ndarray, n: int, strategy: str) -> list[np.ndarray]:
+    if strategy == "div":
+        return np.array_split(table, n)
+    return [table[p::n] for p in range(n)]
+
+
+def from_shards(shards: list[np.ndarray], strategy: str) -> np.ndarray:
+    if strategy == "div":
+        return np.concatenate(shards)
+    n = len(shards)
+    out = np.zeros((sum(len(s) for s in shards),) + shards[0].shape[1:], shards[0].dtype)
+    for p, shard in enumerate(shards):
+        out[p::n] = shard
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Problem generation
+# --------------------------------------------------------------------------------------------
+
+
+def make_problem(num_true: int, temperature: float, seed: int = 0):
+    """A problem whose kept candidates include true classes (so accidental hits matter)."""
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=(NUM_CLASSES, DIM))
+    b = rng.normal(size=NUM_CLASSES)
+    x = rng.normal(size=(BATCH, DIM))
+    candidates = rng.choice(NUM_CLASSES, size=NUM_SAMPLED, replace=False).astype(np.int64)
+    sampled_ec = rng.uniform(0.05, 0.9, size=NUM_SAMPLED)
+    # The selection does not depend on the labels: make some labels hit kept candidates and
+    # others miss every first-pass candidate.
+    kept = np_rank_resample(w, b, x, (candidates, None, sampled_ec), NUM_RESAMPLED,
+                            temperature)[0]
+    outside = np.setdiff1d(np.arange(NUM_CLASSES), candidates)
+    labels = rng.choice(outside, size=(BATCH, num_true)).astype(np.int64)
+    labels[0, 0] = kept[0]
+    labels[2, num_true - 1] = kept[1]
+    labels[3, 0] = kept[0]
+    true_ec = rng.uniform(0.05, 0.9, size=(BATCH, num_true))
+    upstream = rng.uniform(0.5, 1.5, size=BATCH)
+    return dict(w=w, b=b, x=x, labels=labels, upstream=upstream,
+                sampled_values=(candidates, true_ec, sampled_ec))
+
+
+def tf_sampled_values(sampled_values):
+    candidates, true_ec, sampled_ec = sampled_values
+    return (tf.constant(candidates, tf.int64), tf.constant(true_ec, tf.float32),
+            tf.constant(sampled_ec, tf.float32))
+
+
+def dense(grad) -> np.ndarray:
+    return tf.convert_to_tensor(grad).numpy()
+
+
+TOL = dict(rtol=2e-5, atol=2e-5)
+
+GRID = list(itertools.product([1, 2], [0.5, 1.0, 4.0], [True, False], [None, "mod", "div"]))
+
+
+def _grid_id(p):
+    num_true, temperature, hits, strategy = p
+    return f"nt{num_true}-T{temperature}-hits{int(hits)}-{strategy or 'unsharded'}"
+
+
+# --------------------------------------------------------------------------------------------
+# The reference itself
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("num_true", [1, 2])
+@pytest.mark.parametrize("hits", [True, False])
+def test_reference_second_pass_matches_builtin_sampled_softmax(num_true, hits):
+    """The NumPy sampled softmax equals tf.compat.v1.nn.sampled_softmax_loss (built-in)."""
+    p = make_problem(num_true, 1.0)
+    resampled = np_rank_resample(p["w"], p["b"], p["x"], p["sampled_values"], NUM_RESAMPLED, 1.0)
+    w = tf.constant(p["w"], tf.float32)
+    b = tf.constant(p["b"], tf.float32)
+    x = tf.constant(p["x"], tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch([w, b, x])
+        loss = tf.compat.v1.nn.sampled_softmax_loss(
+            w, b, tf.constant(p["labels"]), x, NUM_RESAMPLED, NUM_CLASSES, num_true=num_true,
+            sampled_values=tf_sampled_values(resampled), remove_accidental_hits=hits)
+        total = tf.reduce_sum(loss * tf.constant(p["upstream"], tf.float32))
+    grads = tape.gradient(total, [w, b, x])
+    ref = np_sampled_softmax(p["w"], p["b"], p["labels"], p["x"], resampled, hits, p["upstream"])
+    np.testing.assert_allclose(loss.numpy(), ref[0], **TOL)
+    for got, want in zip(grads, ref[1:], strict=True):
+        np.testing.assert_allclose(dense(got), want, **TOL)
+
+
+def test_problem_is_sensitive_to_temperature_and_hits():
+    """Guards the honesty of the grid: T changes the kept set; hits change the loss."""
+    p = make_problem(1, 1.0, seed=0)
+    kept = {t: set(np_rank_resample(p["w"], p["b"], p["x"], p["sampled_values"],
+                                    NUM_RESAMPLED, t)[0]) for t in (0.5, 1.0, 4.0)}
+    assert len({frozenset(k) for k in kept.values()}) > 1, kept
+    c = p["sampled_values"][0]
+    # Dividing only the inputs (not the biases) by T would keep a different set.
+    no_bias_t = _logsumexp(p["w"][c] @ (p["x"] / 0.5).T, axis=1) + p["b"][c]
+    assert set(c[np.argsort(-no_bias_t)[:NUM_RESAMPLED]]) != kept[0.5]
+    # So would ignoring the temperature.
+    no_t = set(c[np.argsort(-np_resampling_scores(p["w"], p["b"], p["x"], c, 1.0))[:4]])
+    assert no_t != kept[0.5] and no_t != kept[4.0]
+    for num_true, t in itertools.product([1, 2], [0.5, 1.0, 4.0]):
+        p = make_problem(num_true, t)
+        on = np_rank_sampled_softmax(p["w"], p["b"], p["labels"], p["x"], p["sampled_values"],
+                                     NUM_RESAMPLED, t, True)[0]
+        off = np_rank_sampled_softmax(p["w"], p["b"], p["labels"], p["x"], p["sampled_values"],
+                                      NUM_RESAMPLED, t, False)[0]
+        assert not np.allclose(on, off)
+
+
+# --------------------------------------------------------------------------------------------
+# The function against the reference: eager, tf.function, TF1 graph
+# --------------------------------------------------------------------------------------------
+
+
+def _tables(p, strategy):
+    """Variables for the weights and biases: one each, or NUM_SHARDS shards under strategy."""
+    if strategy is None:
+        return [tf.Variable(p["w"], dtype=tf.float32)], [tf.Variable(p["b"], dtype=tf.float32)]
+    w = [tf.Variable(s, dtype=tf.float32) for s in to_shards(p["w"], NUM_SHARDS, strategy)]
+    b = [tf.Variable(s, dtype=tf.float32) for s in to_shards(p["b"], NUM_SHARDS, strategy)]
+    return w, b
+
+
+def _logical(grads, strategy):
+    arrays = [dense(g) for g in grads]
+    return arrays[0] if strategy is None else from_shards(arrays, strategy)
+
+
+def _loss_and_grads(fn, p, num_true, temperature, hits, strategy, w_vars, b_vars):
+    x = tf.constant(p["x"], tf.float32)
+    weights = w_vars[0] if strategy is None else w_vars
+    biases = b_vars[0] if strategy is None else b_vars
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = fn(weights, biases, tf.constant(p["labels"]), x, NUM_SAMPLED, NUM_RESAMPLED,
+                  NUM_CLASSES, num_true, tf_sampled_values(p["sampled_values"]), temperature,
+                  hits, strategy or "mod")
+        total = tf.reduce_sum(loss * tf.constant(p["upstream"], tf.float32))
+    grads = tape.gradient(total, [*w_vars, *b_vars, x])
+    return loss, grads
+
+
+def _check_against_reference(p, num_true, temperature, hits, strategy, loss, grads, n_w):
+    want = np_rank_sampled_softmax(p["w"], p["b"], p["labels"], p["x"], p["sampled_values"],
+                                   NUM_RESAMPLED, temperature, hits, p["upstream"])
+    np.testing.assert_allclose(np.asarray(loss), want[0], **TOL)
+    np.testing.assert_allclose(_logical(grads[:n_w], strategy), want[1], **TOL)
+    np.testing.assert_allclose(_logical(grads[n_w:-1], strategy), want[2], **TOL)
+    np.testing.assert_allclose(dense(grads[-1]), want[3], **TOL)
+
+
+@pytest.mark.parametrize("params", GRID, ids=_grid_id)
+def test_eager_matches_reference(params):
+    num_true, temperature, hits, strategy = params
+    p = make_problem(num_true, temperature)
+    w_vars, b_vars = _tables(p, strategy)
+    loss, grads = _loss_and_grads(ts_nn.rank_sampled_softmax_loss, p, num_true, temperature,
+                                  hits, strategy, w_vars, b_vars)
+    assert loss.shape == (BATCH,)
+    for g in grads[:-1]:
+        assert isinstance(g, tf.IndexedSlices)  # sparse updates for the class tables
+    _check_against_reference(p, num_true, temperature, hits, strategy, loss, grads, len(w_vars))
+
+
+@pytest.mark.parametrize("params", [
+    (1, 0.5, True, "mod"), (2, 1.0, False, "div"), (2, 4.0, True, None), (1, 4.0, False, "div"),
+], ids=_grid_id)
+def test_tf_function_matches_reference(params):
+    num_true, temperature, hits, strategy = params
+    p = make_problem(num_true, temperature)
+    w_vars, b_vars = _tables(p, strategy)
+    fn = tf.function(lambda: _loss_and_grads(ts_nn.rank_sampled_softmax_loss, p, num_true,
+                                             tf.constant(temperature), hits, strategy,
+                                             w_vars, b_vars))
+    loss, grads = fn()
+    _check_against_reference(p, num_true, temperature, hits, strategy, loss, grads, len(w_vars))
+
+
+def test_annealed_variable_temperature_without_retracing():
+    """A tf.Variable temperature is read on each call of a traced function."""
+    num_true, strategy, hits = 2, "mod", True
+    w_vars, b_vars = _tables(make_problem(num_true, 1.0), strategy)
+    temperature = tf.Variable(4.0)
+    traces = []
+
+    @tf.function
+    def step(x, labels, sampled_values):
+        traces.append(1)
+        return ts_nn.rank_sampled_softmax_loss(
+            w_vars, b_vars, labels, x, NUM_SAMPLED, NUM_RESAMPLED, NUM_CLASSES, num_true,
+            sampled_values, temperature, hits, strategy)
+
+    for t in (4.0, 1.0, 0.5):
+        temperature.assign(t)
+        # Same weights; labels built for this temperature's kept set.
+        p = make_problem(num_true, t)
+        loss = step(tf.constant(p["x"], tf.float32), tf.constant(p["labels"]),
+                    tf_sampled_values(p["sampled_values"]))
+        want = np_rank_sampled_softmax(p["w"], p["b"], p["labels"], p["x"], p["sampled_values"],
+                                       NUM_RESAMPLED, t, hits)[0]
+        np.testing.assert_allclose(loss.numpy(), want, **TOL)
+    assert len(traces) == 1
+
+
+def _graph_loss_and_grads(fn, p, num_true, temperature, hits, strategy, feed_temperature):
+    """Builds and runs a TF1 graph with PartitionedVariables from fixed_size_partitioner."""
+    graph = tf.compat.v1.Graph()
+    with graph.as_default():
+        partitioner = tf.compat.v1.fixed_size_partitioner(NUM_SHARDS)
+        w = tf.compat.v1.get_variable("w", shape=[NUM_CLASSES, DIM], partitioner=partitioner,
+                                      initializer=tf.compat.v1.zeros_initializer())
+        b = tf.compat.v1.get_variable("b", shape=[NUM_CLASSES], partitioner=partitioner,
+                                      initializer=tf.compat.v1.zeros_initializer())
+        assert isinstance(w, tf.compat.v1.PartitionedVariable) if hasattr(
+            tf.compat.v1, "PartitionedVariable") else len(list(w)) == NUM_SHARDS
+        x = tf.compat.v1.placeholder(tf.float32, [None, DIM])
+        labels = tf.compat.v1.placeholder(tf.int64, [None, num_true])
+        cand = tf.compat.v1.placeholder(tf.int64, [NUM_SAMPLED])
+        true_ec = tf.compat.v1.placeholder(tf.float32, [None, num_true])
+        sampled_ec = tf.compat.v1.placeholder(tf.float32, [NUM_SAMPLED])
+        temp = tf.compat.v1.placeholder(tf.float32, []) if feed_temperature else temperature
+        loss = fn(weights=w, biases=b, labels=labels, inputs=x, num_sampled=NUM_SAMPLED,
+                  num_resampled=NUM_RESAMPLED, num_classes=NUM_CLASSES, num_true=num_true,
+                  sampled_values=(cand, true_ec, sampled_ec), resampling_temperature=temp,
+                  remove_accidental_hits=hits, partition_strategy=strategy)
+        total = tf.reduce_sum(loss * p["upstream"].astype(np.float32))
+        grads = tf.compat.v1.gradients(total, [*list(w), *list(b), x])
+        grads = [tf.convert_to_tensor(g) for g in grads]
+        with tf.compat.v1.Session(graph=graph) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            for var, value in zip(list(w), to_shards(p["w"], NUM_SHARDS, strategy), strict=True):
+                var.load(value.astype(np.float32), sess)
+            for var, value in zip(list(b), to_shards(p["b"], NUM_SHARDS, strategy), strict=True):
+                var.load(value.astype(np.float32), sess)
+            feed = {x: p["x"], labels: p["labels"], cand: p["sampled_values"][0],
+                    true_ec: p["sampled_values"][1], sampled_ec: p["sampled_values"][2]}
+            if feed_temperature:
+                feed[temp] = temperature
+            return sess.run([loss, grads], feed_dict=feed)
+
+
+@pytest.mark.parametrize("params,feed_temperature", [
+    ((1, 0.5, True, "mod"), True), ((2, 4.0, True, "div"), False),
+    ((2, 1.0, False, "mod"), False), ((1, 4.0, False, "div"), True),
+], ids=lambda v: _grid_id(v) if isinstance(v, tuple) else f"fed{int(v)}")
+def test_tf1_graph_partitioned_variable_matches_reference(params, feed_temperature):
+    num_true, temperature, hits, strategy = params
+    p = make_problem(num_true, temperature)
+    loss, grads = _graph_loss_and_grads(ts_nn.rank_sampled_softmax_loss, p, num_true,
+                                        temperature, hits, strategy, feed_temperature)
+    want = np_rank_sampled_softmax(p["w"], p["b"], p["labels"], p["x"], p["sampled_values"],
+                                   NUM_RESAMPLED, temperature, hits, p["upstream"])
+    np.testing.assert_allclose(loss, want[0], **TOL)
+    np.testing.assert_allclose(from_shards(grads[:NUM_SHARDS], strategy), want[1], **TOL)
+    np.testing.assert_allclose(from_shards(grads[NUM_SHARDS:-1], strategy), want[2], **TOL)
+    np.testing.assert_allclose(grads[-1], want[3], **TOL)
+
+
+# --------------------------------------------------------------------------------------------
+# Details of the resampling step
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 4.0])
+def test_rank_resample_keeps_top_candidates_with_first_pass_counts(temperature):
+    p = make_problem(2, temperature)
+    table_w = rss.sharding.as_sharded_table(to_shards(p["w"], NUM_SHARDS, "mod"), "mod")
+    table_b = rss.sharding.as_sharded_table(to_shards(p["b"], NUM_SHARDS, "mod"), "mod")
+    sv = tf_sampled_values(p["sampled_values"])
+    kept, true_ec, kept_ec = rss.rank_resample(table_w, table_b, tf.constant(p["x"], tf.float32),
+                                               sv, NUM_RESAMPLED, temperature, tf.float32)
+    want_kept, want_true_ec, want_ec = np_rank_resample(
+        p["w"], p["b"], p["x"], p["sampled_values"], NUM_RESAMPLED, temperature)
+    order = np.argsort(kept.numpy())
+    want_order = np.argsort(want_kept)
+    np.testing.assert_array_equal(kept.numpy()[order], want_kept[want_order])
+    # Counts travel with their candidates, taken from the first pass; true counts unchanged.
+    np.testing.assert_allclose(kept_ec.numpy()[order], want_ec[want_order], rtol=1e-6)
+    np.testing.assert_allclose(true_ec.numpy(), want_true_ec, rtol=1e-6)
+
+
+def test_repeated_first_pass_candidate_is_masked_like_tf():
+    """A class sampled twice and kept twice: TF masks its last occurrence only."""
+    p = make_problem(1, 1.0)
+    candidates, true_ec, sampled_ec = (np.copy(a) for a in p["sampled_values"])
+    kept = np_rank_resample(p["w"], p["b"], p["x"], p["sampled_values"], NUM_RESAMPLED, 1.0)[0]
+    # Duplicate the best candidate (a true class of rows 0 and 3) over a discarded one.
+    dropped = np.setdiff1d(np.arange(NUM_SAMPLED), np.nonzero(np.isin(candidates, kept))[0])[0]
+    best = np.nonzero(candidates == kept[0])[0][0]
+    candidates[dropped] = candidates[best]
+    sampled_ec[dropped] = sampled_ec[best]
+    p["sampled_values"] = (candidates, true_ec, sampled_ec)
+    w_vars, b_vars = _tables(p, None)
+    loss, grads = _loss_and_grads(ts_nn.rank_sampled_softmax_loss, p, 1, 1.0, True, None,
+                                  w_vars, b_vars)
+    resampled = np_rank_resample(p["w"], p["b"], p["x"], p["sampled_values"], NUM_RESAMPLED, 1.0)
+    assert np.sum(resampled[0] == kept[0]) == 2
+    _check_against_reference(p, 1, 1.0, True, None, loss, grads, 1)
+
+
+def test_selection_and_temperature_get_no_gradient():
+    p = make_problem(1, 1.0)
+    w = tf.Variable(p["w"], dtype=tf.float32)
+    b = tf.Variable(p["b"], dtype=tf.float32)
+    temperature = tf.Variable(1.0)
+    with tf.GradientTape() as tape:
+        loss = ts_nn.rank_sampled_softmax_loss(
+            w, b, p["labels"], tf.constant(p["x"], tf.float32), NUM_SAMPLED, NUM_RESAMPLED,
+            NUM_CLASSES, 1, tf_sampled_values(p["sampled_values"]), temperature, True, "div")
+    dw, db, dt = tape.gradient(loss, [w, b, temperature])
+    assert dt is None
+    # Only true classes and kept candidates receive gradient; discarded candidates do not.
+    kept = np_rank_resample(p["w"], p["b"], p["x"], p["sampled_values"], NUM_RESAMPLED, 1.0)[0]
+    touched = set(np.unique(dw.indices.numpy()))
+    assert touched == set(kept) | set(p["labels"].ravel())
+    discarded = set(p["sampled_values"][0]) - set(kept)
+    assert discarded and not discarded & touched
+    assert set(np.unique(db.indices.numpy())) == touched
+
+
+def test_low_precision_inputs_and_weights_compute_in_float32():
+    p = make_problem(2, 0.5)
+    want = np_rank_sampled_softmax(p["w"], p["b"], p["labels"], p["x"], p["sampled_values"],
+                                   NUM_RESAMPLED, 0.5, True)[0]
+    for dtype in (tf.float16, tf.bfloat16):
+        loss = ts_nn.rank_sampled_softmax_loss(
+            tf.constant(p["w"], dtype), tf.constant(p["b"], dtype), p["labels"],
+            tf.constant(p["x"], dtype), NUM_SAMPLED, NUM_RESAMPLED, NUM_CLASSES, 2,
+            tf_sampled_values(p["sampled_values"]), tf.constant(0.5, dtype), True, "mod")
+        assert loss.dtype == tf.float32
+        np.testing.assert_allclose(loss.numpy(), want, rtol=0.05, atol=0.05)
+
+
+def test_keras_variables_and_name_scope():
+    import keras
+
+    p = make_problem(1, 4.0)
+    w = keras.Variable(p["w"].astype(np.float32))
+    b = keras.Variable(p["b"].astype(np.float32))
+    temperature = keras.Variable(4.0, trainable=False)
+    loss = ts_nn.rank_sampled_softmax_loss(
+        w, b, p["labels"], p["x"].astype(np.float32), NUM_SAMPLED, NUM_RESAMPLED, NUM_CLASSES,
+        1, tf_sampled_values(p["sampled_values"]), temperature, False, "mod")
+    want = np_rank_sampled_softmax(p["w"], p["b"], p["labels"], p["x"], p["sampled_values"],
+                                   NUM_RESAMPLED, 4.0, False)[0]
+    np.testing.assert_allclose(loss.numpy(), want, **TOL)
+    graph = tf.compat.v1.Graph()
+    with graph.as_default():
+        out = ts_nn.rank_sampled_softmax_loss(
+            p["w"].astype(np.float32), p["b"].astype(np.float32), p["labels"],
+            p["x"].astype(np.float32), NUM_SAMPLED, NUM_RESAMPLED, NUM_CLASSES, 1,
+            tf_sampled_values(p["sampled_values"]), 1.0, True, "mod", name="tapas")
+        assert out.name.startswith("tapas/")
