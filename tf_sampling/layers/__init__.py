@@ -1,0 +1,27 @@
+"""Keras 3 output layers trained with sampled losses, exact at evaluation and inference.
+
+* ``SampledSoftmax``, ``NCE``, ``RankSampledSoftmax``: own the class weights
+  ``[num_classes, dim]``; return the hidden activations while training (the
+  matching ``tf_sampling.losses`` loss computes the sampled loss from them) and
+  exact full logits/probabilities otherwise.
+* ``top_k``: the ``k`` best class ids and scores of ``model.predict`` output.
+* ``ResamplingTemperatureScheduler``: lower TAPAS' temperature during ``fit``.
+
+See ``tf_sampling.layers.base`` for how the loss finds the layer.
+"""
+
+from tf_sampling.layers.base import SampledOutputLayer, TopK, top_k
+from tf_sampling.layers.callbacks import ResamplingTemperatureScheduler
+from tf_sampling.layers.nce import NCE
+from tf_sampling.layers.rank_sampled_softmax import RankSampledSoftmax
+from tf_sampling.layers.sampled_softmax import SampledSoftmax
+
+__all__ = [
+    "NCE",
+    "RankSampledSoftmax",
+    "ResamplingTemperatureScheduler",
+    "SampledOutputLayer",
+    "SampledSoftmax",
+    "TopK",
+    "top_k",
+]

@@ -1,0 +1,62 @@
+"""How the output layers mark the tensors they return.
+
+Keras computes ``y_pred = model(x, training=...)`` and then ``loss(y_true, y_pred)``:
+the loss never sees the model. So each of our output layers attaches an
+``OutputTag`` (the layer and what the tensor holds) to the tensor it returns,
+as a Python attribute -- the same mechanism Keras uses for ``_keras_mask``. The
+losses and metrics in ``tf_sampling.losses`` read the tag to find the layer's
+class weights (training) or to know whether they got logits or probabilities
+(evaluation). Nothing about the tag is saved: a reloaded model's layer tags its
+outputs again, so a reloaded loss finds it the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+
+HIDDEN = "hidden"
+LOGITS = "logits"
+PROBABILITIES = "probabilities"
+KINDS = (HIDDEN, LOGITS, PROBABILITIES)
+
+_ATTRIBUTE = "_tf_sampling_output"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class OutputTag:
+    """What an output layer returned.
+
+    Attributes:
+      layer: The ``tf_sampling.layers`` output layer that produced the tensor.
+      kind: ``"hidden"`` (training: the input activations, passed through),
+        ``"logits"`` or ``"probabilities"`` (evaluation and inference).
+    """
+
+    layer: object
+    kind: str
+
+
+def tag(tensor: tf.Tensor, layer, kind: str) -> tf.Tensor:
+    """Returns a new tensor equal to ``tensor`` carrying an ``OutputTag``.
+
+    Args:
+      tensor: The layer's output.
+      layer: The layer.
+      kind: One of ``KINDS``.
+
+    Returns:
+      tf.Tensor: ``tf.identity(tensor)`` with the tag attached (a new tensor, so
+      the layer's input is never marked).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
+    out = tf.identity(tensor)
+    setattr(out, _ATTRIBUTE, OutputTag(layer, kind))
+    return out
+
+
+def get_tag(tensor) -> OutputTag | None:
+    """Returns the ``OutputTag`` of ``tensor``, or None when it has none."""
+    return getattr(tensor, _ATTRIBUTE, None)

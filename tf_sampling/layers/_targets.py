@@ -1,0 +1,150 @@
+"""Keras targets (``y_true``) and the exact full-softmax / full-sigmoid losses.
+
+Keras hands a loss ``y_true`` of shape ``[*batch]`` (or ``[*batch, num_true]``)
+next to a ``y_pred`` of shape ``[*batch, features]``, where ``*batch`` is
+``[batch]`` for a classifier and ``[batch, time]`` for a language model. The
+functional losses want ``[n, num_true]`` labels and ``[n, dim]`` inputs, so
+everything here flattens the batch dimensions and the callers reshape back.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from tf_sampling._core import validation
+
+SOFTMAX = "softmax"
+SIGMOID = "sigmoid"
+
+
+def flatten_labels(y_true, y_pred: tf.Tensor, num_true: int, num_classes: int) -> tf.Tensor:
+    """Checks ``y_true`` against ``y_pred`` and returns int64 ``[n, num_true]`` labels.
+
+    Args:
+      y_true: int32/int64 ``[*batch]`` (when ``num_true`` is 1), ``[*batch, 1]``
+        or ``[*batch, num_true]`` class ids.
+      y_pred: float ``[*batch, features]`` model output.
+      num_true: int, number of target classes per example.
+      num_classes: int, number of classes (ids must lie in ``[0, num_classes)``).
+
+    Returns:
+      tf.Tensor: int64 ``[n, num_true]`` with ``n = prod(*batch)``, with
+      run-time checks of the range and of ``n``.
+
+    Raises:
+      TypeError: ``y_true`` is not an integer tensor.
+      ValueError: ``y_true``'s shape does not fit ``y_pred``'s batch shape.
+    """
+    y_true = tf.convert_to_tensor(y_true)
+    if y_true.dtype not in (tf.int32, tf.int64):
+        raise TypeError(
+            "`y_true` (the labels) must hold int32 or int64 class ids, got dtype "
+            f"{y_true.dtype.name}. Pass integer class ids, e.g. y.astype('int64')."
+        )
+    batch_shape = y_pred.shape[:-1]
+    accepted = [batch_shape.as_list() + [num_true]]
+    if num_true == 1:
+        accepted.insert(0, batch_shape.as_list())
+    if y_true.shape.rank is not None and batch_shape.rank is not None:
+        rank, batch_rank = y_true.shape.rank, batch_shape.rank
+        fits = (rank == batch_rank and num_true == 1) or (
+            rank == batch_rank + 1 and y_true.shape[-1] in (None, num_true)
+        )
+        if fits and not y_true.shape[:batch_rank].is_compatible_with(batch_shape):
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"`y_true` (the labels) must have shape {' or '.join(map(str, accepted))} to "
+                f"match the model output of shape {y_pred.shape.as_list()} with "
+                f"num_true={num_true}; got shape {y_true.shape.as_list()}."
+            )
+    rows = tf.reduce_prod(tf.shape(y_pred)[:-1])
+    flat = tf.reshape(y_true, [-1, num_true])
+    check = tf.debugging.assert_equal(
+        tf.shape(flat)[0],
+        rows,
+        message=(
+            f"`y_true` (the labels) must have shape [*batch] or [*batch, {num_true}] where "
+            "y_pred has shape [*batch, features]; the number of label rows differs"
+        ),
+    )
+    with tf.control_dependencies([check]):
+        flat = tf.identity(flat)
+    return validation.normalize_labels(flat, num_true, num_classes)
+
+
+def flatten_features(y_pred: tf.Tensor) -> tf.Tensor:
+    """Returns ``[*batch, features]`` as ``[n, features]``."""
+    return tf.reshape(y_pred, [-1, tf.shape(y_pred)[-1]])
+
+
+def unflatten(values: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+    """Reshapes per-row values ``[n]`` back to ``y_pred``'s batch shape ``[*batch]``."""
+    out = tf.reshape(values, tf.shape(y_pred)[:-1])
+    out.set_shape(y_pred.shape[:-1])
+    return out
+
+
+def target_distribution(labels: tf.Tensor, num_true: int, num_classes: int) -> tf.Tensor:
+    """Returns float32 ``[n, num_classes]`` targets: ``1 / num_true`` on each true class.
+
+    This is the target the sampled losses train towards (the functional losses
+    give each true logit the label ``1 / num_true``), so the full losses below
+    measure the same objective over every class.
+    """
+    hot = tf.one_hot(labels, num_classes, dtype=tf.float32)
+    return tf.reduce_sum(hot, axis=1) / float(num_true)
+
+
+def full_cross_entropy(
+    labels: tf.Tensor, logits: tf.Tensor, num_true: int, num_classes: int, objective: str
+) -> tf.Tensor:
+    """Exact loss over all classes, per row.
+
+    Args:
+      labels: int64 ``[n, num_true]``.
+      logits: float ``[n, num_classes]`` full logits.
+      num_true: int.
+      num_classes: int.
+      objective: ``"softmax"`` -- softmax cross-entropy, what sampled softmax
+        (and TAPAS) estimate; ``"sigmoid"`` -- sum over classes of the sigmoid
+        cross-entropy, NCE's full counterpart (TensorFlow's documented recipe).
+
+    Returns:
+      tf.Tensor: float32 ``[n]``.
+    """
+    logits = tf.cast(logits, tf.float32)
+    if objective == SOFTMAX:
+        if num_true == 1:
+            return tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=labels[:, 0], logits=logits
+            )
+        targets = target_distribution(labels, num_true, num_classes)
+        return tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+    if objective == SIGMOID:
+        targets = target_distribution(labels, num_true, num_classes)
+        per_class = tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits)
+        return tf.reduce_sum(per_class, axis=1)
+    raise ValueError(f"objective must be {SOFTMAX!r} or {SIGMOID!r}, got {objective!r}.")
+
+
+def as_logits(y_pred: tf.Tensor, probabilities_of: str | None) -> tf.Tensor:
+    """Returns float32 logits from a layer output.
+
+    Args:
+      y_pred: The output, logits or probabilities.
+      probabilities_of: None when ``y_pred`` already holds logits; ``"softmax"``
+        or ``"sigmoid"`` for probabilities made by that function.
+
+    Returns:
+      tf.Tensor: float32 logits (for softmax probabilities, ``log(p)``, which
+      gives the same softmax).
+    """
+    y_pred = tf.cast(y_pred, tf.float32)
+    if probabilities_of is None:
+        return y_pred
+    eps = 1e-7
+    p = tf.clip_by_value(y_pred, eps, 1.0 - eps)
+    if probabilities_of == SOFTMAX:
+        return tf.math.log(p)
+    return tf.math.log(p) - tf.math.log1p(-p)

@@ -1,0 +1,345 @@
+"""``SampledOutputLayer``: the shared base of the sampled output layers.
+
+The labels problem and how it is solved
+---------------------------------------
+Keras trains with ``y_pred = model(x, training=True)`` followed by
+``loss(y_true, y_pred)``: the output layer never sees the labels, yet a sampled
+loss needs them (to sample around the true classes and to look up their rows).
+So the work is split:
+
+* The **layer** owns the class weights ``[num_classes, dim]`` (optionally in
+  ``num_shards`` shards), the biases, the sampler and the sampling options.
+  With ``training=True`` it returns its input -- the hidden activations --
+  unchanged; otherwise it returns the exact full logits (or probabilities)
+  over all classes.
+* The **loss** (``tf_sampling.losses.SampledSoftmaxLoss`` & co.) receives
+  ``y_pred``. Every tensor the layer returns carries a tag naming the layer
+  (see ``_tags``), so the loss finds the class weights there: on hidden
+  activations it computes the sampled loss with the layer's weights (the
+  gradient tape of ``fit`` records it, so the weights train, sparsely); on
+  logits it computes the exact full loss. Hence ``fit`` shows the sampled loss
+  and ``evaluate`` the exact one, with no extra model inputs.
+
+Weights are stored ``[num_classes, dim]`` (never a transposed Dense kernel) and
+only ever gathered, so their gradients are ``tf.IndexedSlices``.
+"""
+
+from __future__ import annotations
+
+import collections
+import numbers
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_sampling import samplers as samplers_module
+from tf_sampling._core.full_logits import full_logits
+from tf_sampling.layers import _tags, _targets
+
+TopK = collections.namedtuple("TopK", ["ids", "scores"])
+TopK.__doc__ = """The ``k`` best classes: ``ids`` int32 ``[..., k]``, ``scores`` ``[..., k]``."""
+
+OUTPUTS = (_tags.LOGITS, _tags.PROBABILITIES)
+
+
+def _check_int(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"`{name}` must be a Python int, got {value!r} of type {type(value).__name__}."
+        )
+    if value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {name}={value}.")
+    return int(value)
+
+
+def check_options(num_classes, num_sampled, num_true, seed, unique=True) -> tuple:
+    """Validates the options shared by layers and losses.
+
+    Args:
+      num_classes: int >= 2.
+      num_sampled: int >= 1, and ``< num_classes`` when sampling unique
+        classes (drawing every class is a full softmax, only slower).
+      num_true: int >= 1.
+      seed: None or int.
+      unique: bool, whether the sampler draws without replacement.
+
+    Returns:
+      tuple: ``(num_classes, num_sampled, num_true, seed)`` as ints/None.
+
+    Raises:
+      TypeError, ValueError: naming the argument and the value received.
+    """
+    num_classes = _check_int(num_classes, "num_classes", 2)
+    num_sampled = _check_int(num_sampled, "num_sampled", 1)
+    if unique and num_sampled >= num_classes:
+        raise ValueError(
+            f"`num_sampled` must be smaller than `num_classes` when sampling unique classes, "
+            f"got num_sampled={num_sampled}, num_classes={num_classes}. Sampling every class "
+            "is the full softmax: use keras.layers.Dense instead."
+        )
+    num_true = _check_int(num_true, "num_true", 1)
+    if seed is not None:
+        seed = _check_int(seed, "seed", 0)
+    return num_classes, num_sampled, num_true, seed
+
+
+def shard_class_ids(num_classes: int, num_shards: int, partition_strategy: str) -> list:
+    """Class ids held by each shard, in row order (``tf.nn.embedding_lookup``'s rule).
+
+    Args:
+      num_classes: int.
+      num_shards: int.
+      partition_strategy: ``"div"`` (consecutive ranges, the first
+        ``num_classes % num_shards`` shards one row longer) or ``"mod"`` (class
+        ``c`` is row ``c // num_shards`` of shard ``c % num_shards``).
+
+    Returns:
+      list[np.ndarray]: ``num_shards`` int64 arrays.
+    """
+    if partition_strategy == "mod":
+        return [np.arange(s, num_classes, num_shards, dtype=np.int64) for s in range(num_shards)]
+    base, extra = divmod(num_classes, num_shards)
+    sizes = [base + (1 if s < extra else 0) for s in range(num_shards)]
+    starts = np.cumsum([0, *sizes[:-1]])
+    return [np.arange(a, a + n, dtype=np.int64) for a, n in zip(starts, sizes, strict=True)]
+
+
+class SampledOutputLayer(keras.layers.Layer):
+    """Base of ``SampledSoftmax``, ``NCE`` and ``RankSampledSoftmax``.
+
+    Subclasses set ``objective`` (``"softmax"`` or ``"sigmoid"``: the full
+    loss, and the activation of ``output="probabilities"``) and
+    ``loss_class_name``; see ``SampledSoftmax`` for the arguments.
+    """
+
+    objective = _targets.SOFTMAX
+    default_sampler = "log_uniform"
+
+    def __init__(
+        self,
+        num_classes: int,
+        num_sampled: int,
+        num_true: int = 1,
+        sampler="log_uniform",
+        remove_accidental_hits: bool = True,
+        seed: int | None = None,
+        output_mode: str = "logits",
+        use_bias: bool = True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        num_shards: int = 1,
+        partition_strategy: str = "div",
+        **kwargs,
+    ):
+        # Class weights are gathered in float32 and never autocast: under a
+        # mixed policy, casting the whole [num_classes, dim] table every step
+        # would defeat sampling. The loss is computed in float32.
+        kwargs.pop("autocast", None)
+        super().__init__(autocast=False, **kwargs)
+        num_classes = _check_int(num_classes, "num_classes", 2)
+        self.sampler = samplers_module.get(sampler, num_classes=num_classes, seed=seed)
+        unique = bool(getattr(self.sampler, "unique", True))
+        self.num_classes, self.num_sampled, self.num_true, self.seed = check_options(
+            num_classes, num_sampled, num_true, seed, unique
+        )
+        if not isinstance(remove_accidental_hits, bool):
+            raise TypeError(
+                f"`remove_accidental_hits` must be a bool, got {remove_accidental_hits!r}."
+            )
+        self.remove_accidental_hits = remove_accidental_hits
+        if output_mode not in OUTPUTS:
+            raise ValueError(
+                f"`output_mode` must be one of {OUTPUTS}, got output_mode={output_mode!r}."
+            )
+        self.output_mode = output_mode
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.num_shards = _check_int(num_shards, "num_shards", 1)
+        if self.num_shards > self.num_classes:
+            raise ValueError(
+                f"`num_shards` must be <= num_classes={self.num_classes}, got "
+                f"num_shards={self.num_shards}."
+            )
+        if partition_strategy not in ("div", "mod"):
+            raise ValueError(
+                "`partition_strategy` must be 'div' or 'mod', got "
+                f"partition_strategy={partition_strategy!r}."
+            )
+        self.partition_strategy = partition_strategy
+        self.supports_masking = True
+        self.kernel_shards: list = []
+        self.bias_shards: list = []
+
+    # ------------------------------------------------------------------ build
+    def build(self, input_shape):
+        if self.built:
+            return
+        input_shape = tuple(input_shape)
+        if len(input_shape) < 2 or input_shape[-1] is None:
+            raise ValueError(
+                f"{type(self).__name__} expects inputs of shape [batch, ..., dim] with a known "
+                f"dim; got input shape {input_shape}."
+            )
+        dim = int(input_shape[-1])
+        self.input_dim = dim
+        ids_per_shard = shard_class_ids(self.num_classes, self.num_shards, self.partition_strategy)
+        full_kernel = None
+        if self.num_shards > 1:
+            # One draw of the whole [num_classes, dim] table, split into shards:
+            # the initial values do not depend on num_shards.
+            full_kernel = self.kernel_initializer(
+                (self.num_classes, dim), dtype=self.variable_dtype
+            )
+            full_bias = self.bias_initializer((self.num_classes,), dtype=self.variable_dtype)
+        for s, ids in enumerate(ids_per_shard):
+            suffix = "" if self.num_shards == 1 else f"_{s}"
+            kernel_init = self.kernel_initializer
+            bias_init = self.bias_initializer
+            if full_kernel is not None:
+                kernel_init = _constant_initializer(tf.gather(full_kernel, ids))
+                bias_init = _constant_initializer(tf.gather(full_bias, ids))
+            self.kernel_shards.append(
+                self.add_weight(
+                    name=f"kernel{suffix}",
+                    shape=(len(ids), dim),
+                    initializer=kernel_init,
+                    regularizer=self.kernel_regularizer,
+                    autocast=False,
+                )
+            )
+            if self.use_bias:
+                self.bias_shards.append(
+                    self.add_weight(
+                        name=f"bias{suffix}",
+                        shape=(len(ids),),
+                        initializer=bias_init,
+                        regularizer=self.bias_regularizer,
+                        autocast=False,
+                    )
+                )
+        if isinstance(self.sampler, keras.layers.Layer) and not self.sampler.built:
+            self.sampler.build(None)
+        self.built = True
+
+    # --------------------------------------------------------------- tables
+    @property
+    def kernel(self):
+        """The class weights: a ``[num_classes, dim]`` variable, or the list of shards."""
+        return self.kernel_shards[0] if self.num_shards == 1 else list(self.kernel_shards)
+
+    @property
+    def bias(self):
+        """The class biases: a ``[num_classes]`` variable (or list of shards); zeros without bias."""
+        if not self.use_bias:
+            zeros = [tf.zeros([int(k.shape[0])], tf.float32) for k in self.kernel_shards]
+            return zeros[0] if self.num_shards == 1 else zeros
+        return self.bias_shards[0] if self.num_shards == 1 else list(self.bias_shards)
+
+    # ----------------------------------------------------------------- call
+    def call(self, inputs, training=None):
+        """Hidden activations when training, full logits/probabilities otherwise.
+
+        Args:
+          inputs: float ``[batch, ..., dim]`` hidden activations.
+          training: bool. True inside ``fit``: the inputs are returned as they
+            are (tagged for the loss). False/None: exact full outputs.
+
+        Returns:
+          tf.Tensor: ``[batch, ..., dim]`` (training) or float32
+          ``[batch, ..., num_classes]`` logits or probabilities.
+        """
+        if training:
+            return _tags.tag(inputs, self, _tags.HIDDEN)
+        logits = self.logits(inputs)
+        if self.output_mode == _tags.PROBABILITIES:
+            activation = tf.nn.softmax if self.objective == _targets.SOFTMAX else tf.sigmoid
+            return _tags.tag(activation(logits), self, _tags.PROBABILITIES)
+        return _tags.tag(logits, self, _tags.LOGITS)
+
+    def compute_output_shape(self, input_shape):
+        return (*tuple(input_shape)[:-1], self.num_classes)
+
+    def compute_mask(self, inputs, mask=None):
+        return mask
+
+    def logits(self, inputs) -> tf.Tensor:
+        """Exact logits over every class, ``inputs @ kernel^T + bias`` in class order.
+
+        Args:
+          inputs: float ``[batch, ..., dim]`` hidden activations.
+
+        Returns:
+          tf.Tensor: float32 ``[batch, ..., num_classes]``.
+        """
+        inputs = tf.convert_to_tensor(inputs)
+        if not self.built:
+            self.build(inputs.shape)
+        return full_logits(self.kernel, self.bias, inputs, self.partition_strategy)
+
+    def top_k(self, inputs, k: int = 5) -> TopK:
+        """The ``k`` highest-scoring classes for hidden activations.
+
+        Args:
+          inputs: float ``[batch, ..., dim]`` hidden activations.
+          k: int, number of classes to return.
+
+        Returns:
+          TopK: ``ids`` int32 ``[batch, ..., k]`` and float32 logits ``scores``
+          ``[batch, ..., k]``, best first.
+        """
+        return top_k(self.logits(inputs), k)
+
+    def probabilities_of(self) -> str | None:
+        """None when the layer outputs logits, else the activation of its probabilities."""
+        return None if self.output_mode == _tags.LOGITS else self.objective
+
+    # --------------------------------------------------------------- config
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.pop("autocast", None)
+        config.update(
+            num_classes=self.num_classes,
+            num_sampled=self.num_sampled,
+            num_true=self.num_true,
+            sampler=samplers_module.serialize(self.sampler),
+            remove_accidental_hits=self.remove_accidental_hits,
+            seed=self.seed,
+            output_mode=self.output_mode,
+            use_bias=self.use_bias,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            bias_initializer=keras.initializers.serialize(self.bias_initializer),
+            kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer),
+            bias_regularizer=keras.regularizers.serialize(self.bias_regularizer),
+            num_shards=self.num_shards,
+            partition_strategy=self.partition_strategy,
+        )
+        return config
+
+
+def _constant_initializer(value: tf.Tensor):
+    def initializer(shape, dtype=None):
+        return tf.cast(tf.reshape(value, shape), dtype or value.dtype)
+
+    return initializer
+
+
+def top_k(outputs, k: int = 5) -> TopK:
+    """The ``k`` best classes of full logits or probabilities (e.g. ``model.predict``'s output).
+
+    Args:
+      outputs: float ``[batch, ..., num_classes]`` logits or probabilities.
+      k: int >= 1.
+
+    Returns:
+      TopK: ``ids`` int32 ``[batch, ..., k]`` and ``scores`` ``[batch, ..., k]``
+      (the input values), best first.
+    """
+    k = _check_int(k, "k", 1)
+    values, indices = tf.math.top_k(tf.convert_to_tensor(outputs), k=k)
+    return TopK(ids=indices, scores=values)

@@ -1,0 +1,133 @@
+"""Candidate-sampler objects for the Keras layers and losses.
+
+A sampler object draws the negative classes of one training step::
+
+    sampler = tf_sampling.samplers.get("log_uniform", num_classes=10_000, seed=1)
+    sampled, true_expected, sampled_expected = sampler.sample(labels, num_true, num_sampled)
+
+``get`` accepts a name (``"log_uniform"``, ``"uniform"``, ``"fixed_unigram"``,
+``"learned_unigram"``), a dict ``{"name": ..., **options}`` (what ``serialize``
+returns and what layer configs store), or a sampler object (returned as is).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from tf_sampling.samplers.builtin import (
+    CandidateSampler,
+    FixedUnigramSampler,
+    LogUniformSampler,
+    UniformSampler,
+)
+
+__all__ = [
+    "CandidateSampler",
+    "FixedUnigramSampler",
+    "LogUniformSampler",
+    "UniformSampler",
+    "get",
+    "names",
+    "serialize",
+]
+
+_BUILTIN = {cls.name: cls for cls in (LogUniformSampler, UniformSampler, FixedUnigramSampler)}
+LEARNED_UNIGRAM = "learned_unigram"
+
+
+def names() -> tuple[str, ...]:
+    """Returns the sampler names ``get`` understands."""
+    return (*_BUILTIN, LEARNED_UNIGRAM)
+
+
+def _learned_unigram_class():
+    # Imported lazily: the module loads this package's compiled op.
+    module = importlib.import_module("tf_sampling.samplers.learned_unigram")
+    return module.LearnedUnigramSampler
+
+
+def get(identifier, num_classes: int, unique: bool = True, seed: int | None = None, **kwargs):
+    """Returns a sampler object over ``[0, num_classes)``.
+
+    Args:
+      identifier: A sampler name (see ``names()``), a dict ``{"name": name,
+        **options}``, or an object with a ``sample(true_classes, num_true,
+        num_sampled)`` method (returned unchanged).
+      num_classes: int, number of classes (the sampler's ``range_max``).
+      unique: bool, sample without replacement (a dict's ``"unique"`` wins).
+      seed: Optional int, op-level seed.
+      **kwargs: Further options of the sampler, e.g. ``unigrams``,
+        ``vocab_file``, ``distortion`` for ``"fixed_unigram"``.
+
+    Returns:
+      A sampler object.
+
+    Raises:
+      ValueError: unknown name, or options the sampler does not take.
+      TypeError: ``identifier`` is none of the accepted kinds.
+    """
+    if hasattr(identifier, "sample") and callable(identifier.sample):
+        return identifier
+    if isinstance(identifier, dict):
+        options = dict(identifier)
+        if "name" not in options:
+            raise ValueError(
+                f"A sampler dict needs a 'name' key (one of {names()}), got {identifier!r}."
+            )
+        name = options.pop("name")
+        unique = options.pop("unique", unique)
+        kwargs = {**options, **kwargs}
+    elif isinstance(identifier, str):
+        name = identifier
+    else:
+        raise TypeError(
+            f"`sampler` must be a name in {names()}, a dict with a 'name' key, or an object "
+            f"with a `sample` method; got {identifier!r}."
+        )
+    if name == LEARNED_UNIGRAM:
+        if kwargs:
+            raise ValueError(
+                f"The 'learned_unigram' sampler takes no options besides `unique` and `seed`; "
+                f"got {sorted(kwargs)}."
+            )
+        return _learned_unigram_class()(num_classes, unique=unique, seed=seed)
+    if name not in _BUILTIN:
+        raise ValueError(f"Unknown sampler {name!r}; expected one of {names()}.")
+    try:
+        return _BUILTIN[name](num_classes, unique=unique, seed=seed, **kwargs)
+    except TypeError as err:
+        if "unexpected keyword" in str(err):
+            raise ValueError(f"Invalid option for the {name!r} sampler: {err}") from err
+        raise
+
+
+def serialize(sampler) -> str | dict:
+    """Returns the name, or ``{"name": ..., **options}``, that ``get`` rebuilds ``sampler`` from.
+
+    ``range_max`` and ``seed`` are left out: layers store them separately.
+
+    Args:
+      sampler: A sampler object made by ``get``.
+
+    Returns:
+      str or dict: the bare name when every option is at its default.
+
+    Raises:
+      TypeError: ``sampler`` is not a sampler ``get`` can rebuild.
+    """
+    if isinstance(sampler, CandidateSampler):
+        name, options = sampler.name, sampler.get_config()
+    elif type(sampler).__name__ == "LearnedUnigramSampler":
+        name, options = LEARNED_UNIGRAM, {"unique": bool(getattr(sampler, "unique", True))}
+    else:
+        raise TypeError(
+            f"Cannot serialize sampler {sampler!r}: pass a sampler name or dict instead of a "
+            "custom object to layers you want to save."
+        )
+    defaults = {"unique": True, "distortion": 1.0, "num_reserved_ids": 0}
+    options = {
+        k: v
+        for k, v in options.items()
+        if v is not None and not (k in defaults and defaults[k] == v)
+    }
+    return {"name": name, **options} if options else name
