@@ -1,0 +1,294 @@
+// Copyright 2026 The tf_sampling Authors. Licensed under the Apache License 2.0.
+//
+// CPU kernels of the learned-unigram ops declared in
+// ../ops/learned_unigram_ops.cc.
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "custom_ops/cc/kernels/fenwick_sampler.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/resource_mgr.h"
+#include "tensorflow/core/framework/resource_var.h"
+#include "tensorflow/core/framework/tensor.h"
+#include "tensorflow/core/framework/tensor_shape.h"
+#include "tensorflow/core/lib/random/simple_philox.h"
+#include "tensorflow/core/platform/mutex.h"
+#include "absl/synchronization/mutex.h"
+#include "tensorflow/core/util/guarded_philox_random.h"
+
+namespace tf_sampling {
+namespace {
+
+using ::tensorflow::DEVICE_CPU;
+using ::tensorflow::OpKernel;
+using ::tensorflow::OpKernelConstruction;
+using ::tensorflow::OpKernelContext;
+using ::tensorflow::Tensor;
+using ::tensorflow::TensorShape;
+
+// Ranges up to this size keep their counts in a dense (lazily zeroed) array
+// under storage='auto'; larger ones in a hash map.
+constexpr int64_t kMaxDenseRange = int64_t{1} << 26;
+
+// Attributes, validation and output allocation shared by the sampling ops.
+class SamplerKernelBase : public OpKernel {
+ public:
+  explicit SamplerKernelBase(OpKernelConstruction* context)
+      : OpKernel(context) {
+    OP_REQUIRES_OK(context, context->GetAttr("num_true", &num_true_));
+    OP_REQUIRES_OK(context, context->GetAttr("num_sampled", &num_sampled_));
+    OP_REQUIRES_OK(context, context->GetAttr("unique", &unique_));
+    OP_REQUIRES_OK(context, context->GetAttr("range_max", &range_max_));
+    OP_REQUIRES(context, !unique_ || num_sampled_ <= range_max_,
+                absl::InvalidArgumentError(absl::StrCat(
+                    "num_sampled must be <= range_max when unique=True, got "
+                    "num_sampled=",
+                    num_sampled_, " and range_max=", range_max_)));
+    OP_REQUIRES_OK(context, generator_.Init(context));
+  }
+
+ protected:
+  struct Outputs {
+    const int64_t* true_classes = nullptr;
+    int64_t num_true_classes = 0;
+    int64_t* sampled = nullptr;
+    float* true_expected = nullptr;
+    float* sampled_expected = nullptr;
+  };
+
+  // Validates true_classes (input `index`) against the attrs and allocates
+  // the three outputs.
+  absl::Status Prepare(OpKernelContext* context, int index, Outputs* out) {
+    const Tensor& true_classes = context->input(index);
+    if (true_classes.dims() != 2) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "true_classes must be a matrix [batch_size, num_true], got shape ",
+          true_classes.shape().DebugString()));
+    }
+    if (true_classes.dim_size(1) != num_true_) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("true_classes must have num_true=", num_true_,
+                       " columns, got shape ",
+                       true_classes.shape().DebugString()));
+    }
+    const int64_t batch_size = true_classes.dim_size(0);
+    out->true_classes = true_classes.flat<int64_t>().data();
+    out->num_true_classes = batch_size * num_true_;
+    for (int64_t i = 0; i < out->num_true_classes; ++i) {
+      const int64_t c = out->true_classes[i];
+      if (c < 0 || c >= range_max_) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "true_classes must be in [0, range_max) = [0, ", range_max_,
+            "), got true_classes[", i / num_true_, ", ", i % num_true_,
+            "] = ", c));
+      }
+    }
+    Tensor* tensor = nullptr;
+    TF_RETURN_IF_ERROR(
+        context->allocate_output(0, TensorShape({num_sampled_}), &tensor));
+    out->sampled = tensor->flat<int64_t>().data();
+    TF_RETURN_IF_ERROR(context->allocate_output(
+        1, TensorShape({batch_size, num_true_}), &tensor));
+    out->true_expected = tensor->flat<float>().data();
+    TF_RETURN_IF_ERROR(
+        context->allocate_output(2, TensorShape({num_sampled_}), &tensor));
+    out->sampled_expected = tensor->flat<float>().data();
+    return absl::OkStatus();
+  }
+
+  // Samples from `tree`, fills the expected counts, then counts the true
+  // classes: the order TensorFlow's LearnedUnigramCandidateSampler uses.
+  template <typename Store>
+  void SampleThenLearn(UnigramTree<Store>* tree, int64_t total_weight,
+                       const Outputs& out) {
+    // Reserve as many 32-bit draws as TensorFlow's candidate samplers do, so
+    // that successive calls read the same Philox stream positions.
+    auto philox = generator_.ReserveSamples32(2048 * num_sampled_);
+    tensorflow::random::SimplePhilox rng(&philox);
+    const int64_t num_tries = DrawCandidates(*tree, total_weight, unique_, &rng,
+                                             num_sampled_, out.sampled);
+    FillExpectedCounts(*tree, total_weight, num_sampled_, num_tries,
+                       out.sampled, num_sampled_, out.sampled_expected);
+    FillExpectedCounts(*tree, total_weight, num_sampled_, num_tries,
+                       out.true_classes, out.num_true_classes,
+                       out.true_expected);
+    for (int64_t i = 0; i < out.num_true_classes; ++i) {
+      tree->Update(out.true_classes[i], 1);
+    }
+  }
+
+  int64_t num_true_ = 0;
+  int64_t num_sampled_ = 0;
+  bool unique_ = false;
+  int64_t range_max_ = 0;
+
+ private:
+  tensorflow::GuardedPhiloxRandom generator_;
+};
+
+// TfSampling>LearnedUnigramCandidateSampler: the counts live in the kernel,
+// one set per op instance, as in TensorFlow.
+class LearnedUnigramCandidateSamplerOp : public SamplerKernelBase {
+ public:
+  explicit LearnedUnigramCandidateSamplerOp(OpKernelConstruction* context)
+      : SamplerKernelBase(context) {
+    std::string storage;
+    OP_REQUIRES_OK(context, context->GetAttr("storage", &storage));
+    const bool dense = storage == "dense" ||
+                       (storage == "auto" && range_max_ <= kMaxDenseRange);
+    if (dense) {
+      dense_ = std::make_unique<DenseIncrements>(range_max_);
+      OP_REQUIRES(context, dense_->ok(),
+                  absl::ResourceExhaustedError(absl::StrCat(
+                      "cannot allocate dense counts for range_max=",
+                      range_max_, "; use storage='sparse'")));
+    } else {
+      sparse_ = std::make_unique<SparseIncrements>();
+    }
+    total_weight_ = range_max_;
+  }
+
+  void Compute(OpKernelContext* context) override {
+    Outputs out;
+    OP_REQUIRES_OK(context, Prepare(context, 0, &out));
+    // One exclusive lock for sampling and learning: concurrent calls of this
+    // kernel see each other's updates whole, never half applied.
+    absl::MutexLock lock(&mu_);
+    if (dense_) {
+      UnigramTree<DenseIncrements> tree(range_max_, dense_.get());
+      SampleThenLearn(&tree, total_weight_, out);
+    } else {
+      UnigramTree<SparseIncrements> tree(range_max_, sparse_.get());
+      SampleThenLearn(&tree, total_weight_, out);
+    }
+    total_weight_ += out.num_true_classes;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::unique_ptr<DenseIncrements> dense_;
+  std::unique_ptr<SparseIncrements> sparse_;
+  int64_t total_weight_ = 0;
+};
+
+// TfSampling>LearnedUnigramSampleAndUpdate: the counts live in a resource
+// variable that the caller owns (and checkpoints).
+class LearnedUnigramSampleAndUpdateOp : public SamplerKernelBase {
+ public:
+  using SamplerKernelBase::SamplerKernelBase;
+
+  void Compute(OpKernelContext* context) override {
+    tensorflow::core::RefCountPtr<tensorflow::Var> var;
+    OP_REQUIRES_OK(context,
+                   LookupResource(context, HandleFromInput(context, 0), &var));
+    Outputs out;
+    OP_REQUIRES_OK(context, Prepare(context, 1, &out));
+
+    tensorflow::mutex_lock lock(*var->mu());
+    OP_REQUIRES(context, var->is_initialized,
+                absl::FailedPreconditionError(
+                    "the learned-unigram state variable is not initialized"));
+    Tensor* state = var->tensor();
+    OP_REQUIRES(
+        context,
+        state->dtype() == tensorflow::DT_INT64 && state->dims() == 1 &&
+            state->dim_size(0) == range_max_,
+        absl::InvalidArgumentError(absl::StrCat(
+            "the state variable must be int64 with shape [range_max] = [",
+            range_max_, "], got ", tensorflow::DataTypeString(state->dtype()),
+            " with shape ", state->shape().DebugString())));
+    // Copy on write: if someone still holds a tensor aliasing the variable's
+    // buffer (a pending read), give the variable a fresh buffer first, as
+    // TensorFlow's own variable updates do. Otherwise update in place.
+    if (!state->RefCountIsOne()) {
+      Tensor copy;
+      tensorflow::AllocatorAttributes attr;
+      attr.set_gpu_compatible(true);
+      attr.set_nic_compatible(true);
+      OP_REQUIRES_OK(context, context->allocate_temp(tensorflow::DT_INT64,
+                                                     state->shape(), &copy,
+                                                     attr));
+      std::memcpy(copy.flat<int64_t>().data(), state->flat<int64_t>().data(),
+                  sizeof(int64_t) * range_max_);
+      *state = copy;
+    }
+    BufferIncrements store(state->flat<int64_t>().data());
+    UnigramTree<BufferIncrements> tree(range_max_, &store);
+    SampleThenLearn(&tree, tree.TotalWeight(), out);
+  }
+};
+
+// Fenwick increments -> per-class counts, in place on a copy: undo each
+// node's contribution to its parent, from the top of the tree down.
+class TreeToCountsOp : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& tree = context->input(0);
+    OP_REQUIRES(context, tree.dims() == 1,
+                absl::InvalidArgumentError(absl::StrCat(
+                    "tree must be a vector [range_max], got shape ",
+                    tree.shape().DebugString())));
+    Tensor* counts = nullptr;
+    OP_REQUIRES_OK(context,
+                   context->allocate_output(0, tree.shape(), &counts));
+    const int64_t n = tree.dim_size(0);
+    int64_t* c = counts->flat<int64_t>().data();
+    std::memcpy(c, tree.flat<int64_t>().data(), sizeof(int64_t) * n);
+    // Node i (1-based) is at c[i - 1]; its parent is i + lowbit(i).
+    for (int64_t i = n; i >= 1; --i) {
+      const int64_t parent = i + LowBit(i);
+      if (parent <= n) c[parent - 1] -= c[i - 1];
+    }
+  }
+};
+
+// Per-class counts -> Fenwick increments (the inverse of TreeToCountsOp).
+class CountsToTreeOp : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& counts = context->input(0);
+    OP_REQUIRES(context, counts.dims() == 1,
+                absl::InvalidArgumentError(absl::StrCat(
+                    "counts must be a vector [range_max], got shape ",
+                    counts.shape().DebugString())));
+    Tensor* tree = nullptr;
+    OP_REQUIRES_OK(context,
+                   context->allocate_output(0, counts.shape(), &tree));
+    const int64_t n = counts.dim_size(0);
+    const int64_t* in = counts.flat<int64_t>().data();
+    for (int64_t i = 0; i < n; ++i) {
+      OP_REQUIRES(context, in[i] >= 0,
+                  absl::InvalidArgumentError(absl::StrCat(
+                      "counts must be >= 0, got counts[", i, "] = ", in[i])));
+    }
+    int64_t* t = tree->flat<int64_t>().data();
+    std::memcpy(t, in, sizeof(int64_t) * n);
+    for (int64_t i = 1; i <= n; ++i) {
+      const int64_t parent = i + LowBit(i);
+      if (parent <= n) t[parent - 1] += t[i - 1];
+    }
+  }
+};
+
+REGISTER_KERNEL_BUILDER(
+    Name("TfSampling>LearnedUnigramCandidateSampler").Device(DEVICE_CPU),
+    LearnedUnigramCandidateSamplerOp);
+REGISTER_KERNEL_BUILDER(
+    Name("TfSampling>LearnedUnigramSampleAndUpdate").Device(DEVICE_CPU),
+    LearnedUnigramSampleAndUpdateOp);
+REGISTER_KERNEL_BUILDER(
+    Name("TfSampling>LearnedUnigramTreeToCounts").Device(DEVICE_CPU),
+    TreeToCountsOp);
+REGISTER_KERNEL_BUILDER(
+    Name("TfSampling>LearnedUnigramCountsToTree").Device(DEVICE_CPU),
+    CountsToTreeOp);
+
+}  // namespace
+}  // namespace tf_sampling

@@ -1,0 +1,174 @@
+// Copyright 2026 The tf_sampling Authors. Licensed under the Apache License 2.0.
+//
+// Interfaces of the learned-unigram candidate-sampling ops. Kernels live in
+// ../kernels/learned_unigram_kernels.cc. Every op name carries the
+// "TfSampling>" namespace so it can never clash with TensorFlow's own ops.
+
+#include <cstdint>
+
+#include "tensorflow/core/framework/common_shape_fns.h"
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/shape_inference.h"
+
+namespace tf_sampling {
+namespace {
+
+using ::tensorflow::shape_inference::DimensionHandle;
+using ::tensorflow::shape_inference::InferenceContext;
+using ::tensorflow::shape_inference::ShapeHandle;
+
+// Checks that input `index` (true_classes) is a [batch_size, num_true] matrix
+// and sets the three sampler outputs, starting at output 0, from the attrs.
+absl::Status SamplerShape(InferenceContext* c, int index, int64_t range_max) {
+  int64_t num_true = 0;
+  int64_t num_sampled = 0;
+  bool unique = false;
+  TF_RETURN_IF_ERROR(c->GetAttr("num_true", &num_true));
+  TF_RETURN_IF_ERROR(c->GetAttr("num_sampled", &num_sampled));
+  TF_RETURN_IF_ERROR(c->GetAttr("unique", &unique));
+  if (unique && range_max > 0 && num_sampled > range_max) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "num_sampled must be <= range_max when unique=True, got num_sampled=",
+        num_sampled, " and range_max=", range_max));
+  }
+  ShapeHandle true_classes = c->input(index);
+  if (c->RankKnown(true_classes) && c->Rank(true_classes) != 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "true_classes must be a matrix [batch_size, num_true], got shape ",
+        c->DebugString(true_classes)));
+  }
+  TF_RETURN_IF_ERROR(c->WithRank(true_classes, 2, &true_classes));
+  DimensionHandle columns = c->Dim(true_classes, 1);
+  if (c->ValueKnown(columns) && c->Value(columns) != num_true) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "true_classes must have num_true=", num_true, " columns, got shape ",
+        c->DebugString(true_classes)));
+  }
+  ShapeHandle sampled = c->Vector(num_sampled);
+  c->set_output(0, sampled);
+  c->set_output(1, c->Matrix(c->Dim(true_classes, 0), num_true));
+  c->set_output(2, sampled);
+  return absl::OkStatus();
+}
+
+absl::Status CandidateSamplerShape(InferenceContext* c) {
+  int64_t range_max = 0;
+  TF_RETURN_IF_ERROR(c->GetAttr("range_max", &range_max));
+  return SamplerShape(c, /*index=*/0, range_max);
+}
+
+absl::Status SampleAndUpdateShape(InferenceContext* c) {
+  int64_t range_max = 0;
+  TF_RETURN_IF_ERROR(c->GetAttr("range_max", &range_max));
+  // When the variable's shape is known, it must be [range_max].
+  const auto* handle_data = c->input_handle_shapes_and_types(0);
+  if (handle_data != nullptr && handle_data->size() == 1) {
+    ShapeHandle tree = (*handle_data)[0].shape;
+    if (c->RankKnown(tree) &&
+        (c->Rank(tree) != 1 || (c->ValueKnown(c->Dim(tree, 0)) &&
+                                c->Value(c->Dim(tree, 0)) != range_max))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the state variable must have shape [range_max] = [", range_max,
+          "], got shape ", c->DebugString(tree)));
+    }
+  }
+  return SamplerShape(c, /*index=*/1, range_max);
+}
+
+// Shape function of the two O(range_max) converters: vector in, same out.
+absl::Status VectorToVectorShape(InferenceContext* c) {
+  ShapeHandle vector;
+  if (c->RankKnown(c->input(0)) && c->Rank(c->input(0)) != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the input must be a vector [range_max], got shape ",
+                     c->DebugString(c->input(0))));
+  }
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 1, &vector));
+  c->set_output(0, vector);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+REGISTER_OP("TfSampling>LearnedUnigramCandidateSampler")
+    .Input("true_classes: int64")
+    .Output("sampled_candidates: int64")
+    .Output("true_expected_count: float")
+    .Output("sampled_expected_count: float")
+    .Attr("num_true: int >= 1")
+    .Attr("num_sampled: int >= 1")
+    .Attr("unique: bool")
+    .Attr("range_max: int >= 1")
+    .Attr("seed: int = 0")
+    .Attr("seed2: int = 0")
+    .Attr("storage: {'auto', 'dense', 'sparse'} = 'auto'")
+    .SetShapeFn(CandidateSamplerShape)
+    .SetIsStateful()
+    .Doc(R"doc(
+Samples candidates from a unigram distribution learned from the true classes.
+
+Drop-in equivalent of TensorFlow's LearnedUnigramCandidateSampler: each op
+instance (kernel) keeps its own counts; every class starts at weight 1 and
+gains 1 per occurrence in `true_classes`, applied after the call's sampling.
+Costs O((batch_size * num_true + num_sampled) * log(range_max)) per call, and
+accepts any range_max that fits in int64.
+
+true_classes: [batch_size, num_true] target classes, in [0, range_max).
+sampled_candidates: [num_sampled] sampled classes.
+true_expected_count: [batch_size, num_true] expected count of each true class.
+sampled_expected_count: [num_sampled] expected count of each sampled class.
+num_true: number of target classes per example.
+num_sampled: number of candidates to draw.
+unique: if true, draw without replacement (rejection sampling).
+range_max: number of classes.
+seed: op seed; with seed2, both 0 means non-deterministic.
+seed2: second seed.
+storage: how the kernel stores the counts: 'dense' (a lazily zeroed array of
+  range_max + 1 int64), 'sparse' (a hash map over touched tree nodes), or
+  'auto' (dense up to 2^26 classes, sparse beyond).
+)doc");
+
+REGISTER_OP("TfSampling>LearnedUnigramSampleAndUpdate")
+    .Input("tree: resource")
+    .Input("true_classes: int64")
+    .Output("sampled_candidates: int64")
+    .Output("true_expected_count: float")
+    .Output("sampled_expected_count: float")
+    .Attr("num_true: int >= 1")
+    .Attr("num_sampled: int >= 1")
+    .Attr("unique: bool")
+    .Attr("range_max: int >= 1")
+    .Attr("seed: int = 0")
+    .Attr("seed2: int = 0")
+    .SetShapeFn(SampleAndUpdateShape)
+    .SetIsStateful()
+    .Doc(R"doc(
+Learned-unigram sampling from counts held in a user-owned int64 variable.
+
+`tree` is a resource variable of shape [range_max] holding the increments of a
+Fenwick tree (node i at position i - 1) over class weights 1 + count. Under the
+variable's lock, the kernel samples exactly as
+TfSampling>LearnedUnigramCandidateSampler does, then adds the true classes to
+the counts in place: O((batch_size * num_true + num_sampled) * log(range_max))
+per call, with no copy of the variable.
+)doc");
+
+REGISTER_OP("TfSampling>LearnedUnigramTreeToCounts")
+    .Input("tree: int64")
+    .Output("counts: int64")
+    .SetShapeFn(VectorToVectorShape)
+    .Doc(R"doc(
+Decodes the Fenwick-tree increments [range_max] into per-class counts
+[range_max]; O(range_max), meant for inspection.
+)doc");
+
+REGISTER_OP("TfSampling>LearnedUnigramCountsToTree")
+    .Input("counts: int64")
+    .Output("tree: int64")
+    .SetShapeFn(VectorToVectorShape)
+    .Doc(R"doc(
+Encodes per-class counts [range_max] as Fenwick-tree increments [range_max]
+(the inverse of TfSampling>LearnedUnigramTreeToCounts); O(range_max).
+)doc");
+
+}  // namespace tf_sampling
