@@ -1,0 +1,20 @@
+"""Candidate samplers backed by this package's C++ TensorFlow ops.
+
+``learned_unigram_candidate_sampler`` has the signature and behaviour of
+``tf.random.learned_unigram_candidate_sampler``. Its compiled library
+(``_learned_unigram_ops.so``, built by ``bash custom_ops/build.sh`` or
+``pip install --no-build-isolation .``) is loaded lazily, on the first call:
+importing this module does not load it. Call ``load_op_library()`` yourself
+before ``tf.saved_model.load`` of a model that contains these ops.
+"""
+
+from tf_sampling.ops._loader import OpLibraryError, is_loaded, library_path, load_op_library
+from tf_sampling.ops.learned_unigram import learned_unigram_candidate_sampler
+
+__all__ = [
+    "OpLibraryError",
+    "is_loaded",
+    "learned_unigram_candidate_sampler",
+    "library_path",
+    "load_op_library",
+]

@@ -1,0 +1,196 @@
+"""``learned_unigram_candidate_sampler`` on this package's C++ op.
+
+Same signature, outputs and semantics as
+``tf.random.learned_unigram_candidate_sampler`` (the same seed even gives the
+same draws), with checked arguments, O((batch_size * num_true + num_sampled) *
+log(range_max)) work per call and ``range_max`` up to 2^63 - 1.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import tensorflow as tf
+
+from tf_sampling.ops import _loader
+
+__all__ = ["learned_unigram_candidate_sampler"]
+
+
+def check_positive_int(name: str, value) -> int:
+    """Returns ``value`` as an int after checking it is an integer >= 1.
+
+    Args:
+      name: Argument name, for the error message.
+      value: The value received.
+
+    Returns:
+      int: ``value``.
+
+    Raises:
+      TypeError: ``value`` is not an integer (bools are refused).
+      ValueError: ``value < 1``.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"`{name}` must be a Python int, got {value!r} of type {type(value).__name__}."
+        )
+    if value < 1:
+        raise ValueError(f"`{name}` must be >= 1, got {name}={value}.")
+    return int(value)
+
+
+def check_bool(name: str, value) -> bool:
+    """Returns ``value`` after checking it is a bool.
+
+    Raises:
+      TypeError: ``value`` is not a Python (or NumPy) bool.
+    """
+    if not isinstance(value, bool) and type(value).__name__ != "bool_":
+        raise TypeError(f"`{name}` must be a bool, got {value!r} of type {type(value).__name__}.")
+    return bool(value)
+
+
+def check_seed(seed) -> int | None:
+    """Returns ``seed`` after checking it is None or an int.
+
+    Raises:
+      TypeError: ``seed`` is neither None nor an integer.
+    """
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"`seed` must be None or a Python int, got {seed!r}.")
+    return int(seed)
+
+
+def check_sample_size(num_sampled: int, unique: bool, range_max: int) -> None:
+    """Checks that ``num_sampled`` distinct classes exist when ``unique``.
+
+    Raises:
+      ValueError: ``unique`` and ``num_sampled > range_max``.
+    """
+    if unique and num_sampled > range_max:
+        raise ValueError(
+            "`num_sampled` must be <= `range_max` when unique=True (there are only range_max "
+            f"distinct classes), got num_sampled={num_sampled} and range_max={range_max}."
+        )
+
+
+def true_classes_tensor(true_classes, num_true: int) -> tf.Tensor:
+    """Converts ``true_classes`` to an int64 ``[batch_size, num_true]`` tensor.
+
+    Args:
+      true_classes: Integer tensor-like ``[batch_size, num_true]``; int32 and
+        other integer dtypes are cast to int64.
+      num_true: int, the expected number of columns.
+
+    Returns:
+      tf.Tensor: int64 ``[batch_size, num_true]``.
+
+    Raises:
+      TypeError: ``true_classes`` is not of an integer dtype.
+      ValueError: its static shape is not ``[batch_size, num_true]``.
+    """
+    tensor = tf.convert_to_tensor(true_classes)
+    if not tensor.dtype.is_integer:
+        raise TypeError(
+            "`true_classes` must be an integer (int64) tensor of class ids, got dtype "
+            f"{tensor.dtype.name}."
+        )
+    if tensor.shape.rank is not None and tensor.shape.rank != 2:
+        raise ValueError(
+            f"`true_classes` must be a matrix [batch_size, num_true], got shape {tensor.shape}."
+        )
+    if tensor.shape.rank == 2 and tensor.shape[1] is not None and tensor.shape[1] != num_true:
+        raise ValueError(
+            f"`true_classes` must have num_true={num_true} columns, got shape {tensor.shape}."
+        )
+    return tf.cast(tensor, tf.int64) if tensor.dtype != tf.int64 else tensor
+
+
+def op_seeds(seed: int | None) -> tuple[int, int]:
+    """Returns the two op seeds for ``seed``, as TensorFlow's samplers pick them.
+
+    Args:
+      seed: Optional op-level seed.
+
+    Returns:
+      tuple: ``(seed, seed2)`` from ``tf.compat.v1.get_seed`` (global and op
+      seed), ``0`` for unset; both 0 means non-deterministic.
+    """
+    seed1, seed2 = tf.compat.v1.get_seed(seed)
+    return int(seed1 or 0), int(seed2 or 0)
+
+
+def learned_unigram_candidate_sampler(
+    true_classes,
+    num_true: int,
+    num_sampled: int,
+    unique: bool,
+    range_max: int,
+    seed: int | None = None,
+    name: str | None = None,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Samples classes from a unigram distribution learned during training.
+
+    A drop-in for ``tf.random.learned_unigram_candidate_sampler``, running this
+    package's C++ op ``TfSampling>LearnedUnigramCandidateSampler``. As in
+    TensorFlow, each op instance (one per graph node, or per eager kernel)
+    keeps its own counts: every class starts with weight 1 and gains 1 per
+    occurrence in ``true_classes``, added *after* the call's sampling. Those
+    counts are not saved by checkpoints; for state you own (checkpoints,
+    ``.keras`` files, SavedModel), use
+    ``tf_sampling.samplers.learned_unigram.LearnedUnigramSampler``.
+
+    With ``unique=True`` the candidates are drawn by rejection sampling and the
+    expected counts are the inclusion probabilities given the number of draws
+    ``n`` it took: ``1 - (1 - p)^n`` (``p * num_sampled`` when no draw was
+    rejected); otherwise ``p * num_sampled``.
+
+    Args:
+      true_classes: int64 ``[batch_size, num_true]`` target classes in
+        ``[0, range_max)``.
+      num_true: int >= 1, number of target classes per example.
+      num_sampled: int >= 1, number of classes to sample.
+      unique: bool, whether to sample without replacement.
+      range_max: int >= 1, number of classes.
+      seed: Optional int, op-level seed (combined with the global seed by
+        ``tf.compat.v1.get_seed``, as TensorFlow does).
+      name: Optional name of the op.
+
+    Returns:
+      namedtuple: ``sampled_candidates`` int64 ``[num_sampled]``,
+      ``true_expected_count`` float32 ``[batch_size, num_true]``,
+      ``sampled_expected_count`` float32 ``[num_sampled]``.
+
+    Raises:
+      TypeError: a non-integer argument or ``true_classes`` dtype, or a
+        non-bool ``unique``.
+      ValueError: an argument < 1, ``num_sampled > range_max`` with
+        ``unique``, or ``true_classes`` not ``[batch_size, num_true]``.
+      tf.errors.InvalidArgumentError: (when run) a true class outside
+        ``[0, range_max)``.
+      OpLibraryError: the compiled op library is missing or stale.
+    """
+    num_true = check_positive_int("num_true", num_true)
+    num_sampled = check_positive_int("num_sampled", num_sampled)
+    range_max = check_positive_int("range_max", range_max)
+    unique = check_bool("unique", unique)
+    seed = check_seed(seed)
+    check_sample_size(num_sampled, unique, range_max)
+    true_classes = true_classes_tensor(true_classes, num_true)
+    seed1, seed2 = op_seeds(seed)
+    library = _loader.load_op_library()
+    # A namedtuple (sampled_candidates, true_expected_count,
+    # sampled_expected_count), like TensorFlow's.
+    return library.tf_sampling_learned_unigram_candidate_sampler(
+        true_classes=true_classes,
+        num_true=num_true,
+        num_sampled=num_sampled,
+        unique=unique,
+        range_max=range_max,
+        seed=seed1,
+        seed2=seed2,
+        name=name,
+    )

@@ -1,0 +1,187 @@
+"""A learned-unigram candidate sampler whose learned counts are saved state.
+
+TensorFlow's ``tf.random.learned_unigram_candidate_sampler`` keeps its counts
+inside the op kernel: they vanish when a ``tf.function`` retraces, when the
+seed changes, and are in no checkpoint or SavedModel. ``LearnedUnigramSampler``
+holds them in a non-trainable int64 Keras variable instead, so
+``tf.train.Checkpoint``, ``model.save("*.keras")`` and SavedModel export save
+and restore them, while sampling runs on the same C++ code as
+``tf_sampling.ops.learned_unigram_candidate_sampler``.
+
+Design: the variable (shape ``[range_max]``) holds the increments of a Fenwick
+tree over the class weights ``1 + count`` (node ``i`` at position ``i - 1``;
+the base weight 1 per class is implicit). The op
+``TfSampling>LearnedUnigramSampleAndUpdate`` takes the variable's resource
+handle, and under the variable's lock samples in O(num_sampled * log R),
+computes the expected counts in O(batch_size * num_true * log R), then adds
+the true classes to the tree in place in O(batch_size * num_true * log R). No
+step reads or writes the whole variable: a read-then-``scatter_add`` design
+would put the variable in TensorFlow's copy-on-read mode, after which every
+read copies all ``range_max`` entries. Memory is ``8 * range_max`` bytes.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tf_sampling.ops import _loader
+from tf_sampling.ops.learned_unigram import (
+    check_bool,
+    check_positive_int,
+    check_sample_size,
+    check_seed,
+    op_seeds,
+    true_classes_tensor,
+)
+
+__all__ = ["LearnedUnigramSampler"]
+
+
+@keras.saving.register_keras_serializable(package="tf_sampling")
+class LearnedUnigramSampler(keras.layers.Layer):
+    """Learned-unigram candidate sampler with checkpointable counts.
+
+    Samples classes with probability proportional to ``1 + count(class)``,
+    where ``count`` is how often the class appeared in the ``true_classes``
+    of earlier ``sample`` calls; each call samples first, then counts its
+    true classes (TensorFlow's order). The counts live in the non-trainable
+    int64 variable ``self.tree`` (never autocast under mixed precision).
+
+    Example::
+
+        sampler = LearnedUnigramSampler(range_max=50_000, unique=True, seed=1)
+        sampled, true_expected, sampled_expected = sampler.sample(labels, 1, 64)
+        tf.train.Checkpoint(sampler=sampler).save("/tmp/ckpt")  # counts saved
+
+    Works eagerly and in ``tf.function`` / ``model.fit`` (the update is part of
+    the traced step). Not XLA-compilable (``supports_jit`` is False, so Keras
+    does not jit a model containing it). Restoring a SavedModel that uses it
+    needs ``tf_sampling.ops.load_op_library()`` called first.
+
+    Args:
+      range_max: int >= 1, number of classes.
+      unique: bool, whether the candidates of one call are distinct.
+      seed: Optional int, op-level seed (with the global seed, as in
+        TensorFlow); the same seeds give the same draws from the same counts.
+      **kwargs: ``keras.layers.Layer`` arguments (``name``, ...).
+
+    Raises:
+      TypeError, ValueError: invalid ``range_max``, ``unique`` or ``seed``.
+      OpLibraryError: the compiled op library is missing or stale.
+    """
+
+    def __init__(self, range_max: int, unique: bool = True, seed: int | None = None, **kwargs):
+        kwargs.pop("trainable", None)  # The counts are never trained.
+        super().__init__(trainable=False, **kwargs)
+        self.range_max = check_positive_int("range_max", range_max)
+        self.unique = check_bool("unique", unique)
+        self.seed = check_seed(seed)
+        self.supports_jit = False
+        # Fail now, not in the middle of a training step, if the op is missing.
+        _loader.load_op_library()
+        # The op runs on CPU only; keep its state there even when a GPU exists.
+        with tf.device("/CPU:0"):
+            self.tree = self.add_weight(
+                shape=(self.range_max,),
+                initializer="zeros",
+                dtype="int64",
+                trainable=False,
+                autocast=False,
+                name="fenwick_counts",
+            )
+        self.built = True
+
+    def build(self, input_shape=None):
+        """No-op: the state is created in ``__init__``."""
+        self.built = True
+
+    def sample(
+        self, true_classes, num_true: int, num_sampled: int
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Samples from the current learned distribution, then adds true_classes to the counts.
+
+        Args:
+          true_classes: int64 (any integer dtype is cast) ``[batch_size,
+            num_true]`` target classes in ``[0, range_max)``.
+          num_true: int >= 1, number of target classes per example.
+          num_sampled: int >= 1, number of candidates to draw.
+
+        Returns:
+          tuple: ``sampled_candidates`` int64 ``[num_sampled]``,
+          ``true_expected_count`` float32 ``[batch_size, num_true]``,
+          ``sampled_expected_count`` float32 ``[num_sampled]``, with the
+          expected counts of TensorFlow's sampler (see
+          ``tf_sampling.ops.learned_unigram_candidate_sampler``). Gradients
+          are stopped on all three.
+
+        Raises:
+          TypeError: non-integer ``num_true``/``num_sampled`` or
+            ``true_classes`` dtype.
+          ValueError: ``num_true``/``num_sampled`` < 1, ``num_sampled >
+            range_max`` with ``unique``, or ``true_classes`` not ``[batch_size,
+            num_true]``.
+          tf.errors.InvalidArgumentError: (when run) a true class outside
+            ``[0, range_max)``; the counts are then left unchanged.
+        """
+        num_true = check_positive_int("num_true", num_true)
+        num_sampled = check_positive_int("num_sampled", num_sampled)
+        check_sample_size(num_sampled, self.unique, self.range_max)
+        true_classes = true_classes_tensor(true_classes, num_true)
+        seed1, seed2 = op_seeds(self.seed)
+        library = _loader.load_op_library()
+        outputs = library.tf_sampling_learned_unigram_sample_and_update(
+            tree=self.tree.handle,
+            true_classes=true_classes,
+            num_true=num_true,
+            num_sampled=num_sampled,
+            unique=self.unique,
+            range_max=self.range_max,
+            seed=seed1,
+            seed2=seed2,
+        )
+        return tuple(tf.stop_gradient(t) for t in outputs)
+
+    def call(self, true_classes, num_true: int, num_sampled: int):
+        """Same as ``sample``."""
+        return self.sample(true_classes, num_true, num_sampled)
+
+    def counts(self) -> tf.Tensor:
+        """Returns the learned occurrence counts (decoded; O(range_max), for inspection).
+
+        Returns:
+          tf.Tensor: int64 ``[range_max]``; class ``c`` is sampled with
+          probability ``(1 + counts[c]) / (range_max + sum(counts))``.
+        """
+        library = _loader.load_op_library()
+        return library.tf_sampling_learned_unigram_tree_to_counts(
+            tf.convert_to_tensor(self.tree.value)
+        )
+
+    def set_counts(self, counts) -> None:
+        """Replaces the learned counts, e.g. to warm-start from known frequencies.
+
+        Args:
+          counts: Non-negative integer tensor-like ``[range_max]``.
+
+        Raises:
+          ValueError: ``counts`` has the wrong shape.
+          tf.errors.InvalidArgumentError: (when run) a negative count.
+        """
+        counts = tf.cast(tf.convert_to_tensor(counts), tf.int64)
+        if counts.shape.rank is not None and counts.shape.as_list() not in (
+            [self.range_max],
+            [None],
+        ):
+            raise ValueError(
+                f"`counts` must have shape [range_max] = [{self.range_max}], got {counts.shape}."
+            )
+        library = _loader.load_op_library()
+        self.tree.assign(library.tf_sampling_learned_unigram_counts_to_tree(counts))
+
+    def get_config(self) -> dict:
+        """Returns the constructor arguments (the counts are weights, not config)."""
+        config = super().get_config()
+        config.pop("trainable", None)
+        config.update({"range_max": self.range_max, "unique": self.unique, "seed": self.seed})
+        return config
