@@ -5,8 +5,10 @@ environment, so install with ``pip install --no-build-isolation .`` after
 TensorFlow (``scripts/setup.sh`` does this).
 """
 
+import os
 import pathlib
 import subprocess
+import sys
 
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
@@ -24,7 +26,9 @@ class BuildPyWithBazel(build_py):
     """Runs the Bazel build of the custom op before copying the package."""
 
     def run(self):
-        subprocess.check_call(["bash", str(ROOT / "custom_ops" / "build.sh")], cwd=ROOT)
+        # Build against the TensorFlow of the Python running this install.
+        env = {**os.environ, "PYTHON": sys.executable}
+        subprocess.check_call(["bash", str(ROOT / "custom_ops" / "build.sh")], cwd=ROOT, env=env)
         super().run()
 
 
