@@ -18,7 +18,7 @@ The selection is a constant for differentiation, so the gradients are those of s
 from __future__ import annotations
 
 import itertools
-import pathlib
+import sys
 
 import numpy as np
 import pytest
@@ -26,8 +26,6 @@ import tensorflow as tf
 
 from tf_sampling import nn as ts_nn
 from tf_sampling._core import rank_sampled_softmax as rss
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
 
 NUM_CLASSES = 23  # not a multiple of the shard count: uneven shards
 DIM = 5
@@ -637,3 +635,56 @@ def test_rejects_what_the_foundation_rejects(overrides, error, pattern):
 def test_out_of_range_ids_fail_at_run_time(overrides):
     with pytest.raises(tf.errors.InvalidArgumentError, match="num_classes"):
         _call(**overrides)
+
+
+# --------------------------------------------------------------------------------------------
+# Default first pass: the learned-unigram sampler
+# --------------------------------------------------------------------------------------------
+
+
+def test_default_sampler_is_unique_learned_unigram_over_num_classes(monkeypatch):
+    """Without sampled_values, the first pass calls tf_sampling.ops' learned-unigram sampler
+    exactly as TF 1.x called tf.nn.learned_unigram_candidate_sampler."""
+    calls = []
+    p = make_problem(2, 1.0)
+
+    def fake_sampler(true_classes, num_true, num_sampled, unique, range_max, seed=None,
+                     name=None):
+        calls.append(dict(true_classes=true_classes, num_true=num_true, num_sampled=num_sampled,
+                          unique=unique, range_max=range_max))
+        return tf_sampled_values(p["sampled_values"])
+
+    fake = type(sys)("tf_sampling.ops")
+    fake.learned_unigram_candidate_sampler = fake_sampler
+    monkeypatch.setitem(sys.modules, "tf_sampling.ops", fake)
+    loss = ts_nn.rank_sampled_softmax_loss(
+        p["w"].astype(np.float32), p["b"].astype(np.float32), p["labels"].astype(np.int32),
+        p["x"].astype(np.float32), NUM_SAMPLED, NUM_RESAMPLED, NUM_CLASSES, 2, None, 0.5,
+        True, "mod")
+    assert len(calls) == 1
+    call = calls[0]
+    assert (call["num_true"], call["num_sampled"], call["unique"], call["range_max"]) == (
+        2, NUM_SAMPLED, True, NUM_CLASSES)
+    assert call["true_classes"].dtype == tf.int64
+    np.testing.assert_array_equal(call["true_classes"].numpy(), p["labels"])
+    want = np_rank_sampled_softmax(p["w"], p["b"], p["labels"], p["x"], p["sampled_values"],
+                                   NUM_RESAMPLED, 0.5, True)[0]
+    np.testing.assert_allclose(loss.numpy(), want, **TOL)
+
+
+def test_default_sampler_with_the_compiled_op():
+    ops = pytest.importorskip("tf_sampling.ops")
+    if not hasattr(ops, "learned_unigram_candidate_sampler"):
+        pytest.skip("tf_sampling.ops has no learned_unigram_candidate_sampler")
+    p = make_problem(1, 1.0)
+    w = tf.Variable(p["w"], dtype=tf.float32)
+    with tf.GradientTape() as tape:
+        loss = ts_nn.rank_sampled_softmax_loss(
+            w, p["b"].astype(np.float32), p["labels"], p["x"].astype(np.float32), NUM_SAMPLED,
+            NUM_RESAMPLED, NUM_CLASSES, 1, None, 1.0, True, "mod")
+    assert loss.shape == (BATCH,) and np.all(np.isfinite(loss.numpy()))
+    grad = tape.gradient(loss, w)
+    # True classes plus at most num_resampled kept candidates get gradient.
+    touched = set(np.unique(grad.indices.numpy()))
+    assert set(p["labels"].ravel()) <= touched
+    assert len(touched - set(p["labels"].ravel())) <= NUM_RESAMPLED
