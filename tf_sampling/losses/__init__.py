@@ -13,6 +13,9 @@ from tf_sampling.losses.sampled import (
     SampledLoss,
     SampledSoftmaxLoss,
 )
+from tf_sampling.losses.registration import register_with_keras_get
+
+register_with_keras_get(SampledSoftmaxLoss, NCELoss, RankSampledSoftmaxLoss)
 
 __all__ = [
     "NCELoss",

@@ -26,15 +26,16 @@ def _full_logits_or_none(y_pred):
     return tag.layer, _targets.as_logits(y_pred, probabilities_of)
 
 
-def _weights(y_pred, sample_weight, batch_shape) -> tf.Tensor:
+def _weights(y_pred, logits, sample_weight) -> tf.Tensor:
     """float32 ``[n]`` weights from ``sample_weight`` and the Keras mask of ``y_pred``."""
-    weight = tf.ones(batch_shape, tf.float32)
+    batch_rank = logits.shape.rank - 1
+    weight = tf.ones(tf.shape(logits)[:-1], tf.float32)
     mask = getattr(y_pred, "_keras_mask", None)
     if mask is not None:
         weight *= tf.cast(mask, tf.float32)
     if sample_weight is not None:
         sample_weight = tf.cast(sample_weight, tf.float32)
-        if sample_weight.shape.rank is not None and sample_weight.shape.rank > len(batch_shape):
+        if sample_weight.shape.rank is not None and sample_weight.shape.rank > batch_rank:
             sample_weight = tf.reshape(sample_weight, tf.shape(weight))
         weight *= sample_weight
     return tf.reshape(weight, [-1])
@@ -61,7 +62,7 @@ class _FullSoftmaxMetric(keras.metrics.Metric):
         num_true = self.num_true or (layer.num_true if layer is not None else 1)
         labels = _targets.flatten_labels(y_true, logits, num_true, num_classes)
         values = self._per_example(labels, _targets.flatten_features(logits), num_true, num_classes)
-        weights = _weights(y_pred, sample_weight, tf.shape(logits)[:-1])
+        weights = _weights(y_pred, logits, sample_weight)
         self.total.assign_add(tf.reduce_sum(values * weights))
         self.count.assign_add(tf.reduce_sum(weights))
 
