@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras
 import tf_sampling.layers as tsl
 import tf_sampling.losses as tsloss
 

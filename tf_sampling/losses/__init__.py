@@ -7,13 +7,13 @@
 """
 
 from tf_sampling.losses.metrics import Perplexity, TopKAccuracy
+from tf_sampling.losses.registration import register_with_keras_get
 from tf_sampling.losses.sampled import (
     NCELoss,
     RankSampledSoftmaxLoss,
     SampledLoss,
     SampledSoftmaxLoss,
 )
-from tf_sampling.losses.registration import register_with_keras_get
 
 register_with_keras_get(SampledSoftmaxLoss, NCELoss, RankSampledSoftmaxLoss)
 
