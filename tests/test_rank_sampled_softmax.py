@@ -688,3 +688,31 @@ def test_default_sampler_with_the_compiled_op():
     touched = set(np.unique(grad.indices.numpy()))
     assert set(p["labels"].ravel()) <= touched
     assert len(touched - set(p["labels"].ravel())) <= NUM_RESAMPLED
+
+
+def test_default_sampler_in_tf_function_and_tf1_graph():
+    ops = pytest.importorskip("tf_sampling.ops")
+    if not hasattr(ops, "learned_unigram_candidate_sampler"):
+        pytest.skip("tf_sampling.ops has no learned_unigram_candidate_sampler")
+    p = make_problem(2, 1.0)
+    w_vars, b_vars = _tables(p, "div")
+
+    @tf.function
+    def loss_fn(x, labels):
+        return ts_nn.rank_sampled_softmax_loss(
+            w_vars, b_vars, labels, x, NUM_SAMPLED, NUM_RESAMPLED, NUM_CLASSES, 2, None,
+            tf.constant(0.5), True, "div")
+
+    for _ in range(2):
+        out = loss_fn(tf.constant(p["x"], tf.float32), tf.constant(p["labels"]))
+        assert out.shape == (BATCH,) and np.all(np.isfinite(out.numpy()))
+    graph = tf.compat.v1.Graph()
+    with graph.as_default():
+        w = tf.compat.v1.get_variable("w", [NUM_CLASSES, DIM], partitioner=(
+            tf.compat.v1.fixed_size_partitioner(NUM_SHARDS)))
+        loss = ts_nn.rank_sampled_softmax_loss(
+            w, p["b"].astype(np.float32), p["labels"], p["x"].astype(np.float32), NUM_SAMPLED,
+            NUM_RESAMPLED, NUM_CLASSES, 2, None, 2.0, False, "mod")
+        with tf.compat.v1.Session(graph=graph) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            assert np.all(np.isfinite(sess.run(loss)))
