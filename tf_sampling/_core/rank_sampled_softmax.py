@@ -118,9 +118,10 @@ def rank_resample(
         scaled_inputs = tf.cast(inputs, dtype) / temperature
         sampled_w = tf.cast(weight_table.gather(sampled), dtype)
         sampled_b = tf.cast(bias_table.gather(sampled), dtype)
-        scores = tf.reduce_logsumexp(
-            tf.matmul(sampled_w, scaled_inputs, transpose_b=True), axis=1
-        ) + sampled_b / temperature
+        scores = (
+            tf.reduce_logsumexp(tf.matmul(sampled_w, scaled_inputs, transpose_b=True), axis=1)
+            + sampled_b / temperature
+        )
         # Only the indices of the top scores are used; no gradient flows
         # through the choice of candidates.
         _, keep = tf.math.top_k(tf.stop_gradient(scores), k=num_resampled, sorted=False)

@@ -7,9 +7,8 @@ Differences from TensorFlow's core, all invisible in the numbers:
 
 * it computes in float32 (float64 if any operand is float64), so float16 and
   bfloat16 inputs or weights work and give a float32-accurate loss;
-* accidental hits are masked with a broadcast comparison instead of the
-  CPU-only ``ComputeAccidentalHits`` + ``SparseToDense`` pair (keeping its
-  rule that a class sampled twice is masked at its last occurrence only);
+* accidental hits get ``-FLT_MAX`` once, never twice (TF's sum reaches
+  ``-inf`` when a row repeats a true class);
 * sharded tables are gathered shard by shard (see ``sharding``).
 """
 
@@ -18,6 +17,9 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tf_sampling._core import sharding, validation
+
+# The masking value TF uses, whatever the compute dtype.
+_FLOAT32_MIN = float(tf.float32.min)
 
 
 def compute_dtype(*dtypes: tf.DType) -> tf.DType:
@@ -102,7 +104,7 @@ def compute_sampled_logits(
     labels = validation.normalize_labels(labels, num_true, num_classes, inputs.shape[0])
 
     if sampled_values is None:
-        sampled_values = tf.random.log_uniform_candidate_sampler(
+        sampled, true_expected, sampled_expected = tf.random.log_uniform_candidate_sampler(
             true_classes=labels,
             num_true=num_true,
             num_sampled=num_sampled,
@@ -110,10 +112,11 @@ def compute_sampled_logits(
             range_max=num_classes,
             seed=seed,
         )
-    sampled, true_expected, sampled_expected = validation.check_sampled_values(
-        sampled_values, num_sampled, num_true, num_classes
-    )
-    sampled = tf.stop_gradient(sampled)
+    else:
+        sampled, true_expected, sampled_expected = validation.check_sampled_values(
+            sampled_values, num_sampled, num_true, num_classes
+        )
+    sampled = tf.stop_gradient(tf.cast(sampled, tf.int64))
 
     dtype = compute_dtype(inputs.dtype, weight_table.dtype)
     x = tf.cast(inputs, dtype)
@@ -137,14 +140,16 @@ def compute_sampled_logits(
         true_logits -= tf.math.log(tf.stop_gradient(tf.cast(true_expected, dtype)))
         sampled_logits -= tf.math.log(tf.stop_gradient(tf.cast(sampled_expected, dtype)))
     if remove_accidental_hits:
-        hits = tf.reduce_any(tf.equal(labels[:, :, None], sampled[None, None, :]), axis=1)
-        # As TF's ComputeAccidentalHits, mask only the last occurrence of a
-        # class sampled more than once (unique samplers never repeat one).
-        _, occurrence = tf.unique(sampled)
-        positions = tf.range(num_sampled)
-        last = tf.math.unsorted_segment_max(positions, occurrence, num_sampled)
-        hits &= tf.equal(tf.gather(last, occurrence), positions)[None, :]
-        # TF adds -FLT_MAX here; a masked logit contributes exp(.) = 0 and no
-        # gradient either way.
-        sampled_logits = tf.where(hits, tf.constant(dtype.min, dtype), sampled_logits)
+        # TF's CPU op finds the (row, position) pairs in O(batch * num_true); a
+        # class sampled twice is masked at its last position only, as in TF.
+        rows, positions, _ = tf.nn.compute_accidental_hits(labels, sampled, num_true=num_true)
+        hit_index = tf.stack([rows, tf.cast(positions, tf.int32)], 1)
+        # Adding a huge negative keeps the gradient an identity. Scatter-min,
+        # unlike TF's add, cannot reach -inf when a row repeats a true class.
+        penalty = tf.tensor_scatter_nd_min(
+            tf.zeros_like(sampled_logits),
+            hit_index,
+            tf.fill(tf.shape(rows), tf.constant(_FLOAT32_MIN, dtype)),
+        )
+        sampled_logits += penalty
     return true_logits, sampled_logits

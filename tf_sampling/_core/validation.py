@@ -132,15 +132,26 @@ def normalize_labels(labels, num_true: int, num_classes: int, batch_size=None) -
 
 
 def _assert_in_range(ids: tf.Tensor, num_classes: int, name: str) -> tf.Tensor:
-    """Adds run-time checks that ``ids`` lie in ``[0, num_classes)``."""
-    message = f"`{name}` must be class ids in [0, num_classes={num_classes})"
-    checks = [
-        tf.debugging.assert_non_negative(ids, message=message, summarize=8),
-        tf.debugging.assert_less(
-            ids, tf.constant(num_classes, tf.int64), message=message, summarize=8
-        ),
-    ]
-    with tf.control_dependencies(checks):
+    """Checks that int64 ``ids`` lie in ``[0, num_classes)``.
+
+    Eagerly the values are checked at once; in a graph one assert op runs.
+
+    Raises:
+      tf.errors.InvalidArgumentError: some id is out of range.
+    """
+    message = f"`{name}` must be class ids in [0, num_classes={num_classes}); out-of-range values:"
+    if tf.executing_eagerly():
+        values = ids.numpy()
+        bad = values[(values < 0) | (values >= num_classes)]
+        if bad.size:
+            raise tf.errors.InvalidArgumentError(None, None, f"{message} {bad[:8].tolist()}")
+        return ids
+    # A negative id wraps to a huge unsigned value, so one comparison checks
+    # both ends. String-only data keeps Assert a single op (no cond).
+    in_range = tf.reduce_all(tf.cast(ids, tf.uint64) < num_classes)
+    received = tf.strings.format("min {}, max {}", (tf.reduce_min(ids), tf.reduce_max(ids)))
+    check = tf.debugging.Assert(in_range, [message, received])
+    with tf.control_dependencies([check]):
         return tf.identity(ids)
 
 
