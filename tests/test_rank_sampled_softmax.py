@@ -321,8 +321,8 @@ def _graph_loss_and_grads(fn, p, num_true, temperature, hits, strategy, feed_tem
                                       initializer=tf.compat.v1.zeros_initializer())
         b = tf.compat.v1.get_variable("b", shape=[NUM_CLASSES], partitioner=partitioner,
                                       initializer=tf.compat.v1.zeros_initializer())
-        assert isinstance(w, tf.compat.v1.PartitionedVariable) if hasattr(
-            tf.compat.v1, "PartitionedVariable") else len(list(w)) == NUM_SHARDS
+        # No public name for the class in TF 2: check it by name and shard count.
+        assert type(w).__name__ == "PartitionedVariable" and len(list(w)) == NUM_SHARDS
         x = tf.compat.v1.placeholder(tf.float32, [None, DIM])
         labels = tf.compat.v1.placeholder(tf.int64, [None, num_true])
         cand = tf.compat.v1.placeholder(tf.int64, [NUM_SAMPLED])
