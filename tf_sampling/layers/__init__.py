@@ -25,3 +25,7 @@ __all__ = [
     "TopK",
     "top_k",
 ]
+
+# Importing the layers also registers the matching losses and metrics, so that
+# `import tf_sampling.layers` is all `keras.models.load_model` needs.
+from tf_sampling import losses as _losses  # noqa: E402, F401
