@@ -33,7 +33,14 @@ class FixedSampler:
 
 
 def _table(layer):
-    return layer.kernel.numpy().astype(np.float64), layer.bias.numpy().astype(np.float64)
+    """Dense float64 [V, dim] weights and [V] biases in class order, from the layer's shards."""
+    ids = tsl.base.shard_class_ids(layer.num_classes, layer.num_shards, layer.partition_strategy)
+    w = np.zeros((layer.num_classes, layer.input_dim))
+    b = np.zeros(layer.num_classes)
+    for shard_ids, k, bias in zip(ids, layer.kernel_shards, layer.bias_shards, strict=True):
+        w[shard_ids] = k.numpy()
+        b[shard_ids] = bias.numpy()
+    return w, b
 
 
 def _np_full_softmax_ce(logits, labels):
@@ -62,8 +69,9 @@ def test_training_loss_equals_numpy_sampled_loss_and_sequence_batches_flatten(ki
         if kind == "softmax"
         else (tsl.NCE, tsloss.NCELoss)
     )
-    layer = cls(V, 4, sampler=sampler, remove_accidental_hits=True,
-                bias_initializer="random_normal")
+    layer = cls(
+        V, 4, sampler=sampler, remove_accidental_hits=True, bias_initializer="random_normal"
+    )
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2, 3, D)).astype("float32")  # [batch, time, dim]
     y = np.array([[3, 1, 4], [1, 5, 9]])
@@ -72,8 +80,14 @@ def test_training_loss_equals_numpy_sampled_loss_and_sequence_batches_flatten(ki
     w, b = _table(layer)
     sampled_values = sampler.sample(tf.constant(y.reshape(-1, 1)), 1, 4)
     expected = np_sampled_loss(
-        kind, w, b, y.reshape(-1, 1), x.reshape(-1, D),
-        [v.numpy() for v in sampled_values], True, np.ones(6),
+        kind,
+        w,
+        b,
+        y.reshape(-1, 1),
+        x.reshape(-1, D),
+        [v.numpy() for v in sampled_values],
+        True,
+        np.ones(6),
     )[0]
     np.testing.assert_allclose(per_token.reshape(-1), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(seen[0].numpy(), y.reshape(-1, 1))
@@ -87,9 +101,16 @@ def test_evaluate_equals_numpy_full_loss_perplexity_and_top_k(kind):
         "rank": (tsl.RankSampledSoftmax, tsloss.RankSampledSoftmaxLoss),
     }[kind]
     extra = {"num_resampled": 2, "sampler": "uniform"} if kind == "rank" else {}
-    layer = cls(V, 4, bias_initializer="random_normal", **extra)
+    # Sharded tables: evaluation must use the same class order as training.
+    shards = {
+        "softmax": {},
+        "nce": {"num_shards": 4, "partition_strategy": "mod"},
+        "rank": {"num_shards": 3, "partition_strategy": "div"},
+    }[kind]
+    layer = cls(V, 4, bias_initializer="random_normal", **extra, **shards)
     model = _model(layer)
     model.compile(
+        "sgd",
         loss=loss_cls(),
         metrics=[tsloss.Perplexity(), tsloss.TopKAccuracy(k=3)],
         weighted_metrics=[tsloss.Perplexity(name="weighted_perplexity")],
@@ -98,6 +119,7 @@ def test_evaluate_equals_numpy_full_loss_perplexity_and_top_k(kind):
     x = rng.normal(size=(40, D)).astype("float32") * 2
     y = rng.integers(0, V, size=40)
     sw = rng.uniform(0.0, 2.0, size=40)
+    model.fit(x, y, epochs=1, batch_size=10, verbose=0)  # trained shards, not just initial ones
     got = model.evaluate(x, y, batch_size=10, verbose=0, return_dict=True)
     weighted = model.evaluate(x, y, sample_weight=sw, batch_size=40, verbose=0, return_dict=True)
     w, b = _table(layer)
@@ -116,8 +138,9 @@ def test_evaluate_equals_numpy_full_loss_perplexity_and_top_k(kind):
 
 
 def test_evaluate_with_probabilities_output_and_num_true_2():
-    layer = tsl.SampledSoftmax(V, 4, num_true=2, output_mode="probabilities",
-                               bias_initializer="random_normal")
+    layer = tsl.SampledSoftmax(
+        V, 4, num_true=2, output_mode="probabilities", bias_initializer="random_normal"
+    )
     model = _model(layer)
     model.compile(loss=tsloss.SampledSoftmaxLoss(), metrics=[tsloss.Perplexity()])
     rng = np.random.default_rng(2)
@@ -224,7 +247,9 @@ def test_loss_form_options_override_the_layer_and_by_name():
     seen = []
     layer = tsl.SampledSoftmax(V, 4, sampler="uniform")
     loss = tsloss.SampledSoftmaxLoss(
-        num_classes=V, num_sampled=3, sampler=FixedSampler([0, 1, 2], seen),
+        num_classes=V,
+        num_sampled=3,
+        sampler=FixedSampler([0, 1, 2], seen),
         remove_accidental_hits=False,
     )
     x = np.random.default_rng(6).normal(size=(2, D)).astype("float32")
@@ -316,6 +341,7 @@ def test_metrics_skip_training_batches_and_work_on_plain_logits():
     y = np.array([0, 3, 5, 7])
     metric.update_state(y, logits)
     np.testing.assert_allclose(
-        metric.result(), np.exp(_np_full_softmax_ce(logits.astype(np.float64), y).mean()),
+        metric.result(),
+        np.exp(_np_full_softmax_ce(logits.astype(np.float64), y).mean()),
         rtol=1e-5,
     )
