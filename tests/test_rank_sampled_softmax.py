@@ -716,3 +716,29 @@ def test_default_sampler_in_tf_function_and_tf1_graph():
         with tf.compat.v1.Session(graph=graph) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
             assert np.all(np.isfinite(sess.run(loss)))
+
+
+@pytest.mark.parametrize("strategy", ["mod", "div"])
+def test_sharded_variable_is_one_logical_table(strategy):
+    """A TF2 ShardedVariable (consecutive ranges) is the logical table under either strategy,
+    in both passes."""
+    sharded_variable = tf.__internal__.distribute.ShardedVariable
+    p = make_problem(2, 0.5)
+    w = sharded_variable([tf.Variable(s, dtype=tf.float32)
+                          for s in to_shards(p["w"], NUM_SHARDS, "div")])
+    b = sharded_variable([tf.Variable(s, dtype=tf.float32)
+                          for s in to_shards(p["b"], NUM_SHARDS, "div")])
+    x = tf.constant(p["x"], tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = ts_nn.rank_sampled_softmax_loss(
+            w, b, p["labels"], x, NUM_SAMPLED, NUM_RESAMPLED, NUM_CLASSES, 2,
+            tf_sampled_values(p["sampled_values"]), 0.5, True, strategy)
+        total = tf.reduce_sum(loss * tf.constant(p["upstream"], tf.float32))
+    grads = tape.gradient(total, [*w.variables, x])
+    want = np_rank_sampled_softmax(p["w"], p["b"], p["labels"], p["x"], p["sampled_values"],
+                                   NUM_RESAMPLED, 0.5, True, p["upstream"])
+    np.testing.assert_allclose(loss.numpy(), want[0], **TOL)
+    np.testing.assert_allclose(from_shards([dense(g) for g in grads[:-1]], "div"), want[1],
+                               **TOL)
+    np.testing.assert_allclose(dense(grads[-1]), want[3], **TOL)
