@@ -18,6 +18,8 @@ the true classes to the tree in place in O(batch_size * num_true * log R). No
 step reads or writes the whole variable: a read-then-``scatter_add`` design
 would put the variable in TensorFlow's copy-on-read mode, after which every
 read copies all ``range_max`` entries. Memory is ``8 * range_max`` bytes.
+A second int64 scalar variable holds the position in the Philox random stream
+of the op seeds, so randomness is part of the saved state too.
 """
 
 from __future__ import annotations
@@ -46,7 +48,10 @@ class LearnedUnigramSampler(keras.layers.Layer):
     where ``count`` is how often the class appeared in the ``true_classes``
     of earlier ``sample`` calls; each call samples first, then counts its
     true classes (TensorFlow's order). The counts live in the non-trainable
-    int64 variable ``self.tree`` (never autocast under mixed precision).
+    int64 variable ``self.tree`` and the position in the random stream in
+    ``self.offset`` (never autocast under mixed precision), so the same seed
+    gives the same draws in any fresh sampler, across retraces, and after a
+    restore.
 
     Example::
 
@@ -90,6 +95,17 @@ class LearnedUnigramSampler(keras.layers.Layer):
                 autocast=False,
                 name="fenwick_counts",
             )
+            # Position in the Philox stream of the op seeds: fresh samplers
+            # with the same seed draw the same candidates, and a restored
+            # checkpoint resumes the stream where it was saved.
+            self.offset = self.add_weight(
+                shape=(),
+                initializer="zeros",
+                dtype="int64",
+                trainable=False,
+                autocast=False,
+                name="philox_offset",
+            )
         self.built = True
 
     def build(self, input_shape=None):
@@ -132,6 +148,7 @@ class LearnedUnigramSampler(keras.layers.Layer):
         library = _loader.load_op_library()
         outputs = library.tf_sampling_learned_unigram_sample_and_update(
             tree=self.tree.handle,
+            offset=self.offset.handle,
             true_classes=true_classes,
             num_true=num_true,
             num_sampled=num_sampled,

@@ -1,4 +1,5 @@
-// Copyright 2026 The tf_sampling Authors. Licensed under the Apache License 2.0.
+// Copyright 2026 The tf_sampling Authors. Licensed under the Apache
+// License 2.0.
 //
 // Records the TensorFlow version the library was compiled against as a plain
 // string in the binary. tf_sampling/ops/_loader.py reads it from the file

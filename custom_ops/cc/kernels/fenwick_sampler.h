@@ -1,4 +1,5 @@
-// Copyright 2026 The tf_sampling Authors. Licensed under the Apache License 2.0.
+// Copyright 2026 The tf_sampling Authors. Licensed under the Apache
+// License 2.0.
 //
 // Building blocks of the learned-unigram candidate sampler:
 //

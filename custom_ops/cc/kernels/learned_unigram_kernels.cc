@@ -1,4 +1,5 @@
-// Copyright 2026 The tf_sampling Authors. Licensed under the Apache License 2.0.
+// Copyright 2026 The tf_sampling Authors. Licensed under the Apache
+// License 2.0.
 //
 // CPU kernels of the learned-unigram ops declared in
 // ../ops/learned_unigram_ops.cc.
@@ -8,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/synchronization/mutex.h"
 #include "custom_ops/cc/kernels/fenwick_sampler.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/resource_mgr.h"
@@ -16,8 +18,8 @@
 #include "tensorflow/core/framework/tensor_shape.h"
 #include "tensorflow/core/lib/random/simple_philox.h"
 #include "tensorflow/core/platform/mutex.h"
-#include "absl/synchronization/mutex.h"
 #include "tensorflow/core/util/guarded_philox_random.h"
+#include "tsl/platform/random.h"
 
 namespace tf_sampling {
 namespace {
@@ -47,7 +49,13 @@ class SamplerKernelBase : public OpKernel {
                     "num_sampled must be <= range_max when unique=True, got "
                     "num_sampled=",
                     num_sampled_, " and range_max=", range_max_)));
-    OP_REQUIRES_OK(context, generator_.Init(context));
+    OP_REQUIRES_OK(context, context->GetAttr("seed", &seed_));
+    OP_REQUIRES_OK(context, context->GetAttr("seed2", &seed2_));
+    if (seed_ == 0 && seed2_ == 0) {
+      // Unseeded: random seeds, as TensorFlow's GuardedPhiloxRandom picks.
+      seed_ = static_cast<int64_t>(tsl::random::New64());
+      seed2_ = static_cast<int64_t>(tsl::random::New64());
+    }
   }
 
  protected:
@@ -69,10 +77,9 @@ class SamplerKernelBase : public OpKernel {
           true_classes.shape().DebugString()));
     }
     if (true_classes.dim_size(1) != num_true_) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("true_classes must have num_true=", num_true_,
-                       " columns, got shape ",
-                       true_classes.shape().DebugString()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "true_classes must have num_true=", num_true_, " columns, got shape ",
+          true_classes.shape().DebugString()));
     }
     const int64_t batch_size = true_classes.dim_size(0);
     out->true_classes = true_classes.flat<int64_t>().data();
@@ -80,10 +87,10 @@ class SamplerKernelBase : public OpKernel {
     for (int64_t i = 0; i < out->num_true_classes; ++i) {
       const int64_t c = out->true_classes[i];
       if (c < 0 || c >= range_max_) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "true_classes must be in [0, range_max) = [0, ", range_max_,
-            "), got true_classes[", i / num_true_, ", ", i % num_true_,
-            "] = ", c));
+        return absl::InvalidArgumentError(
+            absl::StrCat("true_classes must be in [0, range_max) = [0, ",
+                         range_max_, "), got true_classes[", i / num_true_,
+                         ", ", i % num_true_, "] = ", c));
       }
     }
     Tensor* tensor = nullptr;
@@ -99,14 +106,18 @@ class SamplerKernelBase : public OpKernel {
     return absl::OkStatus();
   }
 
-  // Samples from `tree`, fills the expected counts, then counts the true
-  // classes: the order TensorFlow's LearnedUnigramCandidateSampler uses.
+  // Philox 128-bit samples each call reserves: as many 32-bit draws as
+  // TensorFlow's candidate samplers reserve, so that successive calls read
+  // the same stream positions as theirs.
+  int64_t SamplesPerCall() const { return (2048 * num_sampled_ + 3) / 4; }
+
+  // Samples from `tree` with `philox`, fills the expected counts, then counts
+  // the true classes: the order TensorFlow's LearnedUnigramCandidateSampler
+  // uses.
   template <typename Store>
   void SampleThenLearn(UnigramTree<Store>* tree, int64_t total_weight,
+                       tensorflow::random::PhiloxRandom philox,
                        const Outputs& out) {
-    // Reserve as many 32-bit draws as TensorFlow's candidate samplers do, so
-    // that successive calls read the same Philox stream positions.
-    auto philox = generator_.ReserveSamples32(2048 * num_sampled_);
     tensorflow::random::SimplePhilox rng(&philox);
     const int64_t num_tries = DrawCandidates(*tree, total_weight, unique_, &rng,
                                              num_sampled_, out.sampled);
@@ -124,9 +135,8 @@ class SamplerKernelBase : public OpKernel {
   int64_t num_sampled_ = 0;
   bool unique_ = false;
   int64_t range_max_ = 0;
-
- private:
-  tensorflow::GuardedPhiloxRandom generator_;
+  int64_t seed_ = 0;
+  int64_t seed2_ = 0;
 };
 
 // TfSampling>LearnedUnigramCandidateSampler: the counts live in the kernel,
@@ -143,12 +153,13 @@ class LearnedUnigramCandidateSamplerOp : public SamplerKernelBase {
       dense_ = std::make_unique<DenseIncrements>(range_max_);
       OP_REQUIRES(context, dense_->ok(),
                   absl::ResourceExhaustedError(absl::StrCat(
-                      "cannot allocate dense counts for range_max=",
-                      range_max_, "; use storage='sparse'")));
+                      "cannot allocate dense counts for range_max=", range_max_,
+                      "; use storage='sparse'")));
     } else {
       sparse_ = std::make_unique<SparseIncrements>();
     }
     total_weight_ = range_max_;
+    generator_.Init(seed_, seed2_);
   }
 
   void Compute(OpKernelContext* context) override {
@@ -157,67 +168,91 @@ class LearnedUnigramCandidateSamplerOp : public SamplerKernelBase {
     // One exclusive lock for sampling and learning: concurrent calls of this
     // kernel see each other's updates whole, never half applied.
     absl::MutexLock lock(&mu_);
+    const auto philox = generator_.ReserveSamples128(SamplesPerCall());
     if (dense_) {
       UnigramTree<DenseIncrements> tree(range_max_, dense_.get());
-      SampleThenLearn(&tree, total_weight_, out);
+      SampleThenLearn(&tree, total_weight_, philox, out);
     } else {
       UnigramTree<SparseIncrements> tree(range_max_, sparse_.get());
-      SampleThenLearn(&tree, total_weight_, out);
+      SampleThenLearn(&tree, total_weight_, philox, out);
     }
     total_weight_ += out.num_true_classes;
   }
 
  private:
   absl::Mutex mu_;
+  tensorflow::GuardedPhiloxRandom generator_;
   std::unique_ptr<DenseIncrements> dense_;
   std::unique_ptr<SparseIncrements> sparse_;
   int64_t total_weight_ = 0;
 };
 
-// TfSampling>LearnedUnigramSampleAndUpdate: the counts live in a resource
-// variable that the caller owns (and checkpoints).
+// TfSampling>LearnedUnigramSampleAndUpdate: the counts, and the position in
+// the random stream, live in resource variables that the caller owns (and
+// checkpoints).
 class LearnedUnigramSampleAndUpdateOp : public SamplerKernelBase {
  public:
   using SamplerKernelBase::SamplerKernelBase;
 
   void Compute(OpKernelContext* context) override {
-    tensorflow::core::RefCountPtr<tensorflow::Var> var;
-    OP_REQUIRES_OK(context,
-                   LookupResource(context, HandleFromInput(context, 0), &var));
+    tensorflow::core::RefCountPtr<tensorflow::Var> tree_var;
+    OP_REQUIRES_OK(context, LookupResource(context, HandleFromInput(context, 0),
+                                           &tree_var));
+    tensorflow::core::RefCountPtr<tensorflow::Var> offset_var;
+    OP_REQUIRES_OK(context, LookupResource(context, HandleFromInput(context, 1),
+                                           &offset_var));
+    OP_REQUIRES(context, tree_var.get() != offset_var.get(),
+                absl::InvalidArgumentError(
+                    "tree and offset must be two different variables"));
     Outputs out;
-    OP_REQUIRES_OK(context, Prepare(context, 1, &out));
+    OP_REQUIRES_OK(context, Prepare(context, 2, &out));
 
-    tensorflow::mutex_lock lock(*var->mu());
-    OP_REQUIRES(context, var->is_initialized,
+    // Always tree first, then offset: no lock-order cycle between calls.
+    tensorflow::mutex_lock tree_lock(*tree_var->mu());
+    tensorflow::mutex_lock offset_lock(*offset_var->mu());
+    OP_REQUIRES(context, tree_var->is_initialized && offset_var->is_initialized,
                 absl::FailedPreconditionError(
-                    "the learned-unigram state variable is not initialized"));
-    Tensor* state = var->tensor();
+                    "the learned-unigram state variables are not initialized"));
+    Tensor* state = tree_var->tensor();
     OP_REQUIRES(
         context,
         state->dtype() == tensorflow::DT_INT64 && state->dims() == 1 &&
             state->dim_size(0) == range_max_,
         absl::InvalidArgumentError(absl::StrCat(
-            "the state variable must be int64 with shape [range_max] = [",
+            "tree must be an int64 variable of shape [range_max] = [",
             range_max_, "], got ", tensorflow::DataTypeString(state->dtype()),
             " with shape ", state->shape().DebugString())));
-    // Copy on write: if someone still holds a tensor aliasing the variable's
+    Tensor* offset = offset_var->tensor();
+    OP_REQUIRES(context,
+                offset->dtype() == tensorflow::DT_INT64 && offset->dims() == 0,
+                absl::InvalidArgumentError(absl::StrCat(
+                    "offset must be an int64 scalar variable, got ",
+                    tensorflow::DataTypeString(offset->dtype()), " with shape ",
+                    offset->shape().DebugString())));
+    // Copy on write: if someone still holds a tensor aliasing the tree's
     // buffer (a pending read), give the variable a fresh buffer first, as
     // TensorFlow's own variable updates do. Otherwise update in place.
     if (!state->RefCountIsOne()) {
       Tensor copy;
-      tensorflow::AllocatorAttributes attr;
-      attr.set_gpu_compatible(true);
-      attr.set_nic_compatible(true);
       OP_REQUIRES_OK(context, context->allocate_temp(tensorflow::DT_INT64,
-                                                     state->shape(), &copy,
-                                                     attr));
+                                                     state->shape(), &copy));
       std::memcpy(copy.flat<int64_t>().data(), state->flat<int64_t>().data(),
                   sizeof(int64_t) * range_max_);
       *state = copy;
     }
+    const int64_t position = offset->scalar<int64_t>()();
+    tensorflow::random::PhiloxRandom philox(static_cast<uint64_t>(seed_),
+                                            static_cast<uint64_t>(seed2_));
+    philox.Skip(static_cast<uint64_t>(position));
     BufferIncrements store(state->flat<int64_t>().data());
     UnigramTree<BufferIncrements> tree(range_max_, &store);
-    SampleThenLearn(&tree, tree.TotalWeight(), out);
+    SampleThenLearn(&tree, tree.TotalWeight(), philox, out);
+    // The offset is a scalar: always write a new buffer (never alias).
+    Tensor next;
+    OP_REQUIRES_OK(context, context->allocate_temp(tensorflow::DT_INT64,
+                                                   TensorShape({}), &next));
+    next.scalar<int64_t>()() = position + SamplesPerCall();
+    *offset = next;
   }
 };
 
@@ -234,8 +269,7 @@ class TreeToCountsOp : public OpKernel {
                     "tree must be a vector [range_max], got shape ",
                     tree.shape().DebugString())));
     Tensor* counts = nullptr;
-    OP_REQUIRES_OK(context,
-                   context->allocate_output(0, tree.shape(), &counts));
+    OP_REQUIRES_OK(context, context->allocate_output(0, tree.shape(), &counts));
     const int64_t n = tree.dim_size(0);
     int64_t* c = counts->flat<int64_t>().data();
     std::memcpy(c, tree.flat<int64_t>().data(), sizeof(int64_t) * n);
@@ -259,8 +293,7 @@ class CountsToTreeOp : public OpKernel {
                     "counts must be a vector [range_max], got shape ",
                     counts.shape().DebugString())));
     Tensor* tree = nullptr;
-    OP_REQUIRES_OK(context,
-                   context->allocate_output(0, counts.shape(), &tree));
+    OP_REQUIRES_OK(context, context->allocate_output(0, counts.shape(), &tree));
     const int64_t n = counts.dim_size(0);
     const int64_t* in = counts.flat<int64_t>().data();
     for (int64_t i = 0; i < n; ++i) {

@@ -1,4 +1,5 @@
-// Copyright 2026 The tf_sampling Authors. Licensed under the Apache License 2.0.
+// Copyright 2026 The tf_sampling Authors. Licensed under the Apache
+// License 2.0.
 //
 // Interfaces of the learned-unigram candidate-sampling ops. Kernels live in
 // ../kernels/learned_unigram_kernels.cc. Every op name carries the
@@ -40,9 +41,9 @@ absl::Status SamplerShape(InferenceContext* c, int index, int64_t range_max) {
   TF_RETURN_IF_ERROR(c->WithRank(true_classes, 2, &true_classes));
   DimensionHandle columns = c->Dim(true_classes, 1);
   if (c->ValueKnown(columns) && c->Value(columns) != num_true) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "true_classes must have num_true=", num_true, " columns, got shape ",
-        c->DebugString(true_classes)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("true_classes must have num_true=", num_true,
+                     " columns, got shape ", c->DebugString(true_classes)));
   }
   ShapeHandle sampled = c->Vector(num_sampled);
   c->set_output(0, sampled);
@@ -67,12 +68,12 @@ absl::Status SampleAndUpdateShape(InferenceContext* c) {
     if (c->RankKnown(tree) &&
         (c->Rank(tree) != 1 || (c->ValueKnown(c->Dim(tree, 0)) &&
                                 c->Value(c->Dim(tree, 0)) != range_max))) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the state variable must have shape [range_max] = [", range_max,
-          "], got shape ", c->DebugString(tree)));
+      return absl::InvalidArgumentError(
+          absl::StrCat("the state variable must have shape [range_max] = [",
+                       range_max, "], got shape ", c->DebugString(tree)));
     }
   }
-  return SamplerShape(c, /*index=*/1, range_max);
+  return SamplerShape(c, /*index=*/2, range_max);
 }
 
 // Shape function of the two O(range_max) converters: vector in, same out.
@@ -130,6 +131,7 @@ storage: how the kernel stores the counts: 'dense' (a lazily zeroed array of
 
 REGISTER_OP("TfSampling>LearnedUnigramSampleAndUpdate")
     .Input("tree: resource")
+    .Input("offset: resource")
     .Input("true_classes: int64")
     .Output("sampled_candidates: int64")
     .Output("true_expected_count: float")
@@ -145,12 +147,14 @@ REGISTER_OP("TfSampling>LearnedUnigramSampleAndUpdate")
     .Doc(R"doc(
 Learned-unigram sampling from counts held in a user-owned int64 variable.
 
-`tree` is a resource variable of shape [range_max] holding the increments of a
-Fenwick tree (node i at position i - 1) over class weights 1 + count. Under the
-variable's lock, the kernel samples exactly as
-TfSampling>LearnedUnigramCandidateSampler does, then adds the true classes to
-the counts in place: O((batch_size * num_true + num_sampled) * log(range_max))
-per call, with no copy of the variable.
+`tree` is an int64 resource variable of shape [range_max] holding the
+increments of a Fenwick tree (node i at position i - 1) over class weights
+1 + count. `offset` is an int64 scalar variable: the position (in 128-bit
+Philox samples) of the random stream of (seed, seed2). Under the variables'
+locks, the kernel samples exactly as TfSampling>LearnedUnigramCandidateSampler
+does, adds the true classes to the counts in place and advances `offset`:
+O((batch_size * num_true + num_sampled) * log(range_max)) per call, with no
+copy of the tree.
 )doc");
 
 REGISTER_OP("TfSampling>LearnedUnigramTreeToCounts")
