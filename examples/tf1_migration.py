@@ -18,6 +18,12 @@ Run::
     python examples/tf1_migration.py            # ~1000 classes, a few seconds
     python examples/tf1_migration.py --tiny     # a smoke run (~1 s of training)
     python examples/tf1_migration.py --loss sampled   # plain sampled softmax
+    python examples/tf1_migration.py --tf_sampler     # first pass: TF's own sampler
+
+By default, as in TF 1.x, ``sampled_values=None`` makes the first TAPAS pass use a
+learned-unigram sampler: here ``tf_sampling.ops.learned_unigram_candidate_sampler``,
+this package's compiled op. ``--tf_sampler`` passes the candidates of TensorFlow's
+``tf.compat.v1.nn.learned_unigram_candidate_sampler`` explicitly instead.
 """
 
 from __future__ import annotations
@@ -76,10 +82,12 @@ def build_graph(args: argparse.Namespace) -> dict:
         initializer=tf1.zeros_initializer(),
     )
 
-    first_pass = tf1.nn.learned_unigram_candidate_sampler(
-        true_classes=labels, num_true=1, num_sampled=args.num_sampled, unique=True,
-        range_max=args.num_classes, seed=args.seed,
-    )
+    first_pass = None  # TF 1.x default: a learned-unigram sampler, unique=True
+    if args.tf_sampler:
+        first_pass = tf1.nn.learned_unigram_candidate_sampler(
+            true_classes=labels, num_true=1, num_sampled=args.num_sampled, unique=True,
+            range_max=args.num_classes, seed=args.seed,
+        )
     if args.loss == "rank":
         loss = sampling_v1.contrib.nn.rank_sampled_softmax_loss(
             weights=softmax_w, biases=softmax_b, labels=labels, inputs=hidden,
@@ -119,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="small, short smoke run")
     parser.add_argument("--loss", choices=("rank", "sampled"), default="rank")
+    parser.add_argument("--tf_sampler", action="store_true",
+                        help="first TAPAS pass from TensorFlow's learned-unigram sampler")
     parser.add_argument("--num_classes", type=int, default=1000)
     parser.add_argument("--num_shards", type=int, default=4)
     parser.add_argument("--num_sampled", type=int, default=200)
@@ -150,8 +160,9 @@ def main(argv: list[str] | None = None) -> int:
                                      g["temperature"]: temperature})
         after = recall_at(sess.run(g["rank"], test_feed))
     fmt = " ".join(f"recall@{k}={v:.3f}" for k, v in after.items())
+    sampler = "tf" if args.tf_sampler else "tf_sampling"
     print(f"loss={args.loss} classes={args.num_classes} shards={args.num_shards} "
-          f"steps={args.steps}")
+          f"steps={args.steps} first_pass_sampler={sampler}")
     print("before: " + " ".join(f"recall@{k}={v:.3f}" for k, v in before.items()))
     print("after:  " + fmt)
     improved = after[1] > before[1]
