@@ -16,7 +16,12 @@ LAYERS = {
     "sampled_softmax": lambda **kw: tsl.SampledSoftmax(V, num_sampled=5, seed=3, **kw),
     "nce": lambda **kw: tsl.NCE(V, num_sampled=5, seed=3, **kw),
     "rank": lambda **kw: tsl.RankSampledSoftmax(
-        V, num_sampled=8, num_resampled=4, resampling_temperature=0.7, sampler="uniform", seed=3,
+        V,
+        num_sampled=8,
+        num_resampled=4,
+        resampling_temperature=0.7,
+        sampler="uniform",
+        seed=3,
         **kw,
     ),
 }
@@ -56,21 +61,34 @@ def test_call_inference_is_exact_logits_and_training_passes_hidden_through(kind)
     assert tsl._tags.get_tag(hidden).kind == "hidden"
 
 
+def test_no_bias_and_no_xla():
+    layer = tsl.SampledSoftmax(V, 5, use_bias=False)
+    x = np.random.default_rng(9).normal(size=(2, D)).astype("float32")
+    np.testing.assert_allclose(layer(x).numpy(), x @ layer.kernel.numpy().T, rtol=1e-5, atol=1e-6)
+    assert [w.name for w in layer.weights] == ["kernel"]
+    inputs = keras.Input((D,))
+    model = keras.Model(inputs, layer(inputs))
+    model.compile("sgd", loss=tsloss.SampledSoftmaxLoss(), jit_compile="auto")
+    assert not layer.supports_jit and model.jit_compile is False  # sampler ops have no XLA kernel
+
+
 @pytest.mark.parametrize("strategy", ["div", "mod"])
 def test_sharded_weights_give_the_same_logits_in_class_order(strategy):
     kw = dict(kernel_initializer=keras.initializers.RandomNormal(seed=7))
     whole = tsl.SampledSoftmax(V, 5, **kw, bias_initializer=keras.initializers.RandomNormal(seed=8))
     sharded = tsl.SampledSoftmax(
-        V, 5, **kw, bias_initializer=keras.initializers.RandomNormal(seed=8),
-        num_shards=4, partition_strategy=strategy,
+        V,
+        5,
+        **kw,
+        bias_initializer=keras.initializers.RandomNormal(seed=8),
+        num_shards=4,
+        partition_strategy=strategy,
     )
     x = np.random.default_rng(1).normal(size=(3, D)).astype("float32")
     np.testing.assert_allclose(sharded(x).numpy(), whole(x).numpy(), rtol=1e-6, atol=1e-6)
     assert [tuple(k.shape) for k in sharded.kernel_shards] == [(6, D), (6, D), (6, D), (5, D)]
     ids = tsl.base.shard_class_ids(V, 4, strategy)
-    np.testing.assert_array_equal(
-        sharded.kernel_shards[1].numpy(), whole.kernel.numpy()[ids[1]]
-    )
+    np.testing.assert_array_equal(sharded.kernel_shards[1].numpy(), whole.kernel.numpy()[ids[1]])
 
 
 def test_probabilities_output_and_top_k():
@@ -78,9 +96,7 @@ def test_probabilities_output_and_top_k():
     nce = tsl.NCE(V, 5, output_mode="probabilities")
     x = np.random.default_rng(2).normal(size=(3, D)).astype("float32")
     np.testing.assert_allclose(softmax(x).numpy(), _softmax(softmax.logits(x).numpy()), atol=1e-6)
-    np.testing.assert_allclose(
-        nce(x).numpy(), 1 / (1 + np.exp(-nce.logits(x).numpy())), atol=1e-6
-    )
+    np.testing.assert_allclose(nce(x).numpy(), 1 / (1 + np.exp(-nce.logits(x).numpy())), atol=1e-6)
     logits = softmax.logits(x).numpy()
     best = softmax.top_k(x, k=4)
     np.testing.assert_array_equal(best.ids.numpy(), np.argsort(-logits, -1)[:, :4])

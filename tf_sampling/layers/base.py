@@ -173,6 +173,9 @@ class SampledOutputLayer(keras.layers.Layer):
             )
         self.partition_strategy = partition_strategy
         self.supports_masking = True
+        # TensorFlow's candidate-sampler ops have no XLA kernels: keep Keras'
+        # jit_compile="auto" from compiling the training step on GPU machines.
+        self.supports_jit = False
         self.kernel_shards: list = []
         self.bias_shards: list = []
 
