@@ -345,3 +345,21 @@ def test_metrics_skip_training_batches_and_work_on_plain_logits():
         np.exp(_np_full_softmax_ce(logits.astype(np.float64), y).mean()),
         rtol=1e-5,
     )
+
+
+def test_nce_loss_from_probabilities_and_eager_fit():
+    layer = tsl.NCE(V, 4, output_mode="probabilities", bias_initializer="random_normal")
+    assert layer.remove_accidental_hits is False
+    assert tsl.SampledSoftmax(V, 4).remove_accidental_hits is True
+    model = _model(layer)
+    model.compile("sgd", loss=tsloss.NCELoss(), run_eagerly=True)
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(8, D)).astype("float32")
+    y = rng.integers(0, V, size=8)
+    before = layer.kernel.numpy().copy()
+    model.fit(x, y, batch_size=4, verbose=0)  # eager tensors carry the tag too
+    assert not np.array_equal(before, layer.kernel.numpy())
+    got = model.evaluate(x, y, batch_size=8, verbose=0)
+    w, b = _table(layer)
+    expected = _np_full_sigmoid_ce(x.astype(np.float64) @ w.T + b, y).mean()
+    np.testing.assert_allclose(got, expected, rtol=1e-4)

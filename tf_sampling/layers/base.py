@@ -114,7 +114,8 @@ class SampledOutputLayer(keras.layers.Layer):
     """
 
     objective = _targets.SOFTMAX
-    default_sampler = "log_uniform"
+    #: ``remove_accidental_hits`` when None is passed (TensorFlow's defaults).
+    default_remove_accidental_hits = True
 
     def __init__(
         self,
@@ -122,7 +123,7 @@ class SampledOutputLayer(keras.layers.Layer):
         num_sampled: int,
         num_true: int = 1,
         sampler="log_uniform",
-        remove_accidental_hits: bool = True,
+        remove_accidental_hits: bool | None = None,
         seed: int | None = None,
         output_mode: str = "logits",
         use_bias: bool = True,
@@ -145,6 +146,8 @@ class SampledOutputLayer(keras.layers.Layer):
         self.num_classes, self.num_sampled, self.num_true, self.seed = check_options(
             num_classes, num_sampled, num_true, seed, unique
         )
+        if remove_accidental_hits is None:
+            remove_accidental_hits = self.default_remove_accidental_hits
         if not isinstance(remove_accidental_hits, bool):
             raise TypeError(
                 f"`remove_accidental_hits` must be a bool, got {remove_accidental_hits!r}."

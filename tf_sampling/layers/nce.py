@@ -22,15 +22,9 @@ class NCE(SampledOutputLayer):
     Args:
       num_classes: int >= 2.
       num_sampled: int, negative classes sampled per batch.
-      remove_accidental_hits: bool, default False as in ``tf.nn.nce_loss``.
+      remove_accidental_hits: bool (None: False, as in ``tf.nn.nce_loss``).
       **kwargs: every other ``SampledSoftmax`` argument.
     """
 
     objective = _targets.SIGMOID
-
-    def __init__(
-        self, num_classes: int, num_sampled: int, remove_accidental_hits: bool = False, **kwargs
-    ):
-        super().__init__(
-            num_classes, num_sampled, remove_accidental_hits=remove_accidental_hits, **kwargs
-        )
+    default_remove_accidental_hits = False

@@ -62,8 +62,6 @@ class RankSampledSoftmax(SampledOutputLayer):
       **kwargs: every other ``SampledSoftmax`` argument.
     """
 
-    default_sampler = "learned_unigram"
-
     def __init__(
         self,
         num_classes: int,
@@ -71,7 +69,7 @@ class RankSampledSoftmax(SampledOutputLayer):
         num_resampled: int,
         resampling_temperature: float = 1.0,
         sampler="learned_unigram",
-        remove_accidental_hits: bool = True,
+        remove_accidental_hits: bool | None = None,
         **kwargs,
     ):
         super().__init__(

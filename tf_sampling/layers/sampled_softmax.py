@@ -41,7 +41,8 @@ class SampledSoftmax(SampledOutputLayer):
         ``"fixed_unigram"`` -- as a dict ``{"name": "fixed_unigram",
         "unigrams": [...], "distortion": 0.75}`` or with ``"vocab_file"``. A
         dict may also set ``"unique": False``. See ``tf_sampling.samplers``.
-      remove_accidental_hits: bool, drop sampled classes that equal a target.
+      remove_accidental_hits: bool, drop sampled classes that equal a target
+        (None: True, TensorFlow's default for sampled softmax).
       seed: Optional int, seed of the sampler op.
       output_mode: ``"logits"`` (default) or ``"probabilities"``: what
         evaluation and inference return.
@@ -67,10 +68,3 @@ class SampledSoftmax(SampledOutputLayer):
       training: ``[batch, ..., dim]`` (the input); otherwise ``[batch, ...,
       num_classes]``.
     """
-
-    def __init__(
-        self, num_classes: int, num_sampled: int, remove_accidental_hits: bool = True, **kwargs
-    ):
-        super().__init__(
-            num_classes, num_sampled, remove_accidental_hits=remove_accidental_hits, **kwargs
-        )
