@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from tf_sampling._core import sharding, validation
 from tf_sampling._core.losses import sampled_softmax_loss
-from tf_sampling._core.sampled_logits import _static_num_classes, compute_dtype
+from tf_sampling._core.sampled_logits import class_tables, compute_dtype
 
 
 def check_resampling_temperature(resampling_temperature) -> float | tf.Tensor:
@@ -230,18 +230,11 @@ def rank_sampled_softmax_loss(
     with tf.name_scope(name or "rank_sampled_softmax_loss"):
         temperature = check_resampling_temperature(resampling_temperature)
         inputs = validation.check_inputs(inputs)
-        weight_table = sharding.as_sharded_table(weights, partition_strategy, "weights")
-        bias_table = sharding.as_sharded_table(biases, partition_strategy, "biases")
         # The first pass looks rows up before the second pass checks the
         # tables: check what it relies on here.
-        _static_num_classes(weight_table, num_classes, "weights")
-        _static_num_classes(bias_table, num_classes, "biases")
-        dim = weight_table.row_shape[0] if weight_table.row_shape.rank == 1 else None
-        if inputs.shape[1] is not None and dim is not None and inputs.shape[1] != dim:
-            raise ValueError(
-                f"`inputs` dim {inputs.shape[1]} does not match `weights` dim {dim} "
-                f"(inputs shape {inputs.shape})."
-            )
+        weight_table, bias_table = class_tables(
+            weights, biases, inputs, num_classes, partition_strategy
+        )
         labels = validation.normalize_labels(labels, num_true, num_classes, inputs.shape[0])
         if sampled_values is None:
             # Imported here: loading the custom op is only needed for this default.

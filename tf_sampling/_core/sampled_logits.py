@@ -27,13 +27,47 @@ def compute_dtype(*dtypes: tf.DType) -> tf.DType:
     return tf.float64 if tf.float64 in dtypes else tf.float32
 
 
-def _static_num_classes(table: sharding.ShardedTable, num_classes: int, arg_name: str) -> None:
-    if table.num_rows != num_classes:
-        what = "shard sizes" if len(table.shards) > 1 else "first dimension"
+def class_tables(
+    weights, biases, inputs: tf.Tensor, num_classes: int, partition_strategy: str
+) -> tuple[sharding.ShardedTable, sharding.ShardedTable]:
+    """Wraps and checks the class tables against each other and ``inputs``.
+
+    Args:
+      weights: ``[num_classes, dim]`` table in any supported form.
+      biases: ``[num_classes]`` table in any supported form.
+      inputs: ``[batch_size, dim]`` tensor (already checked).
+      num_classes: Number of classes the tables must hold.
+      partition_strategy: ``"mod"`` or ``"div"``.
+
+    Returns:
+      tuple: the weight and bias :class:`~sharding.ShardedTable`.
+
+    Raises:
+      ValueError: the row counts do not add up to ``num_classes``, the tables
+        have the wrong rank, or ``weights`` and ``inputs`` disagree on ``dim``.
+    """
+    tables = []
+    for arg_name, params, row_rank, shape in (
+        ("weights", weights, 1, "[num_classes, dim]"),
+        ("biases", biases, 0, "[num_classes]"),
+    ):
+        table = sharding.as_sharded_table(params, partition_strategy, arg_name)
+        if table.num_rows != num_classes:
+            what = "shard sizes" if len(table.shards) > 1 else "first dimension"
+            raise ValueError(
+                f"`{arg_name}` {what} {list(table.sizes)} add up to {table.num_rows} rows, but "
+                f"`num_classes` is {num_classes}."
+            )
+        if table.row_shape.rank != row_rank:
+            raise ValueError(f"`{arg_name}` must be {shape}, got rows of shape {table.row_shape}.")
+        tables.append(table)
+    dim = tables[0].row_shape[0]
+    if inputs.shape[1] is not None and dim is not None and inputs.shape[1] != dim:
         raise ValueError(
-            f"`{arg_name}` {what} {list(table.sizes)} add up to {table.num_rows} rows, but "
-            f"`num_classes` is {num_classes}."
+            f"`inputs` dim {inputs.shape[1]} does not match `weights` dim {dim} "
+            f"(inputs shape {inputs.shape}, weights rows of shape {tables[0].row_shape})."
         )
+    return tables[0], tables[1]
 
 
 def compute_sampled_logits(
@@ -83,24 +117,9 @@ def compute_sampled_logits(
     )
     validation.check_partition_strategy(partition_strategy)
     inputs = validation.check_inputs(inputs)
-    weight_table = sharding.as_sharded_table(weights, partition_strategy, "weights")
-    bias_table = sharding.as_sharded_table(biases, partition_strategy, "biases")
-    _static_num_classes(weight_table, num_classes, "weights")
-    _static_num_classes(bias_table, num_classes, "biases")
-    if weight_table.row_shape.rank != 1:
-        raise ValueError(
-            f"`weights` must be [num_classes, dim], got rows of shape {weight_table.row_shape}."
-        )
-    if bias_table.row_shape.rank != 0:
-        raise ValueError(
-            f"`biases` must be [num_classes], got rows of shape {bias_table.row_shape}."
-        )
-    dim = weight_table.row_shape[0]
-    if inputs.shape[1] is not None and dim is not None and inputs.shape[1] != dim:
-        raise ValueError(
-            f"`inputs` dim {inputs.shape[1]} does not match `weights` dim {dim} "
-            f"(inputs shape {inputs.shape}, weights rows of shape {weight_table.row_shape})."
-        )
+    weight_table, bias_table = class_tables(
+        weights, biases, inputs, num_classes, partition_strategy
+    )
     labels = validation.normalize_labels(labels, num_true, num_classes, inputs.shape[0])
 
     if sampled_values is None:
