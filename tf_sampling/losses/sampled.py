@@ -77,9 +77,13 @@ class SampledLoss(keras.losses.Loss):
             seed,
             unique=False,
         )
-        if num_classes is not None and num_sampled is not None and sampler is not None:
-            unique = bool(getattr(samplers_module.get(sampler, num_classes), "unique", True))
-            check_options(num_classes, num_sampled, 1, None, unique)
+        self._sampler_object = None
+        if sampler is not None and num_classes is not None:
+            # Built now, outside any tf.function, in case it creates variables.
+            self._sampler_object = samplers_module.get(sampler, num_classes, seed=seed)
+            if num_sampled is not None:
+                unique = bool(getattr(self._sampler_object, "unique", True))
+                check_options(num_classes, num_sampled, 1, None, unique)
         if remove_accidental_hits is not None and not isinstance(remove_accidental_hits, bool):
             raise TypeError(
                 f"`remove_accidental_hits` must be a bool or None, got {remove_accidental_hits!r}."
@@ -95,10 +99,6 @@ class SampledLoss(keras.losses.Loss):
         self.remove_accidental_hits = remove_accidental_hits
         self.seed = seed
         self.layer = layer
-        self._sampler_object = None
-        if sampler is not None and num_classes is not None:
-            # Built now, outside any tf.function, in case it creates variables.
-            self._sampler_object = samplers_module.get(sampler, num_classes, seed=seed)
         self._originals = None
 
     # ---------------------------------------------------------------- calls
