@@ -2,23 +2,17 @@
 
 Submodules:
   nn: functional losses with TensorFlow's ``tf.compat.v1`` signatures.
-  ops: candidate samplers, including this package's C++ learned-unigram op.
-  layers, losses: Keras 3 output layers and losses.
-  compat: the TF1 migration shim.
+  ops: candidate samplers, including this package's C++ learned-unigram op
+    (its library is loaded on first use, not on import).
+  samplers: sampler objects; ``LearnedUnigramSampler`` keeps its counts as
+    saved state.
+  layers, losses, metrics: Keras 3 output layers, losses and exact metrics.
+    Importing the package registers them with ``keras.saving``, so
+    ``keras.models.load_model`` needs no ``custom_objects``.
+  compat: the TF1 migration shim (``tf_sampling.compat.v1``).
 """
 
-import importlib
-
+from tf_sampling import compat, layers, losses, metrics, nn, ops, samplers
 from tf_sampling.version import __version__
 
-_SUBMODULES = ("nn", "ops", "layers", "losses", "samplers", "compat")
-
-
-def __getattr__(name: str):
-    # Lazy so that `import tf_sampling` stays cheap and never loads the op.
-    if name in _SUBMODULES:
-        return importlib.import_module(f"tf_sampling.{name}")
-    raise AttributeError(f"module 'tf_sampling' has no attribute {name!r}")
-
-
-__all__ = ["__version__", *_SUBMODULES]
+__all__ = ["__version__", "compat", "layers", "losses", "metrics", "nn", "ops", "samplers"]

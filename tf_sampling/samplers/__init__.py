@@ -12,8 +12,6 @@ returns and what layer configs store), or a sampler object (returned as is).
 
 from __future__ import annotations
 
-import importlib
-
 from tf_sampling.samplers.builtin import (
     CandidateSampler,
     FixedUnigramSampler,
@@ -21,9 +19,13 @@ from tf_sampling.samplers.builtin import (
     UniformSampler,
 )
 
+# Importing the module does not load the compiled op; its first sample does.
+from tf_sampling.samplers.learned_unigram import LearnedUnigramSampler
+
 __all__ = [
     "CandidateSampler",
     "FixedUnigramSampler",
+    "LearnedUnigramSampler",
     "LogUniformSampler",
     "UniformSampler",
     "get",
@@ -38,12 +40,6 @@ LEARNED_UNIGRAM = "learned_unigram"
 def names() -> tuple[str, ...]:
     """Returns the sampler names ``get`` understands."""
     return (*_BUILTIN, LEARNED_UNIGRAM)
-
-
-def _learned_unigram_class():
-    # Imported lazily: the module loads this package's compiled op.
-    module = importlib.import_module("tf_sampling.samplers.learned_unigram")
-    return module.LearnedUnigramSampler
 
 
 def get(identifier, num_classes: int, unique: bool = True, seed: int | None = None, **kwargs):
@@ -90,7 +86,7 @@ def get(identifier, num_classes: int, unique: bool = True, seed: int | None = No
                 f"The 'learned_unigram' sampler takes no options besides `unique` and `seed`; "
                 f"got {sorted(kwargs)}."
             )
-        return _learned_unigram_class()(num_classes, unique=unique, seed=seed)
+        return LearnedUnigramSampler(num_classes, unique=unique, seed=seed)
     if name not in _BUILTIN:
         raise ValueError(f"Unknown sampler {name!r}; expected one of {names()}.")
     try:
