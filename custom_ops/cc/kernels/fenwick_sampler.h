@@ -18,10 +18,13 @@
 #ifndef TF_SAMPLING_CUSTOM_OPS_CC_KERNELS_FENWICK_SAMPLER_H_
 #define TF_SAMPLING_CUSTOM_OPS_CC_KERNELS_FENWICK_SAMPLER_H_
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <new>
 #include <vector>
 
 #include "tensorflow/core/lib/random/simple_philox.h"
@@ -61,6 +64,9 @@ class Int64HashMap {
       if (slot.key == kEmpty) return 0;
     }
   }
+
+  // Hints the CPU to fetch the slot where a lookup of `key` starts.
+  void Prefetch(int64_t key) const { __builtin_prefetch(&slots_[Home(key)]); }
 
   // Adds `delta` to the value of `key` (inserting it at 0 first if absent).
   void Add(int64_t key, int64_t delta) { *FindOrInsert(key, nullptr) += delta; }
@@ -128,23 +134,20 @@ class Int64HashMap {
   int64_t size_ = 0;
 };
 
-// Increments of Fenwick nodes 1..n in a dense array. The memory comes from
-// calloc, so the kernel (mmap) hands out zero pages lazily: construction costs
-// no O(n) work and only the pages of touched nodes are ever committed.
+// Increments of Fenwick nodes 1..n in a dense array, zeroed once at
+// construction (the only O(n) work; TensorFlow's own picker does the same).
 class DenseIncrements {
  public:
   explicit DenseIncrements(int64_t n)
-      : data_(static_cast<int64_t*>(std::calloc(n + 1, sizeof(int64_t)))) {}
-  ~DenseIncrements() { std::free(data_); }
-  DenseIncrements(const DenseIncrements&) = delete;
-  DenseIncrements& operator=(const DenseIncrements&) = delete;
+      : data_(new (std::nothrow) int64_t[n + 1]()) {}
 
   bool ok() const { return data_ != nullptr; }
   int64_t Get(int64_t node) const { return data_[node]; }
   void Add(int64_t node, int64_t delta) { data_[node] += delta; }
+  void Prefetch(int64_t node) const { __builtin_prefetch(&data_[node]); }
 
  private:
-  int64_t* data_;
+  std::unique_ptr<int64_t[]> data_;
 };
 
 // Increments of Fenwick nodes in a hash map: memory grows with the number of
@@ -153,6 +156,7 @@ class SparseIncrements {
  public:
   int64_t Get(int64_t node) const { return map_.Get(node); }
   void Add(int64_t node, int64_t delta) { map_.Add(node, delta); }
+  void Prefetch(int64_t node) const { map_.Prefetch(node); }
 
  private:
   Int64HashMap map_;
@@ -164,6 +168,7 @@ class BufferIncrements {
   explicit BufferIncrements(int64_t* data) : data_(data) {}
   int64_t Get(int64_t node) const { return data_[node - 1]; }
   void Add(int64_t node, int64_t delta) { data_[node - 1] += delta; }
+  void Prefetch(int64_t node) const { __builtin_prefetch(&data_[node - 1]); }
 
  private:
   int64_t* data_;
@@ -221,6 +226,34 @@ class UnigramTree {
     return pos;
   }
 
+  // Find() for n <= kGroup values at once: the n descents advance level by
+  // level in lockstep and each prefetches its next node, so their cache
+  // misses overlap instead of queueing (ranges far beyond the CPU caches).
+  static constexpr int kGroup = 16;
+  void FindGroup(const int64_t* r, int n, int64_t* out) const {
+    int64_t pos[kGroup];
+    int64_t rest[kGroup];
+    for (int j = 0; j < n; ++j) {
+      pos[j] = 0;
+      rest[j] = r[j];
+    }
+    for (int64_t step = top_step_; step > 0; step >>= 1) {
+      const int64_t half = step >> 1;
+      for (int j = 0; j < n; ++j) {
+        const int64_t node = pos[j] + step;
+        if (node <= range_) {
+          const int64_t weight = step + store_->Get(node);
+          const bool take = weight <= rest[j];  // Unpredictable: no branch.
+          pos[j] = take ? node : pos[j];
+          rest[j] -= take ? weight : 0;
+        }
+        if (half > 0 && pos[j] + half <= range_)
+          store_->Prefetch(pos[j] + half);
+      }
+    }
+    for (int j = 0; j < n; ++j) out[j] = pos[j];
+  }
+
   // Adds `delta` occurrences to class c; O(log range). Calls
   // visit(node, delta) for each node changed.
   template <typename Visit>
@@ -274,25 +307,69 @@ inline float ExpectedCount(float p, int64_t num_sampled, int64_t num_tries) {
   return -std::expm1(static_cast<float>(num_tries) * std::log1p(-p));
 }
 
+// Ranges up to this size (a tree of <= 1 MiB) are sampled one draw at a time;
+// larger ones in groups of UnigramTree::kGroup interleaved descents.
+constexpr int64_t kScalarFindMaxRange = int64_t{1} << 17;
+
 // Draws `num_sampled` candidates from `tree` into `out`: independently, or for
 // `unique` by rejecting repeats. Returns the number of draws made.
 template <typename Tree>
 int64_t DrawCandidates(const Tree& tree, int64_t total_weight, bool unique,
                        tensorflow::random::SimplePhilox* rng,
                        int64_t num_sampled, int64_t* out) {
+  // Draws are made in groups (see UnigramTree::FindGroup), in stream order.
+  // With `unique`, the last group may draw a few values past the last one
+  // needed; they are ignored, and since every call starts at its own reserved
+  // stream position, the results are those of drawing one at a time.
+  constexpr int kGroup = Tree::kGroup;
   const uint64_t total = static_cast<uint64_t>(total_weight);
+  int64_t r[kGroup];
+  int64_t found[kGroup];
+  if (tree.range() <= kScalarFindMaxRange) {
+    // The tree fits in the CPU caches: one draw at a time, whose branches
+    // the CPU predicts well when the learned distribution is skewed.
+    if (!unique) {
+      for (int64_t i = 0; i < num_sampled; ++i) {
+        out[i] = tree.Find(static_cast<int64_t>(UniformBelow(rng, total)));
+      }
+      return num_sampled;
+    }
+    Int64HashMap seen(num_sampled);
+    int64_t num_tries = 0;
+    for (int64_t picked = 0; picked < num_sampled;) {
+      ++num_tries;
+      const int64_t c =
+          tree.Find(static_cast<int64_t>(UniformBelow(rng, total)));
+      if (seen.Insert(c)) out[picked++] = c;
+    }
+    return num_tries;
+  }
   if (!unique) {
-    for (int64_t i = 0; i < num_sampled; ++i) {
-      out[i] = tree.Find(static_cast<int64_t>(UniformBelow(rng, total)));
+    for (int64_t i = 0; i < num_sampled; i += kGroup) {
+      const int n =
+          static_cast<int>(std::min<int64_t>(kGroup, num_sampled - i));
+      for (int j = 0; j < n; ++j) {
+        r[j] = static_cast<int64_t>(UniformBelow(rng, total));
+      }
+      tree.FindGroup(r, n, out + i);
     }
     return num_sampled;
   }
   Int64HashMap seen(num_sampled);
   int64_t num_tries = 0;
-  for (int64_t picked = 0; picked < num_sampled;) {
-    ++num_tries;
-    const int64_t c = tree.Find(static_cast<int64_t>(UniformBelow(rng, total)));
-    if (seen.Insert(c)) out[picked++] = c;
+  int64_t picked = 0;
+  while (picked < num_sampled) {
+    // No more draws than could still be needed if all were new.
+    const int n =
+        static_cast<int>(std::min<int64_t>(kGroup, num_sampled - picked));
+    for (int j = 0; j < n; ++j) {
+      r[j] = static_cast<int64_t>(UniformBelow(rng, total));
+    }
+    tree.FindGroup(r, n, found);
+    for (int j = 0; j < n && picked < num_sampled; ++j) {
+      ++num_tries;
+      if (seen.Insert(found[j])) out[picked++] = found[j];
+    }
   }
   return num_tries;
 }
