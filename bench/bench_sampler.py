@@ -83,7 +83,6 @@ def bench_config(range_max, num_sampled, unique, reps, calls, stream):
         for name, fn in contenders.items():
             times[name].append(time_calls(fn, stream, calls, position))
         position += calls
-    del layer
     return {name: statistics.median(values) for name, values in times.items()}
 
 
