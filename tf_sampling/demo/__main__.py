@@ -13,14 +13,14 @@ import sys
 import time
 
 DEFAULTS = {
-    "epochs": 4,
-    "embedding_dim": 200,
-    "hidden_dim": 200,
-    "num_layers": 2,
+    "epochs": 3,
+    "embedding_dim": 256,
+    "hidden_dim": 256,
+    "num_layers": 1,
     "dropout": 0.0,
     "seq_len": 35,
-    "batch_size": 128,
-    "learning_rate": 2e-3,
+    "batch_size": 64,
+    "learning_rate": 3e-3,
     "clipnorm": 5.0,
     "num_sampled": 512,
     "sampler": "log_uniform",

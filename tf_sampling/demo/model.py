@@ -73,63 +73,22 @@ def _body(tokens: keras.KerasTensor, config: ModelConfig) -> keras.KerasTensor:
     return keras.layers.Identity(name=HIDDEN_LAYER)(h)
 
 
-class _InterimSampledSoftmax(keras.layers.Layer):
-    """TEMPORARY stand-in until tf_sampling.layers.SampledSoftmax lands."""
-
-    def __init__(self, num_classes, num_sampled, sampler, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        self.num_classes, self.num_sampled, self.seed = num_classes, num_sampled, seed
-
-    def build(self, inputs_shape, labels_shape=None):
-        dim = inputs_shape[-1]
-        self.weights_variable = self.add_weight(
-            shape=(self.num_classes, dim), initializer="glorot_uniform", name="weights"
-        )
-        self.biases_variable = self.add_weight(
-            shape=(self.num_classes,), initializer="zeros", name="biases"
-        )
-
-    def call(self, inputs, labels, training=None):
-        dim = tf.shape(inputs)[-1]
-        flat = tf.reshape(inputs, [-1, dim])
-        flat_labels = tf.reshape(tf.cast(labels, tf.int64), [-1, 1])
-        if training:
-            loss = tf.nn.sampled_softmax_loss(
-                self.weights_variable,
-                self.biases_variable,
-                flat_labels,
-                flat,
-                self.num_sampled,
-                self.num_classes,
-            )
-        else:
-            logits = tf.matmul(flat, self.weights_variable, transpose_b=True)
-            logits += self.biases_variable
-            loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=tf.reshape(flat_labels, [-1]), logits=logits
-            )
-        self.add_loss(tf.reduce_mean(loss))
-        return inputs
-
-
 def _sampled_layer(config: ModelConfig, unigram_counts: np.ndarray | None, seed: int | None):
-    return _InterimSampledSoftmax(
-        config.vocab_size, config.num_sampled, config.sampler, seed=seed, name=OUTPUT_LAYER
-    )
     from tf_sampling import layers as ts_layers  # noqa: PLC0415 - keeps `full` usable alone
 
-    kwargs = {}
+    sampler: str | dict = config.sampler
     if config.sampler == "fixed_unigram":
         if unigram_counts is None:
             raise ValueError("The fixed_unigram sampler needs the training unigram counts.")
-        kwargs["unigrams"] = [int(c) for c in unigram_counts]
+        # Every class needs a positive count; +1 keeps classes unseen in training drawable.
+        unigrams = [int(c) + 1 for c in unigram_counts]
+        sampler = {"name": "fixed_unigram", "unigrams": unigrams, "distortion": 0.75}
     return ts_layers.SampledSoftmax(
         num_classes=config.vocab_size,
         num_sampled=config.num_sampled,
-        sampler=config.sampler,
+        sampler=sampler,
         seed=seed,
         name=OUTPUT_LAYER,
-        **kwargs,
     )
 
 
@@ -141,11 +100,13 @@ def build_language_model(
 ) -> keras.Model:
     """Builds and compiles the language model.
 
-    The model takes ``[batch, T]`` int32 token ids (any ``T``). The ``"full"``
-    model outputs ``[batch, T, V]`` logits and is compiled with sparse softmax
-    cross-entropy; fit it with ``(inputs, targets)``. The ``"sampled"`` model
-    takes ``{"tokens": inputs, "labels": targets}`` and its ``SampledSoftmax``
-    head adds the sampled loss while training; fit it with ``(features, None)``.
+    Both models take ``[batch, T]`` int32 token ids (any ``T``), output
+    ``[batch, T, V]`` exact logits at evaluation and inference, and are fit with
+    ``model.fit(inputs, targets)``, targets being ``[batch, T]`` next-token ids.
+    The ``"full"`` model is a ``Dense`` head compiled with sparse softmax
+    cross-entropy; the ``"sampled"`` one a ``tf_sampling.layers.SampledSoftmax``
+    head compiled with ``tf_sampling.losses.SampledSoftmaxLoss`` (sampled loss
+    in ``fit``, exact loss in ``evaluate``).
 
     Args:
         config: Sizes and training settings.
@@ -175,27 +136,12 @@ def build_language_model(
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
         return model
-    labels = keras.Input(shape=(None,), dtype="int32", name="labels")
-    outputs = _sampled_layer(config, unigram_counts, seed)(hidden, labels)
-    model = keras.Model({"tokens": tokens, "labels": labels}, outputs, name="lm_sampled_softmax")
-    model.compile(optimizer=_optimizer(config))
+    from tf_sampling import losses as ts_losses  # noqa: PLC0415
+
+    logits = _sampled_layer(config, unigram_counts, seed)(hidden)
+    model = keras.Model(tokens, logits, name="lm_sampled_softmax")
+    model.compile(optimizer=_optimizer(config), loss=ts_losses.SampledSoftmaxLoss())
     return model
-
-
-def fit_arguments(head: str, inputs: np.ndarray, targets: np.ndarray) -> tuple:
-    """The ``(x, y)`` pair that ``model.fit`` takes for a model of this head.
-
-    Args:
-        head: ``"sampled"`` or ``"full"``.
-        inputs: Token ids, shape ``[num_windows, T]``.
-        targets: Next-token ids, shape ``[num_windows, T]``.
-
-    Returns:
-        ``(x, y)`` for ``model.fit(x, y, ...)``.
-    """
-    if head == "full":
-        return inputs, targets
-    return {"tokens": inputs, "labels": targets}, None
 
 
 def output_weights(model: keras.Model) -> tuple[tf.Tensor, tf.Tensor]:
@@ -210,7 +156,7 @@ def output_weights(model: keras.Model) -> tuple[tf.Tensor, tf.Tensor]:
     layer = model.get_layer(OUTPUT_LAYER)
     if isinstance(layer, keras.layers.Dense):
         return tf.transpose(layer.kernel), tf.convert_to_tensor(layer.bias)
-    return tf.convert_to_tensor(layer.weights_variable), tf.convert_to_tensor(layer.biases_variable)
+    return tf.convert_to_tensor(layer.kernel), tf.convert_to_tensor(layer.bias)
 
 
 @tf.function(reduce_retracing=True)

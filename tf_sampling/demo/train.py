@@ -168,10 +168,8 @@ def train_and_evaluate(
     start = time.perf_counter()
     result.initial_valid_perplexity = lm.exact_perplexity(model, *valid)
     result.eval_seconds += time.perf_counter() - start
-    x, y = lm.fit_arguments(head, *train)
     model.fit(
-        x,
-        y,
+        *train,
         batch_size=batch_size,
         epochs=epochs,
         shuffle=True,
