@@ -11,7 +11,8 @@ its O(range_max) picker on the first call), repetitions are interleaved
 per call, calls/second, the speed ratio ours/built-in, and how our time per
 call grows from range_max 1e4 to 1e7.
 
-Usage: python bench/bench_sampler.py [--reps 7] [--calls 20]
+Usage: python bench/bench_sampler.py [--reps 7] [--calls 20] [--ranges 1e4,1e7]
+    [--num-sampled 8192] [--unique true]
 """
 
 from __future__ import annotations
@@ -90,7 +91,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reps", type=int, default=7, help="interleaved repetitions")
     parser.add_argument("--calls", type=int, default=20, help="calls per repetition")
+    parser.add_argument("--ranges", default="1e4,1e6,1e7", help="comma-separated range_max")
+    parser.add_argument("--num-sampled", default="64,8192", help="comma-separated num_sampled")
+    parser.add_argument("--unique", default="true,false", help="comma-separated true/false")
     args = parser.parse_args()
+    ranges = tuple(int(float(v)) for v in args.ranges.split(","))
+    num_sampled_values = tuple(int(v) for v in args.num_sampled.split(","))
+    unique_values = tuple(v.strip().lower() == "true" for v in args.unique.split(","))
     print(
         f"TensorFlow {tf.version.VERSION}, batch {BATCH}, num_true 1, "
         f"median of {args.reps} x {args.calls} calls, {os.cpu_count()} CPUs"
@@ -102,10 +109,10 @@ def main() -> None:
     )
     print(header)
     print("-" * len(header))
-    for range_max in RANGES:
+    for range_max in ranges:
         stream = make_stream(range_max, 64)
-        for num_sampled in NUM_SAMPLED:
-            for unique in UNIQUE:
+        for num_sampled in num_sampled_values:
+            for unique in unique_values:
                 t = bench_config(range_max, num_sampled, unique, args.reps, args.calls, stream)
                 results[range_max, num_sampled, unique] = t
                 print(
@@ -115,12 +122,14 @@ def main() -> None:
                     f"{1 / t['builtin']:>8.0f} | {t['builtin'] / t['ours']:>7.2f}",
                     flush=True,
                 )
+    if len(ranges) < 2:
+        return
     print()
     print("Growth of time per call from range_max 1e4 to 1e7 (target <= 1.5x):")
-    for num_sampled in NUM_SAMPLED:
-        for unique in UNIQUE:
-            small = results[RANGES[0], num_sampled, unique]
-            large = results[RANGES[-1], num_sampled, unique]
+    for num_sampled in num_sampled_values:
+        for unique in unique_values:
+            small = results[ranges[0], num_sampled, unique]
+            large = results[ranges[-1], num_sampled, unique]
             print(
                 f"  num_sampled {num_sampled:>5} unique {unique!s:>5}: ours "
                 f"{large['ours'] / small['ours']:.2f}x, layer "

@@ -155,6 +155,39 @@ def test_bit_exact_with_tensorflow_builtin_on_a_learning_stream():
                 np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+@pytest.mark.parametrize(
+    "range_max, num_sampled",
+    [(5_000, 64), (5_003, 3_000), (200_003, 64), (1 << 18, 2_000)],
+)
+def test_bit_exact_with_tensorflow_builtin_across_descent_paths(range_max, num_sampled):
+    """Ranges and sample sizes that exercise every descent path of the kernel.
+
+    The kernel copies the upper tree levels into a compact array whose size depends on
+    num_sampled, finishes each descent in the tree, and descends one draw at a time up
+    to 2^17 classes, in interleaved groups beyond; all must return TF's draws.
+    """
+    rng = np.random.default_rng(range_max)
+    signature = [tf.TensorSpec([None, 1], tf.int64)]
+    for unique in (True, False):
+        ours = tf.function(
+            lambda tc, u=unique: ts_ops.learned_unigram_candidate_sampler(
+                tc, 1, num_sampled, u, range_max, seed=11
+            ),
+            input_signature=signature,
+        )
+        theirs = tf.function(
+            lambda tc, u=unique: tf.random.learned_unigram_candidate_sampler(
+                tc, 1, num_sampled, u, range_max, seed=11
+            ),
+            input_signature=signature,
+        )
+        for _ in range(4):
+            ids = (rng.zipf(1.3, size=(512, 1)) - 1) % range_max
+            true_classes = tf.constant((ids * 2_654_435_761) % range_max, tf.int64)
+            for a, b in zip(ours(true_classes), theirs(true_classes), strict=True):
+                np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 def test_counts_are_learned_after_sampling_per_op_instance():
     """Call 1 sees a uniform distribution; call 2 sees call 1's true classes."""
     signature = [tf.TensorSpec([None, 2], tf.int64)]  # One trace, one op instance.

@@ -71,6 +71,22 @@ class Int64HashMap {
   // Adds `delta` to the value of `key` (inserting it at 0 first if absent).
   void Add(int64_t key, int64_t delta) { *FindOrInsert(key, nullptr) += delta; }
 
+  // The value of `key`, inserted at 0 if absent (then *inserted = true).
+  int64_t* FindOrInsert(int64_t key, bool* inserted) {
+    if (2 * (size_ + 1) > static_cast<int64_t>(slots_.size())) Grow();
+    for (size_t i = Home(key);; i = (i + 1) & mask_) {
+      Slot& slot = slots_[i];
+      if (slot.key == key) return &slot.value;
+      if (slot.key == kEmpty) {
+        slot.key = key;
+        slot.value = 0;
+        ++size_;
+        if (inserted != nullptr) *inserted = true;
+        return &slot.value;
+      }
+    }
+  }
+
   // Inserts `key`; returns false if it was already present.
   bool Insert(int64_t key) {
     bool inserted = false;
@@ -97,21 +113,6 @@ class Int64HashMap {
   size_t Home(int64_t key) const {
     return static_cast<size_t>(
         (static_cast<uint64_t>(key) * 0x9E3779B97F4A7C15ull) >> shift_);
-  }
-
-  int64_t* FindOrInsert(int64_t key, bool* inserted) {
-    if (2 * (size_ + 1) > static_cast<int64_t>(slots_.size())) Grow();
-    for (size_t i = Home(key);; i = (i + 1) & mask_) {
-      Slot& slot = slots_[i];
-      if (slot.key == key) return &slot.value;
-      if (slot.key == kEmpty) {
-        slot.key = key;
-        slot.value = 0;
-        ++size_;
-        if (inserted != nullptr) *inserted = true;
-        return &slot.value;
-      }
-    }
   }
 
   void Grow() {
@@ -183,6 +184,10 @@ class UnigramTree {
       : range_(range), top_step_(TopPowerOfTwo(range)), store_(store) {}
 
   int64_t range() const { return range_; }
+  const Store& store() const { return *store_; }
+
+  // Hints the CPU to fetch the leaf node of class c (read by Count, Update).
+  void PrefetchClass(int64_t c) const { store_->Prefetch(c + 1); }
 
   // Sum of the weights of classes [0, n); O(log range).
   int64_t PrefixWeight(int64_t n) const {
@@ -224,34 +229,6 @@ class UnigramTree {
       }
     }
     return pos;
-  }
-
-  // Find() for n <= kGroup values at once: the n descents advance level by
-  // level in lockstep and each prefetches its next node, so their cache
-  // misses overlap instead of queueing (ranges far beyond the CPU caches).
-  static constexpr int kGroup = 16;
-  void FindGroup(const int64_t* r, int n, int64_t* out) const {
-    int64_t pos[kGroup];
-    int64_t rest[kGroup];
-    for (int j = 0; j < n; ++j) {
-      pos[j] = 0;
-      rest[j] = r[j];
-    }
-    for (int64_t step = top_step_; step > 0; step >>= 1) {
-      const int64_t half = step >> 1;
-      for (int j = 0; j < n; ++j) {
-        const int64_t node = pos[j] + step;
-        if (node <= range_) {
-          const int64_t weight = step + store_->Get(node);
-          const bool take = weight <= rest[j];  // Unpredictable: no branch.
-          pos[j] = take ? node : pos[j];
-          rest[j] -= take ? weight : 0;
-        }
-        if (half > 0 && pos[j] + half <= range_)
-          store_->Prefetch(pos[j] + half);
-      }
-    }
-    for (int j = 0; j < n; ++j) out[j] = pos[j];
   }
 
   // Adds `delta` occurrences to class c; O(log range). Calls
@@ -307,21 +284,175 @@ inline float ExpectedCount(float p, int64_t num_sampled, int64_t num_tries) {
   return -std::expm1(static_cast<float>(num_tries) * std::log1p(-p));
 }
 
+// Interleaved Fenwick descents whose upper levels read a compact copy.
+//
+// A descent first visits the nodes whose index is a multiple of 2^shift;
+// in the tree they lie one per cache line, spread over the whole array (for
+// a tree beyond the L1 cache, a miss each). GroupFinder copies them, once per
+// call, into a contiguous array (compact node j = tree node j << shift), so
+// the upper levels of every descent run in a few kilobytes of L1-resident
+// memory, and only the last `shift` levels, which lie in one or a few
+// neighbouring cache lines, read the tree. Descents run kGroup at a time,
+// level by level in lockstep and without branches, each prefetching its next
+// tree node, so that their cache misses overlap. Results equal
+// UnigramTree::Find's.
+template <typename Store>
+class GroupFinder {
+ public:
+  static constexpr int kGroup = 16;
+
+  // Copies at most `max_top` >= 1 nodes: O(max_top).
+  GroupFinder(const UnigramTree<Store>& tree, int64_t max_top) : tree_(tree) {
+    const int64_t range = tree.range();
+    while ((range >> shift_) > max_top) ++shift_;
+    top_size_ = range >> shift_;
+    top_step_ = TopPowerOfTwo(top_size_);
+    top_.resize(top_size_);
+    const Store& store = tree.store();
+    constexpr int64_t kAhead = 16;
+    for (int64_t j = 1; j <= top_size_; ++j) {
+      if (j + kAhead <= top_size_) store.Prefetch((j + kAhead) << shift_);
+      top_[j - 1] = store.Get(j << shift_);
+    }
+  }
+
+  // tree.Find(r), one descent with branches: fast where the learned
+  // distribution is skewed (the CPU predicts the path) and the tree is
+  // cache-resident.
+  int64_t Find(int64_t r) const {
+    int64_t pos = 0;
+    const int64_t* top = top_.data();
+    for (int64_t step = top_step_; step > 0; step >>= 1) {
+      const int64_t node = pos + step;
+      if (node > top_size_) continue;
+      const int64_t weight = (step << shift_) + top[node - 1];
+      if (weight <= r) {
+        pos = node;
+        r -= weight;
+      }
+    }
+    pos <<= shift_;
+    const Store& store = tree_.store();
+    const int64_t range = tree_.range();
+    for (int64_t step = (int64_t{1} << shift_) >> 1; step > 0; step >>= 1) {
+      const int64_t node = pos + step;
+      if (node > range) continue;
+      const int64_t weight = step + store.Get(node);
+      if (weight <= r) {
+        pos = node;
+        r -= weight;
+      }
+    }
+    return pos;
+  }
+
+  // out[j] = tree.Find(r[j]) for j < n <= kGroup.
+  void FindGroup(const int64_t* r, int n, int64_t* out) const {
+    int64_t pos[kGroup];
+    int64_t rest[kGroup];
+    for (int j = 0; j < n; ++j) {
+      pos[j] = 0;
+      rest[j] = r[j];
+    }
+    // Upper levels, in the compact copy: compact node pos + step (pos a
+    // multiple of 2 * step) is tree node (pos + step) << shift, which covers
+    // step << shift classes of base weight 1.
+    const int64_t* top = top_.data();
+    const int64_t top_size = top_size_;
+    const int shift = shift_;
+    for (int64_t step = top_step_; step > 0; step >>= 1) {
+      const int64_t base = step << shift;
+      for (int j = 0; j < n; ++j) {
+        const int64_t node = pos[j] + step;
+        const bool inside = node <= top_size;
+        const int64_t weight = base + top[(inside ? node : top_size) - 1];
+        const bool take = inside & (weight <= rest[j]);  // No branch.
+        pos[j] = take ? node : pos[j];
+        rest[j] -= take ? weight : 0;
+      }
+    }
+    if (shift > 0) {
+      // Last `shift` levels, in the tree.
+      const Store& store = tree_.store();
+      const int64_t range = tree_.range();
+      const int64_t first = int64_t{1} << (shift - 1);
+      for (int j = 0; j < n; ++j) {
+        pos[j] <<= shift;
+        if (pos[j] + first <= range) store.Prefetch(pos[j] + first);
+      }
+      for (int64_t step = first; step > 0; step >>= 1) {
+        const int64_t half = step >> 1;
+        for (int j = 0; j < n; ++j) {
+          const int64_t node = pos[j] + step;
+          const bool inside = node <= range;
+          const int64_t weight = step + store.Get(inside ? node : range);
+          const bool take = inside & (weight <= rest[j]);
+          pos[j] = take ? node : pos[j];
+          rest[j] -= take ? weight : 0;
+          if (half > 0 && pos[j] + half <= range) store.Prefetch(pos[j] + half);
+        }
+      }
+    }
+    for (int j = 0; j < n; ++j) out[j] = pos[j];
+  }
+
+ private:
+  const UnigramTree<Store>& tree_;
+  int shift_ = 0;
+  int64_t top_size_ = 0;
+  int64_t top_step_ = 0;
+  std::vector<int64_t> top_;
+};
+
+// Classes drawn so far in one call: a bitmap where clearing it costs no more
+// than the draws (range <= 64 * (num_sampled + 1024)), else a hash set.
+class SeenSet {
+ public:
+  SeenSet(int64_t range, int64_t num_sampled) : map_(1) {
+    if (range <= 64 * (num_sampled + 1024)) {
+      bits_.assign(static_cast<size_t>((range + 63) / 64), 0);
+    } else {
+      map_.Reset(num_sampled);
+    }
+  }
+
+  // Adds c; returns false if it was already there.
+  bool Insert(int64_t c) {
+    if (bits_.empty()) return map_.Insert(c);
+    uint64_t& word = bits_[static_cast<size_t>(c >> 6)];
+    const uint64_t bit = uint64_t{1} << (c & 63);
+    const bool fresh = (word & bit) == 0;
+    word |= bit;
+    return fresh;
+  }
+
+ private:
+  std::vector<uint64_t> bits_;
+  Int64HashMap map_;
+};
+
 // Ranges up to this size (a tree of <= 1 MiB) are sampled one draw at a time;
-// larger ones in groups of UnigramTree::kGroup interleaved descents.
+// larger ones in groups of GroupFinder::kGroup interleaved descents.
 constexpr int64_t kScalarFindMaxRange = int64_t{1} << 17;
+
+// Compact copies hold at most kMinTopNodes + num_sampled nodes, and never more
+// than kMaxTopNodes (32 KiB): the copy costs no more than the draws.
+constexpr int64_t kMinTopNodes = 256;
+constexpr int64_t kMaxTopNodes = 4096;
 
 // Draws `num_sampled` candidates from `tree` into `out`: independently, or for
 // `unique` by rejecting repeats. Returns the number of draws made.
-template <typename Tree>
-int64_t DrawCandidates(const Tree& tree, int64_t total_weight, bool unique,
-                       tensorflow::random::SimplePhilox* rng,
+template <typename Store>
+int64_t DrawCandidates(const UnigramTree<Store>& tree, int64_t total_weight,
+                       bool unique, tensorflow::random::SimplePhilox* rng,
                        int64_t num_sampled, int64_t* out) {
-  // Draws are made in groups (see UnigramTree::FindGroup), in stream order.
-  // With `unique`, the last group may draw a few values past the last one
-  // needed; they are ignored, and since every call starts at its own reserved
-  // stream position, the results are those of drawing one at a time.
-  constexpr int kGroup = Tree::kGroup;
+  // Draws are made in groups (see GroupFinder), in stream order. With
+  // `unique`, the last group may draw a few values past the last one needed;
+  // they are ignored, and since every call starts at its own reserved stream
+  // position, the results are those of drawing one at a time.
+  constexpr int kGroup = GroupFinder<Store>::kGroup;
+  const GroupFinder<Store> finder(
+      tree, std::min(kMaxTopNodes, kMinTopNodes + num_sampled));
   const uint64_t total = static_cast<uint64_t>(total_weight);
   int64_t r[kGroup];
   int64_t found[kGroup];
@@ -330,16 +461,16 @@ int64_t DrawCandidates(const Tree& tree, int64_t total_weight, bool unique,
     // the CPU predicts well when the learned distribution is skewed.
     if (!unique) {
       for (int64_t i = 0; i < num_sampled; ++i) {
-        out[i] = tree.Find(static_cast<int64_t>(UniformBelow(rng, total)));
+        out[i] = finder.Find(static_cast<int64_t>(UniformBelow(rng, total)));
       }
       return num_sampled;
     }
-    Int64HashMap seen(num_sampled);
+    SeenSet seen(tree.range(), num_sampled);
     int64_t num_tries = 0;
     for (int64_t picked = 0; picked < num_sampled;) {
       ++num_tries;
       const int64_t c =
-          tree.Find(static_cast<int64_t>(UniformBelow(rng, total)));
+          finder.Find(static_cast<int64_t>(UniformBelow(rng, total)));
       if (seen.Insert(c)) out[picked++] = c;
     }
     return num_tries;
@@ -351,11 +482,11 @@ int64_t DrawCandidates(const Tree& tree, int64_t total_weight, bool unique,
       for (int j = 0; j < n; ++j) {
         r[j] = static_cast<int64_t>(UniformBelow(rng, total));
       }
-      tree.FindGroup(r, n, out + i);
+      finder.FindGroup(r, n, out + i);
     }
     return num_sampled;
   }
-  Int64HashMap seen(num_sampled);
+  SeenSet seen(tree.range(), num_sampled);
   int64_t num_tries = 0;
   int64_t picked = 0;
   while (picked < num_sampled) {
@@ -365,7 +496,7 @@ int64_t DrawCandidates(const Tree& tree, int64_t total_weight, bool unique,
     for (int j = 0; j < n; ++j) {
       r[j] = static_cast<int64_t>(UniformBelow(rng, total));
     }
-    tree.FindGroup(r, n, found);
+    finder.FindGroup(r, n, found);
     for (int j = 0; j < n && picked < num_sampled; ++j) {
       ++num_tries;
       if (seen.Insert(found[j])) out[picked++] = found[j];
@@ -384,6 +515,42 @@ void FillExpectedCounts(const Tree& tree, int64_t total_weight,
     const float p = static_cast<float>(tree.Weight(values[i])) / total;
     out[i] = ExpectedCount(p, num_sampled, num_tries);
   }
+}
+
+// Fills the expected counts of the `n` true classes `classes`, then adds them
+// to `tree`. Streams repeat classes a lot: each distinct class has its weight
+// read and its path updated once (by its multiplicity), with prefetches.
+template <typename Store>
+void LearnTrueClasses(UnigramTree<Store>* tree, int64_t total_weight,
+                      int64_t num_sampled, int64_t num_tries,
+                      const int64_t* classes, int64_t n, float* expected) {
+  Int64HashMap index(n);
+  std::vector<int64_t> distinct;
+  std::vector<int64_t> multiplicity;
+  std::vector<int64_t> which(static_cast<size_t>(n));
+  distinct.reserve(static_cast<size_t>(n));
+  multiplicity.reserve(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    bool inserted = false;
+    int64_t* slot = index.FindOrInsert(classes[i], &inserted);
+    if (inserted) {
+      *slot = static_cast<int64_t>(distinct.size());
+      distinct.push_back(classes[i]);
+      multiplicity.push_back(0);
+      tree->PrefetchClass(classes[i]);
+    }
+    ++multiplicity[*slot];
+    which[i] = *slot;
+  }
+  const int64_t d = static_cast<int64_t>(distinct.size());
+  std::vector<float> value(static_cast<size_t>(d));
+  const float total = static_cast<float>(total_weight);
+  for (int64_t k = 0; k < d; ++k) {
+    const float p = static_cast<float>(tree->Weight(distinct[k])) / total;
+    value[k] = ExpectedCount(p, num_sampled, num_tries);
+  }
+  for (int64_t i = 0; i < n; ++i) expected[i] = value[which[i]];
+  for (int64_t k = 0; k < d; ++k) tree->Update(distinct[k], multiplicity[k]);
 }
 
 }  // namespace tf_sampling

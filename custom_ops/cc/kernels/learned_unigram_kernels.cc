@@ -123,12 +123,8 @@ class SamplerKernelBase : public OpKernel {
                                              num_sampled_, out.sampled);
     FillExpectedCounts(*tree, total_weight, num_sampled_, num_tries,
                        out.sampled, num_sampled_, out.sampled_expected);
-    FillExpectedCounts(*tree, total_weight, num_sampled_, num_tries,
-                       out.true_classes, out.num_true_classes,
-                       out.true_expected);
-    for (int64_t i = 0; i < out.num_true_classes; ++i) {
-      tree->Update(out.true_classes[i], 1);
-    }
+    LearnTrueClasses(tree, total_weight, num_sampled_, num_tries,
+                     out.true_classes, out.num_true_classes, out.true_expected);
   }
 
   int64_t num_true_ = 0;
