@@ -18,6 +18,8 @@
 #ifndef TF_SAMPLING_CUSTOM_OPS_CC_KERNELS_FENWICK_SAMPLER_H_
 #define TF_SAMPLING_CUSTOM_OPS_CC_KERNELS_FENWICK_SAMPLER_H_
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -139,8 +141,7 @@ class Int64HashMap {
 // construction (the only O(n) work; TensorFlow's own picker does the same).
 class DenseIncrements {
  public:
-  explicit DenseIncrements(int64_t n)
-      : data_(new (std::nothrow) int64_t[n + 1]()) {}
+  explicit DenseIncrements(int64_t n) : data_(AllocateZeroed(n + 1)) {}
 
   bool ok() const { return data_ != nullptr; }
   int64_t Get(int64_t node) const { return data_[node]; }
@@ -148,7 +149,26 @@ class DenseIncrements {
   void Prefetch(int64_t node) const { __builtin_prefetch(&data_[node]); }
 
  private:
-  std::unique_ptr<int64_t[]> data_;
+  struct Free {
+    void operator()(int64_t* p) const { std::free(p); }
+  };
+  // Zeroed memory; beyond 2 MiB aligned to and advised into transparent huge
+  // pages, so that random reads of a large tree miss the TLB less.
+  static int64_t* AllocateZeroed(int64_t count) {
+    constexpr size_t kHuge = size_t{2} << 20;
+    const size_t bytes = sizeof(int64_t) * static_cast<size_t>(count);
+    if (bytes >= kHuge) {
+      const size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
+      void* p = std::aligned_alloc(kHuge, rounded);
+      if (p == nullptr) return nullptr;
+      madvise(p, rounded, MADV_HUGEPAGE);
+      std::memset(p, 0, bytes);
+      return static_cast<int64_t*>(p);
+    }
+    return static_cast<int64_t*>(
+        std::calloc(static_cast<size_t>(count), sizeof(int64_t)));
+  }
+  std::unique_ptr<int64_t[], Free> data_;
 };
 
 // Increments of Fenwick nodes in a hash map: memory grows with the number of
@@ -250,29 +270,52 @@ class UnigramTree {
   Store* store_;
 };
 
-// A uniform integer in [0, n), n >= 1. For n < 2^32 this is exactly the
+// Uniform integers in [0, n), n >= 1. For n < 2^32 this is exactly the
 // rejection rule of TensorFlow's WeightedPicker (the same 32-bit draws give the
-// same result); beyond, the same rule on 64-bit draws.
-inline uint64_t UniformBelow(tensorflow::random::SimplePhilox* rng,
-                             uint64_t n) {
-  if (n <= 0xFFFFFFFFull) {
-    const uint32_t n32 = static_cast<uint32_t>(n);
-    if ((n32 & (n32 - 1)) == 0) return rng->Rand32() & (n32 - 1);
-    const uint32_t reject_below = (0xFFFFFFFFu % n32) + 1;
-    uint32_t x;
-    do {
-      x = rng->Rand32();
-    } while (x < reject_below);
-    return x % n32;
+// same result); beyond, the same rule on 64-bit draws. The constants are
+// computed once: the rejection threshold, and for n < 2^32 the remainder by
+// multiplication (Lemire's fastmod: exact for every 32-bit dividend and
+// divisor).
+class UniformBelowN {
+ public:
+  explicit UniformBelowN(uint64_t n) : n_(n) {
+    small_ = n <= 0xFFFFFFFFull;
+    pow2_ = (n & (n - 1)) == 0;
+    if (small_) {
+      const uint32_t n32 = static_cast<uint32_t>(n);
+      reject_below_ = pow2_ ? 0 : (0xFFFFFFFFu % n32) + 1;
+      magic_ = ~uint64_t{0} / n32 + 1;
+    } else {
+      reject_below_ = pow2_ ? 0 : (~uint64_t{0} % n) + 1;
+    }
   }
-  if ((n & (n - 1)) == 0) return rng->Rand64() & (n - 1);
-  const uint64_t reject_below = (~uint64_t{0} % n) + 1;
-  uint64_t x;
-  do {
-    x = rng->Rand64();
-  } while (x < reject_below);
-  return x % n;
-}
+
+  uint64_t operator()(tensorflow::random::SimplePhilox* rng) const {
+    if (small_) {
+      if (pow2_) return rng->Rand32() & (n_ - 1);
+      uint32_t x;
+      do {
+        x = rng->Rand32();
+      } while (x < reject_below_);
+      const uint64_t low = magic_ * x;
+      return static_cast<uint64_t>((static_cast<unsigned __int128>(low) * n_) >>
+                                   64);
+    }
+    if (pow2_) return rng->Rand64() & (n_ - 1);
+    uint64_t x;
+    do {
+      x = rng->Rand64();
+    } while (x < reject_below_);
+    return x % n_;
+  }
+
+ private:
+  uint64_t n_;
+  uint64_t reject_below_ = 0;
+  uint64_t magic_ = 0;
+  bool small_ = false;
+  bool pow2_ = false;
+};
 
 // Expected number of times a class of probability p appears in a sample of
 // `num_sampled` candidates drawn with `num_tries` draws: p * num_sampled when
@@ -299,7 +342,7 @@ inline float ExpectedCount(float p, int64_t num_sampled, int64_t num_tries) {
 template <typename Store>
 class GroupFinder {
  public:
-  static constexpr int kGroup = 16;
+  static constexpr int kGroup = 32;
 
   // Copies at most `max_top` >= 1 nodes: O(max_top).
   GroupFinder(const UnigramTree<Store>& tree, int64_t max_top) : tree_(tree) {
@@ -314,36 +357,6 @@ class GroupFinder {
       if (j + kAhead <= top_size_) store.Prefetch((j + kAhead) << shift_);
       top_[j - 1] = store.Get(j << shift_);
     }
-  }
-
-  // tree.Find(r), one descent with branches: fast where the learned
-  // distribution is skewed (the CPU predicts the path) and the tree is
-  // cache-resident.
-  int64_t Find(int64_t r) const {
-    int64_t pos = 0;
-    const int64_t* top = top_.data();
-    for (int64_t step = top_step_; step > 0; step >>= 1) {
-      const int64_t node = pos + step;
-      if (node > top_size_) continue;
-      const int64_t weight = (step << shift_) + top[node - 1];
-      if (weight <= r) {
-        pos = node;
-        r -= weight;
-      }
-    }
-    pos <<= shift_;
-    const Store& store = tree_.store();
-    const int64_t range = tree_.range();
-    for (int64_t step = (int64_t{1} << shift_) >> 1; step > 0; step >>= 1) {
-      const int64_t node = pos + step;
-      if (node > range) continue;
-      const int64_t weight = step + store.Get(node);
-      if (weight <= r) {
-        pos = node;
-        r -= weight;
-      }
-    }
-    return pos;
   }
 
   // out[j] = tree.Find(r[j]) for j < n <= kGroup.
@@ -366,9 +379,11 @@ class GroupFinder {
         const int64_t node = pos[j] + step;
         const bool inside = node <= top_size;
         const int64_t weight = base + top[(inside ? node : top_size) - 1];
-        const bool take = inside & (weight <= rest[j]);  // No branch.
-        pos[j] = take ? node : pos[j];
-        rest[j] -= take ? weight : 0;
+        // All-ones when the descent moves right; no branch.
+        const int64_t take =
+            -static_cast<int64_t>(inside & (weight <= rest[j]));
+        pos[j] += step & take;
+        rest[j] -= weight & take;
       }
     }
     if (shift > 0) {
@@ -386,9 +401,10 @@ class GroupFinder {
           const int64_t node = pos[j] + step;
           const bool inside = node <= range;
           const int64_t weight = step + store.Get(inside ? node : range);
-          const bool take = inside & (weight <= rest[j]);
-          pos[j] = take ? node : pos[j];
-          rest[j] -= take ? weight : 0;
+          const int64_t take =
+              -static_cast<int64_t>(inside & (weight <= rest[j]));
+          pos[j] += step & take;
+          rest[j] -= weight & take;
           if (half > 0 && pos[j] + half <= range) store.Prefetch(pos[j] + half);
         }
       }
@@ -431,10 +447,6 @@ class SeenSet {
   Int64HashMap map_;
 };
 
-// Ranges up to this size (a tree of <= 1 MiB) are sampled one draw at a time;
-// larger ones in groups of GroupFinder::kGroup interleaved descents.
-constexpr int64_t kScalarFindMaxRange = int64_t{1} << 17;
-
 // Compact copies hold at most kMinTopNodes + num_sampled nodes, and never more
 // than kMaxTopNodes (32 KiB): the copy costs no more than the draws.
 constexpr int64_t kMinTopNodes = 256;
@@ -453,34 +465,15 @@ int64_t DrawCandidates(const UnigramTree<Store>& tree, int64_t total_weight,
   constexpr int kGroup = GroupFinder<Store>::kGroup;
   const GroupFinder<Store> finder(
       tree, std::min(kMaxTopNodes, kMinTopNodes + num_sampled));
-  const uint64_t total = static_cast<uint64_t>(total_weight);
+  const UniformBelowN uniform(static_cast<uint64_t>(total_weight));
   int64_t r[kGroup];
   int64_t found[kGroup];
-  if (tree.range() <= kScalarFindMaxRange) {
-    // The tree fits in the CPU caches: one draw at a time, whose branches
-    // the CPU predicts well when the learned distribution is skewed.
-    if (!unique) {
-      for (int64_t i = 0; i < num_sampled; ++i) {
-        out[i] = finder.Find(static_cast<int64_t>(UniformBelow(rng, total)));
-      }
-      return num_sampled;
-    }
-    SeenSet seen(tree.range(), num_sampled);
-    int64_t num_tries = 0;
-    for (int64_t picked = 0; picked < num_sampled;) {
-      ++num_tries;
-      const int64_t c =
-          finder.Find(static_cast<int64_t>(UniformBelow(rng, total)));
-      if (seen.Insert(c)) out[picked++] = c;
-    }
-    return num_tries;
-  }
   if (!unique) {
     for (int64_t i = 0; i < num_sampled; i += kGroup) {
       const int n =
           static_cast<int>(std::min<int64_t>(kGroup, num_sampled - i));
       for (int j = 0; j < n; ++j) {
-        r[j] = static_cast<int64_t>(UniformBelow(rng, total));
+        r[j] = static_cast<int64_t>(uniform(rng));
       }
       finder.FindGroup(r, n, out + i);
     }
@@ -494,7 +487,7 @@ int64_t DrawCandidates(const UnigramTree<Store>& tree, int64_t total_weight,
     const int n =
         static_cast<int>(std::min<int64_t>(kGroup, num_sampled - picked));
     for (int j = 0; j < n; ++j) {
-      r[j] = static_cast<int64_t>(UniformBelow(rng, total));
+      r[j] = static_cast<int64_t>(uniform(rng));
     }
     finder.FindGroup(r, n, found);
     for (int j = 0; j < n && picked < num_sampled; ++j) {
@@ -511,7 +504,9 @@ void FillExpectedCounts(const Tree& tree, int64_t total_weight,
                         int64_t num_sampled, int64_t num_tries,
                         const int64_t* values, int64_t num_values, float* out) {
   const float total = static_cast<float>(total_weight);
+  constexpr int64_t kAhead = 16;
   for (int64_t i = 0; i < num_values; ++i) {
+    if (i + kAhead < num_values) tree.PrefetchClass(values[i + kAhead]);
     const float p = static_cast<float>(tree.Weight(values[i])) / total;
     out[i] = ExpectedCount(p, num_sampled, num_tries);
   }
