@@ -151,8 +151,11 @@ def compute_sampled_logits(
         tf.cast(bias_table.gather(all_ids), dtype), [num_true_ids, num_sampled]
     )
 
-    true_w = tf.reshape(true_w, [-1, num_true, tf.shape(true_w)[1]])
-    true_logits = tf.reduce_sum(x[:, None, :] * true_w, axis=2) + tf.reshape(true_b, [-1, num_true])
+    dim = weight_table.row_shape[0]
+    true_w = tf.reshape(true_w, [-1, num_true, dim if dim is not None else tf.shape(true_w)[1]])
+    true_logits = tf.reduce_sum(tf.expand_dims(x, 1) * true_w, axis=2) + tf.reshape(
+        true_b, [-1, num_true]
+    )
     sampled_logits = tf.matmul(x, sampled_w, transpose_b=True) + sampled_b
 
     if subtract_log_q:
