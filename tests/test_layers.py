@@ -215,6 +215,20 @@ def test_resampling_temperature_is_a_variable_the_callback_changes():
             ValueError,
             ["resampling_temperature"],
         ),
+        (
+            lambda: tsl.RankSampledSoftmax(
+                10, 4, num_resampled=2, resampling_temperature=float("nan"), sampler="uniform"
+            ),
+            ValueError,
+            ["resampling_temperature", "nan"],
+        ),
+        (
+            lambda: tsl.RankSampledSoftmax(
+                10, 4, num_resampled=2, resampling_temperature=float("inf"), sampler="uniform"
+            ),
+            ValueError,
+            ["resampling_temperature", "inf"],
+        ),
         (lambda: tsl.SampledSoftmax(10, 3, partition_strategy="x"), ValueError, ["'x'"]),
         (lambda: tsl.SampledSoftmax(10, 3, num_shards=11), ValueError, ["num_shards=11"]),
         (lambda: tsl.SampledSoftmax(10, 3, output_mode="raw"), ValueError, ["output_mode='raw'"]),

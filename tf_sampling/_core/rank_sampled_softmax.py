@@ -218,10 +218,10 @@ def rank_sampled_softmax_loss(
       tf.errors.InvalidArgumentError: at run time, a temperature tensor that is
         not positive and finite, or class ids outside ``[0, num_classes)``.
     """
-    num_true = validation.check_positive_int(num_true, "num_true")
-    num_classes = validation.check_positive_int(num_classes, "num_classes")
+    num_true = validation.check_int(num_true, "num_true")
+    num_classes = validation.check_int(num_classes, "num_classes")
     num_sampled = validation.check_num_sampled(num_sampled, num_classes, unique=True)
-    num_resampled = validation.check_positive_int(num_resampled, "num_resampled")
+    num_resampled = validation.check_int(num_resampled, "num_resampled")
     if num_sampled <= num_resampled:
         raise ValueError(
             f"`num_resampled` ({num_resampled}) must be less than `num_sampled` ({num_sampled})."

@@ -110,8 +110,8 @@ def compute_sampled_logits(
       tuple: ``true_logits [batch_size, num_true]`` and ``sampled_logits
       [batch_size, num_sampled]``, both in :func:`compute_dtype`.
     """
-    num_true = validation.check_positive_int(num_true, "num_true")
-    num_classes = validation.check_positive_int(num_classes, "num_classes")
+    num_true = validation.check_int(num_true, "num_true")
+    num_classes = validation.check_int(num_classes, "num_classes")
     num_sampled = validation.check_num_sampled(
         num_sampled, num_classes, unique=sampled_values is None
     )

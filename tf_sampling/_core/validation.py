@@ -15,26 +15,29 @@ import tensorflow as tf
 PARTITION_STRATEGIES = ("mod", "div")
 
 
-def check_positive_int(value, name: str) -> int:
-    """Returns ``value`` as an ``int`` after checking it is an integer >= 1.
+def check_int(value, name: str, minimum: int = 1) -> int:
+    """Returns ``value`` as an ``int`` after checking it is an integer >= ``minimum``.
+
+    The one integer-argument check of the package (losses, op, layers).
 
     Args:
       value: Python or NumPy integer.
       name: The argument's name, quoted in the error.
+      minimum: Smallest allowed value.
 
     Returns:
       int: ``value``.
 
     Raises:
       TypeError: ``value`` is not an integer (bools are rejected too).
-      ValueError: ``value`` < 1.
+      ValueError: ``value`` < ``minimum``.
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(
             f"`{name}` must be a Python int, got {value!r} of type {type(value).__name__}."
         )
-    if value < 1:
-        raise ValueError(f"`{name}` must be >= 1, got {value}.")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {name}={value}.")
     return int(value)
 
 
@@ -53,7 +56,7 @@ def check_num_sampled(num_sampled, num_classes: int, unique: bool = True) -> int
     Raises:
       TypeError, ValueError: as described above.
     """
-    num_sampled = check_positive_int(num_sampled, "num_sampled")
+    num_sampled = check_int(num_sampled, "num_sampled")
     if unique and num_sampled > num_classes:
         raise ValueError(
             f"`num_sampled` ({num_sampled}) must be <= `num_classes` ({num_classes}) when "

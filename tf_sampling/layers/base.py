@@ -27,7 +27,6 @@ only ever gathered, so their gradients are ``tf.IndexedSlices``.
 from __future__ import annotations
 
 import collections
-import numbers
 
 import keras
 import numpy as np
@@ -35,22 +34,13 @@ import tensorflow as tf
 
 from tf_sampling import samplers as samplers_module
 from tf_sampling._core.full_logits import full_logits
+from tf_sampling._core.validation import check_int
 from tf_sampling.layers import _tags, _targets
 
 TopK = collections.namedtuple("TopK", ["ids", "scores"])
 TopK.__doc__ = """The ``k`` best classes: ``ids`` int32 ``[..., k]``, ``scores`` ``[..., k]``."""
 
 OUTPUTS = (_tags.LOGITS, _tags.PROBABILITIES)
-
-
-def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"`{name}` must be a Python int, got {value!r} of type {type(value).__name__}."
-        )
-    if value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {name}={value}.")
-    return int(value)
 
 
 def check_options(num_classes, num_sampled, num_true, seed, unique=True) -> tuple:
@@ -70,17 +60,17 @@ def check_options(num_classes, num_sampled, num_true, seed, unique=True) -> tupl
     Raises:
       TypeError, ValueError: naming the argument and the value received.
     """
-    num_classes = _check_int(num_classes, "num_classes", 2)
-    num_sampled = _check_int(num_sampled, "num_sampled", 1)
+    num_classes = check_int(num_classes, "num_classes", 2)
+    num_sampled = check_int(num_sampled, "num_sampled", 1)
     if unique and num_sampled >= num_classes:
         raise ValueError(
             f"`num_sampled` must be smaller than `num_classes` when sampling unique classes, "
             f"got num_sampled={num_sampled}, num_classes={num_classes}. Sampling every class "
             "is the full softmax: use keras.layers.Dense instead."
         )
-    num_true = _check_int(num_true, "num_true", 1)
+    num_true = check_int(num_true, "num_true", 1)
     if seed is not None:
-        seed = _check_int(seed, "seed", 0)
+        seed = check_int(seed, "seed", 0)
     return num_classes, num_sampled, num_true, seed
 
 
@@ -140,7 +130,7 @@ class SampledOutputLayer(keras.layers.Layer):
         # would defeat sampling. The loss is computed in float32.
         kwargs.pop("autocast", None)
         super().__init__(autocast=False, **kwargs)
-        num_classes = _check_int(num_classes, "num_classes", 2)
+        num_classes = check_int(num_classes, "num_classes", 2)
         self.sampler = samplers_module.get(sampler, num_classes=num_classes, seed=seed)
         unique = bool(getattr(self.sampler, "unique", True))
         self.num_classes, self.num_sampled, self.num_true, self.seed = check_options(
@@ -163,7 +153,7 @@ class SampledOutputLayer(keras.layers.Layer):
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.num_shards = _check_int(num_shards, "num_shards", 1)
+        self.num_shards = check_int(num_shards, "num_shards", 1)
         if self.num_shards > self.num_classes:
             raise ValueError(
                 f"`num_shards` must be <= num_classes={self.num_classes}, got "
@@ -346,6 +336,6 @@ def top_k(outputs, k: int = 5) -> TopK:
       TopK: ``ids`` int32 ``[batch, ..., k]`` and ``scores`` ``[batch, ..., k]``
       (the input values), best first.
     """
-    k = _check_int(k, "k", 1)
+    k = check_int(k, "k", 1)
     values, indices = tf.math.top_k(tf.convert_to_tensor(outputs), k=k)
     return TopK(ids=indices, scores=values)

@@ -6,7 +6,9 @@ import numbers
 
 import keras
 
-from tf_sampling.layers.base import SampledOutputLayer, _check_int
+from tf_sampling._core.rank_sampled_softmax import check_resampling_temperature
+from tf_sampling._core.validation import check_int
+from tf_sampling.layers.base import SampledOutputLayer
 
 
 def check_resampling(num_resampled, num_sampled: int, resampling_temperature) -> tuple:
@@ -15,23 +17,19 @@ def check_resampling(num_resampled, num_sampled: int, resampling_temperature) ->
     Returns:
       tuple: ``(num_resampled, resampling_temperature)`` as int and float.
     """
-    num_resampled = _check_int(num_resampled, "num_resampled", 1)
+    num_resampled = check_int(num_resampled, "num_resampled", 1)
     if num_resampled >= num_sampled:
         raise ValueError(
             f"`num_resampled` must be smaller than `num_sampled`, got "
             f"num_resampled={num_resampled}, num_sampled={num_sampled}."
         )
-    if isinstance(resampling_temperature, bool) or not isinstance(
-        resampling_temperature, numbers.Real
+    if not isinstance(resampling_temperature, numbers.Real) or isinstance(
+        resampling_temperature, bool
     ):
         raise TypeError(
             f"`resampling_temperature` must be a positive float, got {resampling_temperature!r}."
         )
-    if not resampling_temperature > 0:
-        raise ValueError(
-            "`resampling_temperature` must be > 0, got "
-            f"resampling_temperature={resampling_temperature}."
-        )
+    check_resampling_temperature(resampling_temperature)
     return num_resampled, float(resampling_temperature)
 
 

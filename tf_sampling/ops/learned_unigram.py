@@ -12,32 +12,10 @@ import numbers
 
 import tensorflow as tf
 
+from tf_sampling._core.validation import check_int
 from tf_sampling.ops import _loader
 
 __all__ = ["learned_unigram_candidate_sampler"]
-
-
-def check_positive_int(name: str, value) -> int:
-    """Returns ``value`` as an int after checking it is an integer >= 1.
-
-    Args:
-      name: Argument name, for the error message.
-      value: The value received.
-
-    Returns:
-      int: ``value``.
-
-    Raises:
-      TypeError: ``value`` is not an integer (bools are refused).
-      ValueError: ``value < 1``.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"`{name}` must be a Python int, got {value!r} of type {type(value).__name__}."
-        )
-    if value < 1:
-        raise ValueError(f"`{name}` must be >= 1, got {name}={value}.")
-    return int(value)
 
 
 def check_bool(name: str, value) -> bool:
@@ -173,9 +151,9 @@ def learned_unigram_candidate_sampler(
         ``[0, range_max)``.
       OpLibraryError: the compiled op library is missing or stale.
     """
-    num_true = check_positive_int("num_true", num_true)
-    num_sampled = check_positive_int("num_sampled", num_sampled)
-    range_max = check_positive_int("range_max", range_max)
+    num_true = check_int(num_true, "num_true")
+    num_sampled = check_int(num_sampled, "num_sampled")
+    range_max = check_int(range_max, "range_max")
     unique = check_bool("unique", unique)
     seed = check_seed(seed)
     check_sample_size(num_sampled, unique, range_max)

@@ -27,10 +27,10 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tf_sampling._core.validation import check_int
 from tf_sampling.ops import _loader
 from tf_sampling.ops.learned_unigram import (
     check_bool,
-    check_positive_int,
     check_sample_size,
     check_seed,
     op_seeds,
@@ -79,7 +79,7 @@ class LearnedUnigramSampler(keras.layers.Layer):
     def __init__(self, range_max: int, unique: bool = True, seed: int | None = None, **kwargs):
         kwargs.pop("trainable", None)  # The counts are never trained.
         super().__init__(trainable=False, **kwargs)
-        self.range_max = check_positive_int("range_max", range_max)
+        self.range_max = check_int(range_max, "range_max")
         self.unique = check_bool("unique", unique)
         self.seed = check_seed(seed)
         self.supports_jit = False
@@ -140,8 +140,8 @@ class LearnedUnigramSampler(keras.layers.Layer):
           tf.errors.InvalidArgumentError: (when run) a true class outside
             ``[0, range_max)``; the counts are then left unchanged.
         """
-        num_true = check_positive_int("num_true", num_true)
-        num_sampled = check_positive_int("num_sampled", num_sampled)
+        num_true = check_int(num_true, "num_true")
+        num_sampled = check_int(num_sampled, "num_sampled")
         check_sample_size(num_sampled, self.unique, self.range_max)
         true_classes = true_classes_tensor(true_classes, num_true)
         seed1, seed2 = op_seeds(self.seed)
