@@ -153,14 +153,16 @@ def compute_sampled_logits(
 
     dim = weight_table.row_shape[0]
     true_w = tf.reshape(true_w, [-1, num_true, dim if dim is not None else tf.shape(true_w)[1]])
-    true_logits = tf.reduce_sum(tf.expand_dims(x, 1) * true_w, axis=2) + tf.reshape(
-        true_b, [-1, num_true]
-    )
-    sampled_logits = tf.matmul(x, sampled_w, transpose_b=True) + sampled_b
-
+    true_offset = tf.reshape(true_b, [-1, num_true])
+    sampled_offset = sampled_b
     if subtract_log_q:
-        true_logits -= tf.math.log(tf.stop_gradient(tf.cast(true_expected, dtype)))
-        sampled_logits -= tf.math.log(tf.stop_gradient(tf.cast(sampled_expected, dtype)))
+        # Folded into the [num_sampled] offset first: one pass over the
+        # [batch, num_sampled] logits instead of two.
+        true_offset -= tf.math.log(tf.stop_gradient(tf.cast(true_expected, dtype)))
+        sampled_offset -= tf.math.log(tf.stop_gradient(tf.cast(sampled_expected, dtype)))
+    true_logits = tf.reduce_sum(tf.expand_dims(x, 1) * true_w, axis=2) + true_offset
+    sampled_logits = tf.nn.bias_add(tf.matmul(x, sampled_w, transpose_b=True), sampled_offset)
+
     if remove_accidental_hits:
         # TF's CPU op finds the (row, position) pairs in O(batch * num_true); a
         # class sampled twice is masked at its last position only, as in TF.
