@@ -120,7 +120,9 @@ def compute_sampled_logits(
     weight_table, bias_table = class_tables(
         weights, biases, inputs, num_classes, partition_strategy
     )
-    labels = validation.normalize_labels(labels, num_true, num_classes, inputs.shape[0])
+    labels = validation.normalize_labels(
+        labels, num_true, num_classes, inputs.shape[0], check_range=False
+    )
 
     if sampled_values is None:
         sampled, true_expected, sampled_expected = tf.random.log_uniform_candidate_sampler(
@@ -136,6 +138,9 @@ def compute_sampled_logits(
             sampled_values, num_sampled, num_true, num_classes
         )
     sampled = tf.stop_gradient(tf.cast(sampled, tf.int64))
+    # Checked after sampling: the sampler only reads the labels' values, so it
+    # need not wait for the check; the lookups below do.
+    labels = validation.assert_in_range(labels, num_classes, "labels")
 
     dtype = compute_dtype(inputs.dtype, weight_table.dtype)
     x = tf.cast(inputs, dtype)

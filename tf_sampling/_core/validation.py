@@ -91,7 +91,9 @@ def check_inputs(inputs: tf.Tensor) -> tf.Tensor:
     return inputs
 
 
-def normalize_labels(labels, num_true: int, num_classes: int, batch_size=None) -> tf.Tensor:
+def normalize_labels(
+    labels, num_true: int, num_classes: int, batch_size=None, check_range: bool = True
+) -> tf.Tensor:
     """Validates ``labels`` and returns them as int64 ``[batch_size, num_true]``.
 
     Accepts ``[batch_size, num_true]``, and ``[batch_size]`` when ``num_true`` is
@@ -103,6 +105,8 @@ def normalize_labels(labels, num_true: int, num_classes: int, batch_size=None) -
       num_true: Number of target classes per example.
       num_classes: Number of classes.
       batch_size: Static batch size of ``inputs`` (int or None) to match.
+      check_range: Whether to attach the range check now; pass False to
+        attach it later with :func:`assert_in_range`, where the labels index.
 
     Returns:
       tf.Tensor: int64 ``[batch_size, num_true]``.
@@ -131,10 +135,10 @@ def normalize_labels(labels, num_true: int, num_classes: int, batch_size=None) -
             f"`labels` has batch size {labels.shape[0]} but `inputs` has batch size {batch_size}."
         )
     labels = tf.cast(labels, tf.int64)
-    return _assert_in_range(labels, num_classes, "labels")
+    return assert_in_range(labels, num_classes, "labels") if check_range else labels
 
 
-def _assert_in_range(ids: tf.Tensor, num_classes: int, name: str) -> tf.Tensor:
+def assert_in_range(ids: tf.Tensor, num_classes: int, name: str) -> tf.Tensor:
     """Checks that int64 ``ids`` lie in ``[0, num_classes)``.
 
     Eagerly the values are checked at once; in a graph one assert op runs.
@@ -192,5 +196,5 @@ def check_sampled_values(sampled_values, num_sampled: int, num_true: int, num_cl
                 f"`{label}` must have shape {shape} for num_sampled={num_sampled}, "
                 f"num_true={num_true}, got shape {value.shape}."
             )
-    sampled = _assert_in_range(tf.cast(sampled, tf.int64), num_classes, "sampled_values[0]")
+    sampled = assert_in_range(tf.cast(sampled, tf.int64), num_classes, "sampled_values[0]")
     return sampled, true_expected, sampled_expected
