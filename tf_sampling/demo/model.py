@@ -46,11 +46,11 @@ class ModelConfig:
     """
 
     vocab_size: int
-    embedding_dim: int = 200
-    hidden_dim: int = 200
-    num_layers: int = 2
+    embedding_dim: int = 256
+    hidden_dim: int = 256
+    num_layers: int = 1
     dropout: float = 0.0
-    learning_rate: float = 2e-3
+    learning_rate: float = 4e-3
     clipnorm: float = 5.0
     num_sampled: int = 512
     sampler: str = "log_uniform"
@@ -73,7 +73,19 @@ def _body(tokens: keras.KerasTensor, config: ModelConfig) -> keras.KerasTensor:
     return keras.layers.Identity(name=HIDDEN_LAYER)(h)
 
 
-def _sampled_layer(config: ModelConfig, unigram_counts: np.ndarray | None, seed: int | None):
+def _sampled_layer(
+    config: ModelConfig, unigram_counts: np.ndarray | None, seed: int | None
+) -> keras.layers.Layer:
+    """The ``tf_sampling.layers.SampledSoftmax`` head, its sampler chosen by ``config.sampler``.
+
+    Args:
+        config: Model settings (``vocab_size``, ``num_sampled``, ``sampler``).
+        unigram_counts: Training count of every class, ``[V]`` (``fixed_unigram`` only).
+        seed: Seed of the sampler op.
+
+    Returns:
+        The layer, named :data:`OUTPUT_LAYER`.
+    """
     from tf_sampling import layers as ts_layers  # noqa: PLC0415 - keeps `full` usable alone
 
     sampler: str | dict = config.sampler
