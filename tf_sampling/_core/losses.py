@@ -7,6 +7,32 @@ import tensorflow as tf
 from tf_sampling._core.sampled_logits import compute_sampled_logits
 
 
+def _logits_and_targets(true_logits, sampled_logits, num_true: int):
+    """Concatenates the logits, true classes first, with their targets.
+
+    One concatenated cross-entropy runs fewer, larger kernels than two halves;
+    dense targets (1 / num_true on the true columns, 0 elsewhere) also beat the
+    sparse softmax kernel on CPU.
+
+    Args:
+      true_logits: ``[batch_size, num_true]``.
+      sampled_logits: ``[batch_size, num_sampled]``.
+      num_true: Number of true classes per example.
+
+    Returns:
+      tuple: ``logits`` and ``targets``, both ``[batch_size, num_true + num_sampled]``.
+    """
+    logits = tf.concat([true_logits, sampled_logits], 1)
+    targets = tf.concat(
+        [
+            tf.fill(tf.shape(true_logits), tf.constant(1.0 / num_true, logits.dtype)),
+            tf.zeros_like(sampled_logits),
+        ],
+        1,
+    )
+    return logits, targets
+
+
 def sampled_softmax_loss(
     weights,
     biases,
@@ -82,16 +108,7 @@ def sampled_softmax_loss(
             partition_strategy=partition_strategy,
             seed=seed,
         )
-        logits = tf.concat([true_logits, sampled_logits], 1)
-        # Dense targets (1 / num_true on the true columns): on CPU the dense
-        # kernel is faster than the sparse one even for num_true == 1.
-        targets = tf.concat(
-            [
-                tf.fill(tf.shape(true_logits), tf.constant(1.0 / num_true, logits.dtype)),
-                tf.zeros_like(sampled_logits),
-            ],
-            1,
-        )
+        logits, targets = _logits_and_targets(true_logits, sampled_logits, num_true)
         return tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits)
 
 
@@ -160,10 +177,6 @@ def nce_loss(
             remove_accidental_hits=remove_accidental_hits,
             partition_strategy=partition_strategy,
         )
-        true_loss = tf.nn.sigmoid_cross_entropy_with_logits(
-            labels=tf.fill(tf.shape(true_logits), tf.constant(1.0 / num_true, true_logits.dtype)),
-            logits=true_logits,
-        )
-        # softplus(x) is the sigmoid cross-entropy against a 0 target.
-        sampled_loss = tf.nn.softplus(sampled_logits)
-        return tf.reduce_sum(true_loss, 1) + tf.reduce_sum(sampled_loss, 1)
+        logits, targets = _logits_and_targets(true_logits, sampled_logits, num_true)
+        losses = tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits)
+        return tf.reduce_sum(losses, 1)
