@@ -167,3 +167,46 @@ def test_float64_matches_numpy_tightly(name):
     assert loss.dtype == tf.float64
     expected = numpy_reference.sampled_loss(kind, w, b, labels, x, sv, True, ct)[0]
     np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("remove_accidental_hits", [True, False], ids=["rah", "no_rah"])
+@pytest.mark.parametrize("num_true", [1, 2])
+def test_nce_with_many_samples_matches_builtin_and_numpy(num_true, remove_accidental_hits):
+    """NCE switches to a softplus form above 256 samples; it must give the same numbers."""
+    rng = np.random.default_rng(5)
+    num_classes, num_sampled, batch, dim = 1000, 300, 8, 5
+    w = rng.normal(size=(num_classes, dim)).astype(np.float32)
+    b = rng.normal(size=(num_classes,)).astype(np.float32)
+    x = rng.normal(size=(batch, dim)).astype(np.float32)
+    labels = rng.integers(0, num_classes, size=(batch, num_true)).astype(np.int64)
+    others = np.setdiff1d(np.arange(num_classes), labels[:, 0])
+    sampled = np.concatenate([rng.choice(others, num_sampled - 3, replace=False), labels[:3, 0]])
+    sampled = (
+        rng.permutation(np.unique(sampled)[:num_sampled])
+        if len(np.unique(sampled)) > num_sampled
+        else sampled
+    )
+    sv = (
+        sampled.astype(np.int64),
+        rng.uniform(0.05, 0.9, (batch, num_true)).astype(np.float32),
+        rng.uniform(0.05, 0.9, num_sampled).astype(np.float32),
+    )
+    ct = rng.uniform(0.5, 1.5, size=batch)
+    kwargs = dict(
+        num_sampled=num_sampled,
+        num_classes=num_classes,
+        num_true=num_true,
+        remove_accidental_hits=remove_accidental_hits,
+    )
+    ours = loss_harness.run(tsn.nce_loss, "function", [w], [b], labels, x, ct, sv, **kwargs)
+    builtin = loss_harness.run(
+        tf.compat.v1.nn.nce_loss, "function", [w], [b], labels, x, ct, sv, **kwargs
+    )
+    assert_results_close(ours, builtin, rtol=1e-4, atol=1e-4)
+    loss, dw, db, dx = numpy_reference.sampled_loss(
+        "nce", w, b, labels, x, sv, remove_accidental_hits, ct
+    )
+    np.testing.assert_allclose(ours.loss, loss, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(ours.grad_weights[0], dw, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ours.grad_biases[0], db, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ours.grad_inputs, dx, rtol=1e-5, atol=1e-5)
