@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tf_sampling._core.sampled_logits import compute_sampled_logits
-
-# NCE: up to this many samples one concatenated sigmoid cross-entropy is
-# fastest (fewer kernels); above it, softplus on the sampled logits is about
-# twice as fast as the composite sigmoid cross-entropy (bench/bench_losses.py).
-_NCE_CONCAT_MAX_SAMPLED = 256
+from tf_sampling._core.sampled_logits import SMALL_NUM_SAMPLED, compute_sampled_logits
 
 
 def _logits_and_targets(true_logits, sampled_logits, num_true: int):
@@ -182,7 +177,9 @@ def nce_loss(
             remove_accidental_hits=remove_accidental_hits,
             partition_strategy=partition_strategy,
         )
-        if num_sampled <= _NCE_CONCAT_MAX_SAMPLED:
+        # Small: one concatenated cross-entropy (fewer kernels). Large: softplus
+        # on the sampled logits, about twice as fast as the composite form.
+        if num_sampled <= SMALL_NUM_SAMPLED:
             logits, targets = _logits_and_targets(true_logits, sampled_logits, num_true)
             losses = tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits)
             return tf.reduce_sum(losses, 1)

@@ -21,6 +21,10 @@ from tf_sampling._core import sharding, validation
 # The masking value TF uses, whatever the compute dtype.
 _FLOAT32_MIN = float(tf.float32.min)
 
+# Up to this many sampled classes, fewer and simpler kernels run fastest; above
+# it, fused ones do (measured with bench/bench_losses.py on CPU).
+SMALL_NUM_SAMPLED = 256
+
 
 def compute_dtype(*dtypes: tf.DType) -> tf.DType:
     """The dtype sampled logits are computed in: float64 if any operand is, else float32."""
@@ -166,7 +170,12 @@ def compute_sampled_logits(
         true_offset -= tf.math.log(tf.stop_gradient(tf.cast(true_expected, dtype)))
         sampled_offset -= tf.math.log(tf.stop_gradient(tf.cast(sampled_expected, dtype)))
     true_logits = tf.reduce_sum(tf.expand_dims(x, 1) * true_w, axis=2) + true_offset
-    sampled_logits = tf.nn.bias_add(tf.matmul(x, sampled_w, transpose_b=True), sampled_offset)
+    sampled_logits = tf.matmul(x, sampled_w, transpose_b=True)
+    if num_sampled <= SMALL_NUM_SAMPLED:
+        sampled_logits += sampled_offset
+    else:
+        # bias_add lets grappler fuse it into the matmul (slower on tiny shapes).
+        sampled_logits = tf.nn.bias_add(sampled_logits, sampled_offset)
 
     if remove_accidental_hits:
         # TF's CPU op finds the (row, position) pairs in O(batch * num_true); a

@@ -146,18 +146,19 @@ def assert_in_range(ids: tf.Tensor, num_classes: int, name: str) -> tf.Tensor:
     Raises:
       tf.errors.InvalidArgumentError: some id is out of range.
     """
-    message = f"`{name}` must be class ids in [0, num_classes={num_classes}); out-of-range values:"
+    message = f"`{name}` must be class ids in [0, num_classes={num_classes}); out of range:"
     if tf.executing_eagerly():
         values = ids.numpy()
         bad = values[(values < 0) | (values >= num_classes)]
         if bad.size:
             raise tf.errors.InvalidArgumentError(None, None, f"{message} {bad[:8].tolist()}")
         return ids
-    # A negative id wraps to a huge unsigned value, so one comparison checks
-    # both ends. String-only data keeps Assert a single op (no cond).
-    in_range = tf.reduce_all(tf.cast(ids, tf.uint64) < num_classes)
-    received = tf.strings.format("min {}, max {}", (tf.reduce_min(ids), tf.reduce_max(ids)))
-    check = tf.debugging.Assert(in_range, [message, received])
+    # As unsigned, a negative id wraps to a huge value, so one max-reduction
+    # finds the worst id at either end; bitcast back, it is the value to quote.
+    worst = tf.reduce_max(tf.cast(ids, tf.uint64))
+    received = tf.strings.as_string(tf.bitcast(worst, tf.int64))
+    # String-only data keeps Assert a single op (no cond).
+    check = tf.debugging.Assert(worst < num_classes, [message, received])
     with tf.control_dependencies([check]):
         return tf.identity(ids)
 
