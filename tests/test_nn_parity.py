@@ -170,8 +170,10 @@ def test_float64_matches_numpy_tightly(name):
 
 @pytest.mark.parametrize("remove_accidental_hits", [True, False], ids=["rah", "no_rah"])
 @pytest.mark.parametrize("num_true", [1, 2])
-def test_nce_with_many_samples_matches_builtin_and_numpy(num_true, remove_accidental_hits):
-    """NCE switches to a softplus form above 256 samples; it must give the same numbers."""
+@pytest.mark.parametrize("kind", sorted(FUNCTIONS))
+def test_many_samples_match_builtin_and_numpy(kind, num_true, remove_accidental_hits):
+    """Above 256 samples the core fuses the offset into the matmul and NCE uses a
+    softplus form; both must give the same numbers."""
     rng = np.random.default_rng(5)
     num_classes, num_sampled, batch, dim = 1000, 300, 8, 5
     w = rng.normal(size=(num_classes, dim)).astype(np.float32)
@@ -193,13 +195,15 @@ def test_nce_with_many_samples_matches_builtin_and_numpy(num_true, remove_accide
         num_true=num_true,
         remove_accidental_hits=remove_accidental_hits,
     )
-    ours = loss_harness.run(tsn.nce_loss, "function", [w], [b], labels, x, ct, sv, **kwargs)
+    ours = loss_harness.run(
+        getattr(tsn, FUNCTIONS[kind]), "function", [w], [b], labels, x, ct, sv, **kwargs
+    )
     builtin = loss_harness.run(
-        tf.compat.v1.nn.nce_loss, "function", [w], [b], labels, x, ct, sv, **kwargs
+        getattr(tf.compat.v1.nn, FUNCTIONS[kind]), "function", [w], [b], labels, x, ct, sv, **kwargs
     )
     assert_results_close(ours, builtin, rtol=1e-4, atol=1e-4)
     loss, dw, db, dx = numpy_reference.sampled_loss(
-        "nce", w, b, labels, x, sv, remove_accidental_hits, ct
+        kind, w, b, labels, x, sv, remove_accidental_hits, ct
     )
     np.testing.assert_allclose(ours.loss, loss, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(ours.grad_weights[0], dw, rtol=1e-5, atol=1e-5)
