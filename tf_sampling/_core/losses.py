@@ -23,12 +23,9 @@ def _logits_and_targets(true_logits, sampled_logits, num_true: int):
       tuple: ``logits`` and ``targets``, both ``[batch_size, num_true + num_sampled]``.
     """
     logits = tf.concat([true_logits, sampled_logits], 1)
-    targets = tf.concat(
-        [
-            tf.fill(tf.shape(true_logits), tf.constant(1.0 / num_true, logits.dtype)),
-            tf.zeros_like(sampled_logits),
-        ],
-        1,
+    targets = tf.pad(
+        tf.fill(tf.shape(true_logits), tf.constant(1.0 / num_true, logits.dtype)),
+        [[0, 0], [0, tf.shape(sampled_logits)[1]]],
     )
     return logits, targets
 

@@ -160,8 +160,12 @@ def compute_sampled_logits(
         tf.cast(bias_table.gather(all_ids), dtype), [num_true_ids, num_sampled]
     )
 
-    dim = weight_table.row_shape[0]
-    true_w = tf.reshape(true_w, [-1, num_true, dim if dim is not None else tf.shape(true_w)[1]])
+    if num_true == 1:
+        true_dots = tf.reduce_sum(x * true_w, axis=1, keepdims=True)
+    else:
+        dim = weight_table.row_shape[0]
+        true_w = tf.reshape(true_w, [-1, num_true, dim if dim is not None else tf.shape(true_w)[1]])
+        true_dots = tf.reduce_sum(tf.expand_dims(x, 1) * true_w, axis=2)
     true_offset = tf.reshape(true_b, [-1, num_true])
     sampled_offset = sampled_b
     if subtract_log_q:
@@ -169,7 +173,7 @@ def compute_sampled_logits(
         # [batch, num_sampled] logits instead of two.
         true_offset -= tf.math.log(tf.stop_gradient(tf.cast(true_expected, dtype)))
         sampled_offset -= tf.math.log(tf.stop_gradient(tf.cast(sampled_expected, dtype)))
-    true_logits = tf.reduce_sum(tf.expand_dims(x, 1) * true_w, axis=2) + true_offset
+    true_logits = true_dots + true_offset
     sampled_logits = tf.matmul(x, sampled_w, transpose_b=True)
     if num_sampled <= SMALL_NUM_SAMPLED:
         sampled_logits += sampled_offset
