@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import tf_sampling.layers as tsl
 import tf_sampling.losses as tsloss
+from tests.layer_tables import dense_table
 
 V, D = 23, 6
 
@@ -32,17 +33,6 @@ LOSSES = {
 }
 
 
-def _np_table(layer):
-    """Dense [V, dim] weights and [V] biases in class order, read from the layer's shards."""
-    ids = tsl.base.shard_class_ids(layer.num_classes, layer.num_shards, layer.partition_strategy)
-    w = np.zeros((layer.num_classes, layer.input_dim))
-    b = np.zeros(layer.num_classes)
-    for shard_ids, k, bias in zip(ids, layer.kernel_shards, layer.bias_shards, strict=True):
-        w[shard_ids] = k.numpy()
-        b[shard_ids] = bias.numpy()
-    return w, b
-
-
 def _softmax(z):
     e = np.exp(z - z.max(-1, keepdims=True))
     return e / e.sum(-1, keepdims=True)
@@ -53,7 +43,7 @@ def test_call_inference_is_exact_logits_and_training_passes_hidden_through(kind)
     layer = LAYERS[kind](bias_initializer="random_normal")
     x = np.random.default_rng(0).normal(size=(4, D)).astype("float32")
     logits = layer(x).numpy()
-    w, b = _np_table(layer)
+    w, b = dense_table(layer)
     assert logits.shape == (4, V) and logits.dtype == np.float32
     np.testing.assert_allclose(logits, x @ w.T + b, rtol=1e-5, atol=1e-5)
     hidden = layer(x, training=True)
@@ -112,7 +102,7 @@ def test_functional_model_predict_and_sequence_inputs(kind):
     model = keras.Model(inputs, layer(inputs))
     assert model.output_shape == (None, 5, V)
     x = np.random.default_rng(3).normal(size=(2, 5, D)).astype("float32")
-    w, b = _np_table(layer)
+    w, b = dense_table(layer)
     np.testing.assert_allclose(model.predict(x, verbose=0), x @ w.T + b, rtol=1e-5, atol=1e-5)
 
 

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import tf_sampling.layers as tsl
 import tf_sampling.losses as tsloss
+from tests.layer_tables import dense_table
 from tests.numpy_reference import sampled_loss as np_sampled_loss
 
 V, D = 30, 5
@@ -30,17 +31,6 @@ class FixedSampler:
             tf.gather(tf.constant(q), true_classes),
             tf.constant(q[self.sampled]),
         )
-
-
-def _table(layer):
-    """Dense float64 [V, dim] weights and [V] biases in class order, from the layer's shards."""
-    ids = tsl.base.shard_class_ids(layer.num_classes, layer.num_shards, layer.partition_strategy)
-    w = np.zeros((layer.num_classes, layer.input_dim))
-    b = np.zeros(layer.num_classes)
-    for shard_ids, k, bias in zip(ids, layer.kernel_shards, layer.bias_shards, strict=True):
-        w[shard_ids] = k.numpy()
-        b[shard_ids] = bias.numpy()
-    return w, b
 
 
 def _np_full_softmax_ce(logits, labels):
@@ -77,7 +67,7 @@ def test_training_loss_equals_numpy_sampled_loss_and_sequence_batches_flatten(ki
     y = np.array([[3, 1, 4], [1, 5, 9]])
     per_token = loss_cls(reduction=None)(y, layer(x, training=True)).numpy()
     assert per_token.shape == (2, 3)
-    w, b = _table(layer)
+    w, b = dense_table(layer)
     sampled_values = sampler.sample(tf.constant(y.reshape(-1, 1)), 1, 4)
     expected = np_sampled_loss(
         kind,
@@ -122,7 +112,7 @@ def test_evaluate_equals_numpy_full_loss_perplexity_and_top_k(kind):
     model.fit(x, y, epochs=1, batch_size=10, verbose=0)  # trained shards, not just initial ones
     got = model.evaluate(x, y, batch_size=10, verbose=0, return_dict=True)
     weighted = model.evaluate(x, y, sample_weight=sw, batch_size=40, verbose=0, return_dict=True)
-    w, b = _table(layer)
+    w, b = dense_table(layer)
     logits = x.astype(np.float64) @ w.T + b
     softmax_ce = _np_full_softmax_ce(logits, y)
     full = softmax_ce if kind != "nce" else _np_full_sigmoid_ce(logits, y)
@@ -147,7 +137,7 @@ def test_evaluate_with_probabilities_output_and_num_true_2():
     x = rng.normal(size=(8, D)).astype("float32")
     y = rng.integers(0, V, size=(8, 2))
     got = model.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
-    w, b = _table(layer)
+    w, b = dense_table(layer)
     logits = x.astype(np.float64) @ w.T + b
     z = logits - logits.max(-1, keepdims=True)
     log_p = z - np.log(np.exp(z).sum(-1, keepdims=True))
@@ -178,7 +168,7 @@ def test_masked_language_model_trains_and_evaluates_on_valid_tokens_only():
     # Reference: logits of the valid positions only.
     hidden_model = keras.Model(tokens, hidden)
     h = hidden_model.predict(x, verbose=0).astype(np.float64)
-    w, b = _table(layer)
+    w, b = dense_table(layer)
     ce = _np_full_softmax_ce(h @ w.T + b, y)
     valid = x != 0
     np.testing.assert_allclose(got["loss"], ce[valid].mean(), rtol=1e-4)
@@ -238,7 +228,7 @@ def test_mixed_precision_trains_and_evaluates_in_float32(policy):
     predictions = model.predict(x, verbose=0)
     assert predictions.dtype == np.float32
     got = model.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)
-    w, b = _table(layer)
+    w, b = dense_table(layer)
     expected = _np_full_softmax_ce(np.asarray(h, np.float64) @ w.T + b, y).mean()
     np.testing.assert_allclose(got["loss"], expected, rtol=1e-3)
 
@@ -255,7 +245,7 @@ def test_loss_form_options_override_the_layer_and_by_name():
     x = np.random.default_rng(6).normal(size=(2, D)).astype("float32")
     y = np.array([5, 6])
     value = loss(y, layer(x, training=True)).numpy()
-    w, b = _table(layer)
+    w, b = dense_table(layer)
     sv = [v.numpy() for v in FixedSampler([0, 1, 2], []).sample(tf.constant([[5], [6]]), 1, 3)]
     expected = np_sampled_loss("softmax", w, b, y[:, None], x, sv, False, np.ones(2))[0].mean()
     np.testing.assert_allclose(value, expected, rtol=1e-5)
@@ -287,7 +277,7 @@ def test_explicit_layer_binding_without_a_tag():
     bound = tsloss.SampledSoftmaxLoss(layer=layer)
     plain_logits = tf.matmul(x, layer.kernel, transpose_b=True) + layer.bias  # untagged
     expected = _np_full_softmax_ce(
-        x.numpy().astype(np.float64) @ _table(layer)[0].T + _table(layer)[1], y.numpy()
+        x.numpy().astype(np.float64) @ dense_table(layer)[0].T + dense_table(layer)[1], y.numpy()
     ).mean()
     np.testing.assert_allclose(bound(y, plain_logits).numpy(), expected, rtol=1e-5)
     with pytest.raises(ValueError, match="could not find its output layer"):
@@ -360,6 +350,6 @@ def test_nce_loss_from_probabilities_and_eager_fit():
     model.fit(x, y, batch_size=4, verbose=0)  # eager tensors carry the tag too
     assert not np.array_equal(before, layer.kernel.numpy())
     got = model.evaluate(x, y, batch_size=8, verbose=0)
-    w, b = _table(layer)
+    w, b = dense_table(layer)
     expected = _np_full_sigmoid_ce(x.astype(np.float64) @ w.T + b, y).mean()
     np.testing.assert_allclose(got, expected, rtol=1e-4)

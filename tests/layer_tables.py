@@ -1,0 +1,18 @@
+"""Reads a ``tf_sampling.layers`` output layer's sharded weights back as dense NumPy tables."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import tf_sampling.layers as tsl
+
+
+def dense_table(layer) -> tuple[np.ndarray, np.ndarray]:
+    """Dense float64 ``[V, dim]`` weights and ``[V]`` biases in class order, from the layer's shards."""
+    ids = tsl.base.shard_class_ids(layer.num_classes, layer.num_shards, layer.partition_strategy)
+    w = np.zeros((layer.num_classes, layer.input_dim))
+    b = np.zeros(layer.num_classes)
+    for shard_ids, k, bias in zip(ids, layer.kernel_shards, layer.bias_shards, strict=True):
+        w[shard_ids] = k.numpy()
+        b[shard_ids] = bias.numpy()
+    return w, b
