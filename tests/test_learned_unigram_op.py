@@ -157,14 +157,15 @@ def test_bit_exact_with_tensorflow_builtin_on_a_learning_stream():
 
 @pytest.mark.parametrize(
     "range_max, num_sampled",
-    [(5_000, 64), (5_003, 3_000), (200_003, 64), (1 << 18, 2_000)],
+    [(7, 5), (512, 300), (5_000, 64), (5_003, 3_000), (200_003, 64), (1 << 18, 2_000)],
 )
 def test_bit_exact_with_tensorflow_builtin_across_descent_paths(range_max, num_sampled):
-    """Ranges and sample sizes that exercise every descent path of the kernel.
+    """Ranges and sample sizes that exercise every path of the kernel's count tree.
 
-    The kernel copies the upper tree levels into a compact array whose size depends on
-    num_sampled, finishes each descent in the tree, and descends one draw at a time up
-    to 2^17 classes, in interleaved groups beyond; all must return TF's draws.
+    One level (7 classes) or many; a last block per level that is full (512) or
+    partial (the odd ranges); the top levels updated once per call while the lower
+    ones are updated per class (from 5_000 classes on); draws in one interleaved group
+    or several (num_sampled beyond 128). All must return TF's draws and counts.
     """
     rng = np.random.default_rng(range_max)
     signature = [tf.TensorSpec([None, 1], tf.int64)]

@@ -19,7 +19,7 @@ import pytest
 import tensorflow as tf
 
 import tf_sampling.ops as ts_ops
-from tf_sampling.samplers.learned_unigram import LearnedUnigramSampler
+from tf_sampling.samplers.learned_unigram import LearnedUnigramSampler, count_tree_size
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -288,6 +288,51 @@ def test_get_config_round_trip_and_set_counts():
     np.testing.assert_array_equal(clone.counts().numpy(), [5, 0, 0, 1, 0, 0, 0, 2])
     _, true_expected, _ = clone.sample([[0], [3]], 1, 2)
     np.testing.assert_allclose(true_expected.numpy(), [[2 * 6 / 16], [2 * 2 / 16]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("range_max", [1, 2, 7, 8, 9, 63, 64, 65, 511, 512, 513, 4_097, 100_003])
+def test_count_tree_layout_round_trips_and_matches_the_kernel(range_max):
+    """The Python size of the tree equals the kernel's, and counts survive encoding."""
+    library = ts_ops.load_op_library()
+    counts = np.random.default_rng(range_max).integers(0, 50, size=range_max)
+    tree = library.tf_sampling_learned_unigram_counts_to_tree(tf.constant(counts, tf.int64))
+    assert tree.shape == (count_tree_size(range_max),)
+    # Level 0 holds each block's inclusive prefix sums of the per-class counts.
+    padded = np.zeros(-(-range_max // 8) * 8, np.int64)
+    padded[:range_max] = counts
+    np.testing.assert_array_equal(
+        tree.numpy()[: padded.size], np.cumsum(padded.reshape(-1, 8), axis=1).ravel()
+    )
+    decoded = library.tf_sampling_learned_unigram_tree_to_counts(tree, range_max=range_max)
+    np.testing.assert_array_equal(decoded.numpy(), counts)
+
+    sampler = LearnedUnigramSampler(range_max, unique=False, seed=3)
+    assert sampler.tree.shape == (count_tree_size(range_max),)
+    sampler.set_counts(counts)
+    np.testing.assert_array_equal(sampler.counts().numpy(), counts)
+    # Sampling reads the tree: the expected count of class c is 4 * (1 + counts[c]) / total.
+    labels = np.arange(range_max, dtype=np.int64)[:, None]
+    _, true_expected, _ = sampler.sample(labels, 1, 4)
+    total = range_max + counts.sum()
+    np.testing.assert_allclose(true_expected.numpy()[:, 0], 4 * (1 + counts) / total, rtol=1e-5)
+
+
+def test_tree_variable_of_the_wrong_size_is_refused():
+    library = ts_ops.load_op_library()
+    tree = tf.Variable(tf.zeros([100], tf.int64))
+    offset = tf.Variable(tf.constant(0, tf.int64))
+    with pytest.raises(
+        (ValueError, tf.errors.InvalidArgumentError), match=r"count tree of range_max=100"
+    ):
+        library.tf_sampling_learned_unigram_sample_and_update(
+            tree=tree.handle,
+            offset=offset.handle,
+            true_classes=tf.zeros([2, 1], tf.int64),
+            num_true=1,
+            num_sampled=2,
+            unique=False,
+            range_max=100,
+        )
 
 
 def test_concurrent_sampling_counts_every_class_once():

@@ -8,16 +8,18 @@ holds them in a non-trainable int64 Keras variable instead, so
 and restore them, while sampling runs on the same C++ code as
 ``tf_sampling.ops.learned_unigram_candidate_sampler``.
 
-Design: the variable (shape ``[range_max]``) holds the increments of a Fenwick
-tree over the class weights ``1 + count`` (node ``i`` at position ``i - 1``;
-the base weight 1 per class is implicit). The op
-``TfSampling>LearnedUnigramSampleAndUpdate`` takes the variable's resource
-handle, and under the variable's lock samples in O(num_sampled * log R),
-computes the expected counts in O(batch_size * num_true * log R), then adds
-the true classes to the tree in place in O(batch_size * num_true * log R). No
-step reads or writes the whole variable: a read-then-``scatter_add`` design
-would put the variable in TensorFlow's copy-on-read mode, after which every
-read copies all ``range_max`` entries. Memory is ``8 * range_max`` bytes.
+Design: the variable (shape ``[count_tree_size(range_max)]``, about
+``8/7 * range_max``) holds the count tree of the C++ kernel: an 8-ary tree of
+64-byte blocks of prefix sums of the counts, level 0 (one entry per class)
+first; the base weight 1 per class is implicit, so a fresh sampler is all
+zeros. The op ``TfSampling>LearnedUnigramSampleAndUpdate`` takes the
+variable's resource handle, and under the variable's lock samples in
+O(num_sampled * log R), computes the expected counts in O(batch_size *
+num_true), then adds the true classes to the tree in place in O(batch_size *
+num_true * log R). No step reads or writes the whole variable: a
+read-then-``scatter_add`` design would put the variable in TensorFlow's
+copy-on-read mode, after which every read copies the whole tree. Memory is
+about ``9.2 * range_max`` bytes.
 A second int64 scalar variable holds the position in the Philox random stream
 of the op seeds, so randomness is part of the saved state too.
 """
@@ -37,7 +39,34 @@ from tf_sampling.ops.learned_unigram import (
     true_classes_tensor,
 )
 
-__all__ = ["LearnedUnigramSampler"]
+__all__ = ["LearnedUnigramSampler", "count_tree_size"]
+
+# Entries per block of the count tree: one 64-byte cache line of int64.
+_FANOUT = 8
+
+
+def count_tree_size(range_max: int) -> int:
+    """Number of int64 entries of the count tree over ``range_max`` classes.
+
+    Level 0 has one entry per class, level ``l + 1`` one per block of 8
+    entries of level ``l``, up to a single block; every level is padded to
+    whole blocks (the layout of ``custom_ops/cc/kernels/count_tree.h``).
+
+    Args:
+      range_max: int >= 1, number of classes.
+
+    Returns:
+      int: the length of ``LearnedUnigramSampler.tree``.
+    """
+    range_max = check_int(range_max, "range_max")
+    size = 0
+    entries = range_max
+    while True:
+        blocks = -(-entries // _FANOUT)
+        size += blocks * _FANOUT
+        if blocks == 1:
+            return size
+        entries = blocks
 
 
 @keras.saving.register_keras_serializable(package="tf_sampling")
@@ -88,12 +117,12 @@ class LearnedUnigramSampler(keras.layers.Layer):
         # The op runs on CPU only; keep its state there even when a GPU exists.
         with tf.device("/CPU:0"):
             self.tree = self.add_weight(
-                shape=(self.range_max,),
+                shape=(count_tree_size(self.range_max),),
                 initializer="zeros",
                 dtype="int64",
                 trainable=False,
                 autocast=False,
-                name="fenwick_counts",
+                name="count_tree",
             )
             # Position in the Philox stream of the op seeds: fresh samplers
             # with the same seed draw the same candidates, and a restored
@@ -172,7 +201,7 @@ class LearnedUnigramSampler(keras.layers.Layer):
         """
         library = _loader.load_op_library()
         return library.tf_sampling_learned_unigram_tree_to_counts(
-            tf.convert_to_tensor(self.tree.value)
+            tf.convert_to_tensor(self.tree.value), range_max=self.range_max
         )
 
     def set_counts(self, counts) -> None:

@@ -10,7 +10,8 @@
 #include <string>
 
 #include "absl/synchronization/mutex.h"
-#include "custom_ops/cc/kernels/fenwick_sampler.h"
+#include "custom_ops/cc/kernels/candidate_draws.h"
+#include "custom_ops/cc/kernels/count_tree.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/resource_mgr.h"
 #include "tensorflow/core/framework/resource_var.h"
@@ -115,10 +116,11 @@ class SamplerKernelBase : public OpKernel {
   // the true classes: the order TensorFlow's LearnedUnigramCandidateSampler
   // uses.
   template <typename Store>
-  void SampleThenLearn(UnigramTree<Store>* tree, int64_t total_weight,
+  void SampleThenLearn(CountTree<Store>* tree,
                        tensorflow::random::PhiloxRandom philox,
                        const Outputs& out) {
     tensorflow::random::SimplePhilox rng(&philox);
+    const int64_t total_weight = tree->TotalWeight();
     const int64_t num_tries = DrawCandidates(*tree, total_weight, unique_, &rng,
                                              num_sampled_, out.sampled);
     FillExpectedCounts(*tree, total_weight, num_sampled_, num_tries,
@@ -140,21 +142,20 @@ class SamplerKernelBase : public OpKernel {
 class LearnedUnigramCandidateSamplerOp : public SamplerKernelBase {
  public:
   explicit LearnedUnigramCandidateSamplerOp(OpKernelConstruction* context)
-      : SamplerKernelBase(context) {
+      : SamplerKernelBase(context), shape_(range_max_) {
     std::string storage;
     OP_REQUIRES_OK(context, context->GetAttr("storage", &storage));
     const bool dense = storage == "dense" ||
                        (storage == "auto" && range_max_ <= kMaxDenseRange);
     if (dense) {
-      dense_ = std::make_unique<DenseIncrements>(range_max_);
+      dense_ = std::make_unique<OwnedFlatStore>(shape_);
       OP_REQUIRES(context, dense_->ok(),
                   absl::ResourceExhaustedError(absl::StrCat(
                       "cannot allocate dense counts for range_max=", range_max_,
                       "; use storage='sparse'")));
     } else {
-      sparse_ = std::make_unique<SparseIncrements>();
+      sparse_ = std::make_unique<SparseStore>(shape_);
     }
-    total_weight_ = range_max_;
     generator_.Init(seed_, seed2_);
   }
 
@@ -166,21 +167,20 @@ class LearnedUnigramCandidateSamplerOp : public SamplerKernelBase {
     absl::MutexLock lock(&mu_);
     const auto philox = generator_.ReserveSamples128(SamplesPerCall());
     if (dense_) {
-      UnigramTree<DenseIncrements> tree(range_max_, dense_.get());
-      SampleThenLearn(&tree, total_weight_, philox, out);
+      CountTree<OwnedFlatStore> tree(shape_, dense_.get());
+      SampleThenLearn(&tree, philox, out);
     } else {
-      UnigramTree<SparseIncrements> tree(range_max_, sparse_.get());
-      SampleThenLearn(&tree, total_weight_, philox, out);
+      CountTree<SparseStore> tree(shape_, sparse_.get());
+      SampleThenLearn(&tree, philox, out);
     }
-    total_weight_ += out.num_true_classes;
   }
 
  private:
+  const TreeShape shape_;
   absl::Mutex mu_;
   tensorflow::GuardedPhiloxRandom generator_;
-  std::unique_ptr<DenseIncrements> dense_;
-  std::unique_ptr<SparseIncrements> sparse_;
-  int64_t total_weight_ = 0;
+  std::unique_ptr<OwnedFlatStore> dense_;
+  std::unique_ptr<SparseStore> sparse_;
 };
 
 // TfSampling>LearnedUnigramSampleAndUpdate: the counts, and the position in
@@ -188,7 +188,8 @@ class LearnedUnigramCandidateSamplerOp : public SamplerKernelBase {
 // checkpoints).
 class LearnedUnigramSampleAndUpdateOp : public SamplerKernelBase {
  public:
-  using SamplerKernelBase::SamplerKernelBase;
+  explicit LearnedUnigramSampleAndUpdateOp(OpKernelConstruction* context)
+      : SamplerKernelBase(context), shape_(range_max_) {}
 
   void Compute(OpKernelContext* context) override {
     tensorflow::core::RefCountPtr<tensorflow::Var> tree_var;
@@ -213,11 +214,12 @@ class LearnedUnigramSampleAndUpdateOp : public SamplerKernelBase {
     OP_REQUIRES(
         context,
         state->dtype() == tensorflow::DT_INT64 && state->dims() == 1 &&
-            state->dim_size(0) == range_max_,
+            state->dim_size(0) == shape_.flat_size(),
         absl::InvalidArgumentError(absl::StrCat(
-            "tree must be an int64 variable of shape [range_max] = [",
-            range_max_, "], got ", tensorflow::DataTypeString(state->dtype()),
-            " with shape ", state->shape().DebugString())));
+            "tree must be an int64 variable of shape [", shape_.flat_size(),
+            "] (the count tree of range_max=", range_max_, "), got ",
+            tensorflow::DataTypeString(state->dtype()), " with shape ",
+            state->shape().DebugString())));
     Tensor* offset = offset_var->tensor();
     OP_REQUIRES(context,
                 offset->dtype() == tensorflow::DT_INT64 && offset->dims() == 0,
@@ -233,16 +235,16 @@ class LearnedUnigramSampleAndUpdateOp : public SamplerKernelBase {
       OP_REQUIRES_OK(context, context->allocate_temp(tensorflow::DT_INT64,
                                                      state->shape(), &copy));
       std::memcpy(copy.flat<int64_t>().data(), state->flat<int64_t>().data(),
-                  sizeof(int64_t) * range_max_);
+                  sizeof(int64_t) * shape_.flat_size());
       *state = copy;
     }
     const int64_t position = offset->scalar<int64_t>()();
     tensorflow::random::PhiloxRandom philox(static_cast<uint64_t>(seed_),
                                             static_cast<uint64_t>(seed2_));
     philox.Skip(static_cast<uint64_t>(position));
-    BufferIncrements store(state->flat<int64_t>().data());
-    UnigramTree<BufferIncrements> tree(range_max_, &store);
-    SampleThenLearn(&tree, tree.TotalWeight(), philox, out);
+    FlatStore store(shape_, state->flat<int64_t>().data());
+    CountTree<FlatStore> tree(shape_, &store);
+    SampleThenLearn(&tree, philox, out);
     // The offset is a scalar: always write a new buffer (never alias).
     Tensor next;
     OP_REQUIRES_OK(context, context->allocate_temp(tensorflow::DT_INT64,
@@ -250,46 +252,51 @@ class LearnedUnigramSampleAndUpdateOp : public SamplerKernelBase {
     next.scalar<int64_t>()() = position + SamplesPerCall();
     *offset = next;
   }
+
+ private:
+  const TreeShape shape_;
 };
 
-// Fenwick increments -> per-class counts, in place on a copy: undo each
-// node's contribution to its parent, from the top of the tree down.
+// Count tree [flat size] -> per-class counts [range_max].
 class TreeToCountsOp : public OpKernel {
  public:
-  using OpKernel::OpKernel;
+  explicit TreeToCountsOp(OpKernelConstruction* context) : OpKernel(context) {
+    int64_t range_max = 0;
+    OP_REQUIRES_OK(context, context->GetAttr("range_max", &range_max));
+    shape_ = std::make_unique<TreeShape>(range_max);
+  }
 
   void Compute(OpKernelContext* context) override {
     const Tensor& tree = context->input(0);
-    OP_REQUIRES(context, tree.dims() == 1,
+    OP_REQUIRES(context,
+                tree.dims() == 1 && tree.dim_size(0) == shape_->flat_size(),
                 absl::InvalidArgumentError(absl::StrCat(
-                    "tree must be a vector [range_max], got shape ",
-                    tree.shape().DebugString())));
+                    "tree must be a vector [", shape_->flat_size(),
+                    "] (the count tree of range_max=", shape_->range(),
+                    "), got shape ", tree.shape().DebugString())));
     Tensor* counts = nullptr;
-    OP_REQUIRES_OK(context, context->allocate_output(0, tree.shape(), &counts));
-    const int64_t n = tree.dim_size(0);
-    int64_t* c = counts->flat<int64_t>().data();
-    std::memcpy(c, tree.flat<int64_t>().data(), sizeof(int64_t) * n);
-    // Node i (1-based) is at c[i - 1]; its parent is i + lowbit(i).
-    for (int64_t i = n; i >= 1; --i) {
-      const int64_t parent = i + LowBit(i);
-      if (parent <= n) c[parent - 1] -= c[i - 1];
-    }
+    OP_REQUIRES_OK(context, context->allocate_output(
+                                0, TensorShape({shape_->range()}), &counts));
+    FlatTreeToCounts(*shape_, tree.flat<int64_t>().data(),
+                     counts->flat<int64_t>().data());
   }
+
+ private:
+  std::unique_ptr<TreeShape> shape_;
 };
 
-// Per-class counts -> Fenwick increments (the inverse of TreeToCountsOp).
+// Per-class counts [range_max] -> count tree [flat size] (the inverse of
+// TreeToCountsOp).
 class CountsToTreeOp : public OpKernel {
  public:
   using OpKernel::OpKernel;
 
   void Compute(OpKernelContext* context) override {
     const Tensor& counts = context->input(0);
-    OP_REQUIRES(context, counts.dims() == 1,
+    OP_REQUIRES(context, counts.dims() == 1 && counts.dim_size(0) >= 1,
                 absl::InvalidArgumentError(absl::StrCat(
-                    "counts must be a vector [range_max], got shape ",
+                    "counts must be a non-empty vector [range_max], got shape ",
                     counts.shape().DebugString())));
-    Tensor* tree = nullptr;
-    OP_REQUIRES_OK(context, context->allocate_output(0, counts.shape(), &tree));
     const int64_t n = counts.dim_size(0);
     const int64_t* in = counts.flat<int64_t>().data();
     for (int64_t i = 0; i < n; ++i) {
@@ -297,12 +304,11 @@ class CountsToTreeOp : public OpKernel {
                   absl::InvalidArgumentError(absl::StrCat(
                       "counts must be >= 0, got counts[", i, "] = ", in[i])));
     }
-    int64_t* t = tree->flat<int64_t>().data();
-    std::memcpy(t, in, sizeof(int64_t) * n);
-    for (int64_t i = 1; i <= n; ++i) {
-      const int64_t parent = i + LowBit(i);
-      if (parent <= n) t[parent - 1] += t[i - 1];
-    }
+    const TreeShape shape(n);
+    Tensor* tree = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(
+                                0, TensorShape({shape.flat_size()}), &tree));
+    CountsToFlatTree(shape, in, tree->flat<int64_t>().data());
   }
 };
 

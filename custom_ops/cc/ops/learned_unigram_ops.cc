@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "custom_ops/cc/kernels/count_tree.h"
 #include "tensorflow/core/framework/common_shape_fns.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -61,31 +62,50 @@ absl::Status CandidateSamplerShape(InferenceContext* c) {
 absl::Status SampleAndUpdateShape(InferenceContext* c) {
   int64_t range_max = 0;
   TF_RETURN_IF_ERROR(c->GetAttr("range_max", &range_max));
-  // When the variable's shape is known, it must be [range_max].
+  // When the variable's shape is known, it must be the count tree's.
   const auto* handle_data = c->input_handle_shapes_and_types(0);
   if (handle_data != nullptr && handle_data->size() == 1) {
     ShapeHandle tree = (*handle_data)[0].shape;
+    const int64_t size = TreeShape(range_max).flat_size();
     if (c->RankKnown(tree) &&
         (c->Rank(tree) != 1 || (c->ValueKnown(c->Dim(tree, 0)) &&
-                                c->Value(c->Dim(tree, 0)) != range_max))) {
+                                c->Value(c->Dim(tree, 0)) != size))) {
       return absl::InvalidArgumentError(
-          absl::StrCat("the state variable must have shape [range_max] = [",
-                       range_max, "], got shape ", c->DebugString(tree)));
+          absl::StrCat("the state variable must have shape [", size,
+                       "] (the count tree of range_max=", range_max,
+                       "), got shape ", c->DebugString(tree)));
     }
   }
   return SamplerShape(c, /*index=*/2, range_max);
 }
 
-// Shape function of the two O(range_max) converters: vector in, same out.
-absl::Status VectorToVectorShape(InferenceContext* c) {
-  ShapeHandle vector;
+// Checks that input 0 is a vector.
+absl::Status CheckVectorInput(InferenceContext* c, const char* what) {
   if (c->RankKnown(c->input(0)) && c->Rank(c->input(0)) != 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the input must be a vector [range_max], got shape ",
-                     c->DebugString(c->input(0))));
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " must be a vector, got shape ", c->DebugString(c->input(0))));
   }
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 1, &vector));
-  c->set_output(0, vector);
+  return absl::OkStatus();
+}
+
+absl::Status TreeToCountsShape(InferenceContext* c) {
+  TF_RETURN_IF_ERROR(CheckVectorInput(c, "tree"));
+  int64_t range_max = 0;
+  TF_RETURN_IF_ERROR(c->GetAttr("range_max", &range_max));
+  c->set_output(0, c->Vector(range_max));
+  return absl::OkStatus();
+}
+
+absl::Status CountsToTreeShape(InferenceContext* c) {
+  TF_RETURN_IF_ERROR(CheckVectorInput(c, "counts"));
+  ShapeHandle counts;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 1, &counts));
+  DimensionHandle range = c->Dim(counts, 0);
+  if (c->ValueKnown(range) && c->Value(range) >= 1) {
+    c->set_output(0, c->Vector(TreeShape(c->Value(range)).flat_size()));
+  } else {
+    c->set_output(0, c->Vector(c->UnknownDim()));
+  }
   return absl::OkStatus();
 }
 
@@ -125,8 +145,8 @@ range_max: number of classes.
 seed: op seed; with seed2, both 0 means non-deterministic.
 seed2: second seed.
 storage: how the kernel stores the counts: 'dense' (a lazily zeroed array of
-  range_max + 1 int64), 'sparse' (a hash map over touched tree nodes), or
-  'auto' (dense up to 2^26 classes, sparse beyond).
+  about 8/7 * range_max int64), 'sparse' (a hash map of the touched tree
+  blocks), or 'auto' (dense up to 2^26 classes, sparse beyond).
 )doc");
 
 REGISTER_OP("TfSampling>LearnedUnigramSampleAndUpdate")
@@ -147,9 +167,10 @@ REGISTER_OP("TfSampling>LearnedUnigramSampleAndUpdate")
     .Doc(R"doc(
 Learned-unigram sampling from counts held in a user-owned int64 variable.
 
-`tree` is an int64 resource variable of shape [range_max] holding the
-increments of a Fenwick tree (node i at position i - 1) over class weights
-1 + count. `offset` is an int64 scalar variable: the position (in 128-bit
+`tree` is an int64 resource variable holding the count tree of range_max
+classes (see TfSampling>LearnedUnigramCountsToTree): an 8-ary tree of 64-byte
+blocks of prefix sums of the counts, level 0 first, about 8/7 * range_max
+entries. Class weights are 1 + count. `offset` is an int64 scalar variable: the position (in 128-bit
 Philox samples) of the random stream of (seed, seed2). Under the variables'
 locks, the kernel samples exactly as TfSampling>LearnedUnigramCandidateSampler
 does, adds the true classes to the counts in place and advances `offset`:
@@ -160,19 +181,23 @@ copy of the tree.
 REGISTER_OP("TfSampling>LearnedUnigramTreeToCounts")
     .Input("tree: int64")
     .Output("counts: int64")
-    .SetShapeFn(VectorToVectorShape)
+    .Attr("range_max: int >= 1")
+    .SetShapeFn(TreeToCountsShape)
     .Doc(R"doc(
-Decodes the Fenwick-tree increments [range_max] into per-class counts
+Decodes the count tree of range_max classes into per-class counts
 [range_max]; O(range_max), meant for inspection.
 )doc");
 
 REGISTER_OP("TfSampling>LearnedUnigramCountsToTree")
     .Input("counts: int64")
     .Output("tree: int64")
-    .SetShapeFn(VectorToVectorShape)
+    .SetShapeFn(CountsToTreeShape)
     .Doc(R"doc(
-Encodes per-class counts [range_max] as Fenwick-tree increments [range_max]
-(the inverse of TfSampling>LearnedUnigramTreeToCounts); O(range_max).
+Encodes per-class counts [range_max] as the count tree the sampler reads:
+level 0 holds one entry per class, level l + 1 one entry per block of 8
+entries of level l, up to a single block; each block of 8 holds the inclusive
+prefix sums of its entries' counts, and each level is padded to whole blocks.
+The inverse of TfSampling>LearnedUnigramTreeToCounts; O(range_max).
 )doc");
 
 }  // namespace tf_sampling
