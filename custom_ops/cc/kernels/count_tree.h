@@ -117,16 +117,20 @@ class TreeShape {
 inline int CountAtMost(const int64_t* counts, const int64_t* base,
                        int64_t rest) {
 #if defined(__SSE4_2__)
+  // Each comparison is -1 where an entry exceeds rest; summing the four
+  // pairs and then the two lanes gives minus the number that do.
   const __m128i r = _mm_set1_epi64x(rest);
-  int greater = 0;
-  for (int k = 0; k < kFanout; k += 2) {
-    const __m128i v = _mm_add_epi64(
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(counts + k)),
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + k)));
-    greater += __builtin_popcount(
-        _mm_movemask_pd(_mm_castsi128_pd(_mm_cmpgt_epi64(v, r))));
-  }
-  return kFanout - greater;
+  const auto* c = reinterpret_cast<const __m128i*>(counts);
+  const auto* b = reinterpret_cast<const __m128i*>(base);
+  auto exceeds = [&](int pair) {
+    return _mm_cmpgt_epi64(
+        _mm_add_epi64(_mm_loadu_si128(c + pair), _mm_loadu_si128(b + pair)), r);
+  };
+  static_assert(kFanout == 8, "four pairs");
+  __m128i greater = _mm_add_epi64(_mm_add_epi64(exceeds(0), exceeds(1)),
+                                  _mm_add_epi64(exceeds(2), exceeds(3)));
+  greater = _mm_add_epi64(greater, _mm_unpackhi_epi64(greater, greater));
+  return kFanout + static_cast<int>(_mm_cvtsi128_si64(greater));
 #else
   int count = 0;
   for (int k = 0; k < kFanout; ++k) count += counts[k] + base[k] <= rest;
@@ -365,7 +369,13 @@ class CountTree {
     }
     constexpr int64_t kAhead = 8;
     for (int64_t i = 0; i < n; ++i) {
-      if (i + kAhead < n) PrefetchClass(classes[i + kAhead]);
+      if (i + kAhead < n) {
+        int64_t ahead = classes[i + kAhead];
+        for (int level = 0; level < small; ++level) {
+          store_->Prefetch(level, ahead >> kFanoutBits);
+          ahead >>= kFanoutBits;
+        }
+      }
       int64_t entry = classes[i];
       for (int level = 0; level < small; ++level) {
         AddToSuffix(store_->MutableBlock(level, entry >> kFanoutBits),
