@@ -8,8 +8,10 @@ process. Each sampler runs in its own ``tf.function`` (one op instance) fed the
 same Zipf-skewed stream of true classes. After warm-up (TensorFlow's op builds
 its O(range_max) picker on the first call), repetitions are interleaved
 (ours, built-in, layer, ours, ...) and the table reports median milliseconds
-per call, calls/second, the speed ratio ours/built-in, and how our time per
-call grows from range_max 1e4 to 1e7.
+per call, calls/second and the speed ratio ours/built-in. Then, for how time
+per call grows from the smallest range_max to the largest, both ranges are
+timed again interleaved (ours and the built-in at 1e4 and 1e7), so that a
+slower or faster spell of the machine cannot bias the ratio.
 
 Usage: python bench/bench_sampler.py [--reps 7] [--calls 20] [--ranges 1e4,1e7]
     [--num-sampled 8192] [--unique true]
@@ -60,8 +62,8 @@ def time_calls(fn: Callable, stream: list[tf.Tensor], calls: int, start: int) ->
     return (time.perf_counter() - begin) / calls
 
 
-def bench_config(range_max, num_sampled, unique, reps, calls, stream):
-    """Median seconds per call of ours, the built-in, and the layer."""
+def make_samplers(range_max, num_sampled, unique):
+    """Ours, the built-in and the layer, each in its own ``tf.function``."""
     signature = [tf.TensorSpec([None, 1], tf.int64)]
     ours = tf.function(
         lambda tc: learned_unigram_candidate_sampler(tc, 1, num_sampled, unique, range_max, seed=1),
@@ -75,16 +77,37 @@ def bench_config(range_max, num_sampled, unique, reps, calls, stream):
     )
     layer = LearnedUnigramSampler(range_max, unique=unique, seed=1)
     layer_fn = tf.function(lambda tc: layer.sample(tc, 1, num_sampled), input_signature=signature)
-    contenders = {"ours": ours, "builtin": builtin, "layer": layer_fn}
-    for fn in contenders.values():  # Warm-up: tracing, picker construction.
+    return {"ours": ours, "builtin": builtin, "layer": layer_fn}
+
+
+def interleave(contenders, reps, calls):
+    """Median seconds per call of each ``name: (fn, stream)``, runs interleaved."""
+    for fn, stream in contenders.values():  # Warm-up: tracing, picker construction.
         time_calls(fn, stream, 3, 0)
     times = {name: [] for name in contenders}
     position = 3
     for _ in range(reps):
-        for name, fn in contenders.items():
+        for name, (fn, stream) in contenders.items():
             times[name].append(time_calls(fn, stream, calls, position))
         position += calls
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def bench_config(range_max, num_sampled, unique, reps, calls, stream):
+    """Median seconds per call of ours, the built-in, and the layer."""
+    samplers = make_samplers(range_max, num_sampled, unique)
+    return interleave({name: (fn, stream) for name, fn in samplers.items()}, reps, calls)
+
+
+def bench_growth(small, large, num_sampled, unique, reps, calls, streams):
+    """Time per call at ``large`` over ``small`` classes, both timed interleaved."""
+    contenders = {}
+    for range_max in (small, large):
+        samplers = make_samplers(range_max, num_sampled, unique)
+        for name in ("ours", "builtin"):
+            contenders[name, range_max] = (samplers[name], streams[range_max])
+    t = interleave(contenders, reps, calls)
+    return {name: t[name, large] / t[name, small] for name in ("ours", "builtin")}
 
 
 def main() -> None:
@@ -103,6 +126,7 @@ def main() -> None:
         f"median of {args.reps} x {args.calls} calls, {os.cpu_count()} CPUs"
     )
     results = {}
+    streams = {range_max: make_stream(range_max, 64) for range_max in ranges}
     header = (
         f"{'range_max':>10} {'num_sampled':>11} {'unique':>6} | {'ours ms':>8} "
         f"{'TF ms':>8} {'layer ms':>8} | {'ours/s':>8} {'TF/s':>8} | {'speed x':>7}"
@@ -110,10 +134,11 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for range_max in ranges:
-        stream = make_stream(range_max, 64)
         for num_sampled in num_sampled_values:
             for unique in unique_values:
-                t = bench_config(range_max, num_sampled, unique, args.reps, args.calls, stream)
+                t = bench_config(
+                    range_max, num_sampled, unique, args.reps, args.calls, streams[range_max]
+                )
                 results[range_max, num_sampled, unique] = t
                 print(
                     f"{range_max:>10.0e} {num_sampled:>11} {unique!s:>6} | "
@@ -122,22 +147,24 @@ def main() -> None:
                     f"{1 / t['builtin']:>8.0f} | {t['builtin'] / t['ours']:>7.2f}",
                     flush=True,
                 )
-    if len(ranges) < 2:
-        return
-    print()
-    print("Growth of time per call from range_max 1e4 to 1e7 (target <= 1.5x):")
-    for num_sampled in num_sampled_values:
-        for unique in unique_values:
-            small = results[ranges[0], num_sampled, unique]
-            large = results[ranges[-1], num_sampled, unique]
-            print(
-                f"  num_sampled {num_sampled:>5} unique {unique!s:>5}: ours "
-                f"{large['ours'] / small['ours']:.2f}x, layer "
-                f"{large['layer'] / small['layer']:.2f}x, TF "
-                f"{large['builtin'] / small['builtin']:.2f}x"
-            )
     slowest = min(t["builtin"] / t["ours"] for t in results.values())
     print(f"Lowest speed ratio ours/TF: {slowest:.2f}x (target >= 1.0x)")
+    if len(ranges) < 2:
+        return
+    small, large = ranges[0], ranges[-1]
+    print()
+    print(
+        f"Growth of time per call from range_max {small:.0e} to {large:.0e} (target <= 1.5x),"
+        " both ranges timed interleaved:"
+    )
+    for num_sampled in num_sampled_values:
+        for unique in unique_values:
+            growth = bench_growth(small, large, num_sampled, unique, args.reps, args.calls, streams)
+            print(
+                f"  num_sampled {num_sampled:>5} unique {unique!s:>5}: ours "
+                f"{growth['ours']:.2f}x, TF {growth['builtin']:.2f}x",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
