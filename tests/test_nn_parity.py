@@ -125,6 +125,42 @@ def test_default_sampler_is_log_uniform_and_seeded(name):
     np.testing.assert_allclose(ours_a, builtin, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("num_true", [1, 3])
+def test_default_sampler_accidental_hits_match_builtin_with_gradients(num_true):
+    """The default (unique) sampler's hits are masked as TF masks them, values and gradients."""
+    w, b, labels, x, _, cotangent = make_problem(num_true, True)
+
+    def graph_run(fn):
+        with tf.Graph().as_default():
+            tf.compat.v1.set_random_seed(5)
+            tensors = [tf.constant(a) for a in (w, b, x)]
+            loss = fn(
+                tensors[0],
+                tensors[1],
+                tf.constant(labels),
+                tensors[2],
+                NUM_SAMPLED,
+                NUM_CLASSES,
+                num_true=num_true,
+                seed=3,
+            )
+            grads = tf.gradients(loss, tensors, grad_ys=tf.constant(cotangent, tf.float32))
+            grads = [tf.convert_to_tensor(g) for g in grads]
+            # The same seeds give the sampler inside the loss the same draws.
+            sampled = tf.random.log_uniform_candidate_sampler(
+                tf.constant(labels), num_true, NUM_SAMPLED, True, NUM_CLASSES, seed=3
+            )[0]
+            with tf.compat.v1.Session() as sess:
+                return sess.run([loss, *grads, sampled])
+
+    ours = graph_run(tsn.sampled_softmax_loss)
+    builtin = graph_run(tf.compat.v1.nn.sampled_softmax_loss)
+    assert np.isin(labels, ours[-1]).any(), "the draw must contain accidental hits"
+    np.testing.assert_array_equal(ours[-1], builtin[-1])
+    for a, ref in zip(ours[:-1], builtin[:-1], strict=True):
+        np.testing.assert_allclose(a, ref, rtol=1e-5, atol=1e-5)
+
+
 def test_different_seeds_sample_differently():
     w, b, labels, x, _, _ = make_problem(1, True)
 
