@@ -5,14 +5,14 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tf_sampling._core.sampled_logits import SMALL_NUM_SAMPLED, compute_sampled_logits
+from tf_sampling._core.split_softmax import split_softmax_cross_entropy
 
 
 def _logits_and_targets(true_logits, sampled_logits, num_true: int):
     """Concatenates the logits, true classes first, with their targets.
 
-    One concatenated cross-entropy runs fewer, larger kernels than two halves;
-    dense targets (1 / num_true on the true columns, 0 elsewhere) also beat the
-    sparse softmax kernel on CPU.
+    For NCE on few samples: one concatenated sigmoid cross-entropy runs fewer
+    kernels than two halves.
 
     Args:
       true_logits: ``[batch_size, num_true]``.
@@ -105,8 +105,7 @@ def sampled_softmax_loss(
             partition_strategy=partition_strategy,
             seed=seed,
         )
-        logits, targets = _logits_and_targets(true_logits, sampled_logits, num_true)
-        return tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+        return split_softmax_cross_entropy(true_logits, sampled_logits)
 
 
 def nce_loss(
