@@ -142,17 +142,13 @@ def compute_sampled_logits(
             sampled_values, num_sampled, num_true, num_classes
         )
     sampled = tf.stop_gradient(tf.cast(sampled, tf.int64))
-    # The range check gates the returned logits, not the lookups, so it runs
-    # beside the sampler and the matmuls instead of before them. Meanwhile
-    # the lookups read the labels wrapped into range (the same ids when the
-    # check passes), so that a bad label fails with the check's message, not
-    # with a gather's (or, on GPU, silently reads zeros).
-    labels_check = validation.range_check(labels, num_classes, "labels")
-    lookup_labels = labels if labels_check is None else tf.math.floormod(labels, num_classes)
+    # Checked after sampling: the sampler only reads the labels' values, so it
+    # need not wait for the check; the lookups below do.
+    labels = validation.assert_in_range(labels, num_classes, "labels")
 
     dtype = compute_dtype(inputs.dtype, weight_table.dtype)
     x = tf.cast(inputs, dtype)
-    labels_flat = tf.reshape(lookup_labels, [-1])
+    labels_flat = tf.reshape(labels, [-1])
     num_true_ids = tf.size(labels_flat)
     # One lookup per table for true and sampled ids; split's gradient is a
     # concat, so the table gradient stays a single IndexedSlices.
@@ -185,18 +181,7 @@ def compute_sampled_logits(
         # bias_add lets grappler fuse it into the matmul (slower on tiny shapes).
         sampled_logits = tf.nn.bias_add(sampled_logits, sampled_offset)
 
-    if remove_accidental_hits and sampled_values is None and num_sampled <= SMALL_NUM_SAMPLED:
-        # The default sampler's classes are distinct, so every hit is masked;
-        # on small shapes one dense comparison beats finding and scattering
-        # the hits. The masked logits get no gradient, as with TF's add: their
-        # softmax weight is exactly 0 either way.
-        hits = tf.equal(tf.expand_dims(labels, 2), tf.reshape(sampled, [1, 1, -1]))
-        if num_true > 1:
-            hits = tf.reduce_any(hits, axis=1)
-        else:
-            hits = tf.reshape(hits, tf.shape(sampled_logits))
-        sampled_logits += tf.cast(hits, dtype) * _FLOAT32_MIN
-    elif remove_accidental_hits:
+    if remove_accidental_hits:
         # TF's CPU op finds the (row, position) pairs in O(batch * num_true); a
         # class sampled twice is masked at its last position only, as in TF.
         rows, positions, _ = tf.nn.compute_accidental_hits(labels, sampled, num_true=num_true)
@@ -209,8 +194,4 @@ def compute_sampled_logits(
             tf.fill(tf.shape(rows), tf.constant(_FLOAT32_MIN, dtype)),
         )
         sampled_logits += penalty
-    if labels_check is not None:
-        with tf.control_dependencies([labels_check]):
-            true_logits = tf.identity(true_logits)
-            sampled_logits = tf.identity(sampled_logits)
     return true_logits, sampled_logits

@@ -106,7 +106,7 @@ def normalize_labels(
       num_classes: Number of classes.
       batch_size: Static batch size of ``inputs`` (int or None) to match.
       check_range: Whether to attach the range check now; pass False to
-        attach it later (:func:`range_check`, :func:`assert_in_range`).
+        attach it later with :func:`assert_in_range`, where the labels index.
 
     Returns:
       tf.Tensor: int64 ``[batch_size, num_true]``.
@@ -138,24 +138,14 @@ def normalize_labels(
     return assert_in_range(labels, num_classes, "labels") if check_range else labels
 
 
-def range_check(ids: tf.Tensor, num_classes: int, name: str) -> tf.Operation | None:
+def assert_in_range(ids: tf.Tensor, num_classes: int, name: str) -> tf.Tensor:
     """Checks that int64 ``ids`` lie in ``[0, num_classes)``.
 
-    Eagerly the values are checked at once and None is returned; in a graph
-    the returned op fails when run with out-of-range ids. The caller decides
-    what waits for it (see :func:`assert_in_range`).
-
-    Args:
-      ids: int64 tensor of class ids, any shape.
-      num_classes: Number of classes.
-      name: Argument name to quote in the error.
-
-    Returns:
-      tf.Operation or None: the graph-mode check.
+    Eagerly the values are checked at once; in a graph one assert op runs,
+    and the returned ids are available only once it has passed.
 
     Raises:
-      tf.errors.InvalidArgumentError: (eagerly, or when the op runs) some id
-        is out of range; the message quotes the worst one.
+      tf.errors.InvalidArgumentError: some id is out of range.
     """
     message = f"`{name}` must be class ids in [0, num_classes={num_classes}); out of range:"
     if tf.executing_eagerly():
@@ -163,26 +153,15 @@ def range_check(ids: tf.Tensor, num_classes: int, name: str) -> tf.Operation | N
         bad = values[(values < 0) | (values >= num_classes)]
         if bad.size:
             raise tf.errors.InvalidArgumentError(None, None, f"{message} {bad[:8].tolist()}")
-        return None
+        return ids
     # As unsigned, a negative id wraps to a huge value, so one max-reduction
     # finds the worst id at either end; bitcast back, it is the value to quote.
     # Bitcasts copy nothing, and the raw Assert is one op that formats its data
     # only when it fails.
     worst = tf.reduce_max(tf.bitcast(ids, tf.uint64))
-    return tf.raw_ops.Assert(
+    check = tf.raw_ops.Assert(
         condition=worst < num_classes, data=[message, tf.bitcast(worst, tf.int64)], summarize=1
     )
-
-
-def assert_in_range(ids: tf.Tensor, num_classes: int, name: str) -> tf.Tensor:
-    """Returns ``ids``, available only once :func:`range_check` has passed.
-
-    Raises:
-      tf.errors.InvalidArgumentError: some id is out of range.
-    """
-    check = range_check(ids, num_classes, name)
-    if check is None:
-        return ids
     with tf.control_dependencies([check]):
         return tf.identity(ids)
 
