@@ -54,6 +54,12 @@ for flag in tf.sysconfig.get_compile_flags():
         lines.append("build --copt=" + flag)
 # Stringified in custom_ops/cc/kernels/build_info.cc; checked by the loader.
 lines.append("build --copt=-DTF_SAMPLING_TF_VERSION=" + tf.__version__)
+# The count tree's 8-way compare uses SSE4.2 on x86-64 (TensorFlow's own x86
+# builds need AVX, which includes it); elsewhere it compiles to plain C++.
+import platform
+
+if platform.machine().lower() in ("x86_64", "amd64"):
+    lines.append("build --copt=-msse4.2")
 print("\n".join(lines))
 PY
 mv .configure.bazelrc.tmp .configure.bazelrc
