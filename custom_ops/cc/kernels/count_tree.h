@@ -225,8 +225,6 @@ class Int64HashMap {
     size_ = 0;
   }
 
-  int64_t size() const { return size_; }
-
   // The value of `key`, or -1.
   int64_t Get(int64_t key) const {
     for (size_t i = Home(key);; i = (i + 1) & mask_) {
@@ -419,17 +417,11 @@ class CountTree {
     }
   }
 
-  // The class c whose weights' prefix range [W(c), W(c) + weight(c))
-  // contains r, for 0 <= r < TotalWeight().
-  int64_t Find(int64_t r) const {
-    int64_t out;
-    FindGroup(&r, 1, &out);
-    return out;
-  }
-
-  // out[j] = Find(r[j]) for j < n <= kGroup. The descents run level by level
-  // in lockstep, each prefetching its next block, so that their cache misses
-  // overlap instead of queueing.
+  // out[j] = the class c whose range [W(c), W(c) + weight(c)) of the
+  // prefix weights W contains r[j], for 0 <= r[j] < TotalWeight() and
+  // j < n <= kGroup. The descents run level by level in lockstep, each
+  // prefetching its next block, so that their cache misses overlap instead
+  // of queueing.
   void FindGroup(const int64_t* r, int n, int64_t* out) const {
     int64_t node[kGroup];
     int64_t rest[kGroup];
