@@ -149,16 +149,14 @@ def compute_sampled_logits(
     dtype = compute_dtype(inputs.dtype, weight_table.dtype)
     x = tf.cast(inputs, dtype)
     labels_flat = tf.reshape(labels, [-1])
-    num_true_ids = tf.size(labels_flat)
-    # One lookup per table for true and sampled ids; split's gradient is a
-    # concat, so the table gradient stays a single IndexedSlices.
-    all_ids = tf.concat([labels_flat, sampled], 0)
-    true_w, sampled_w = tf.split(
-        tf.cast(weight_table.gather(all_ids), dtype), [num_true_ids, num_sampled]
-    )
-    true_b, sampled_b = tf.split(
-        tf.cast(bias_table.gather(all_ids), dtype), [num_true_ids, num_sampled]
-    )
+    # Separate lookups for true and sampled ids: measured faster than one
+    # lookup of the concatenated ids split apart (no concat, split, or
+    # concatenated gradient); the tape still sums the two into one
+    # IndexedSlices per table.
+    true_w = tf.cast(weight_table.gather(labels_flat), dtype)
+    sampled_w = tf.cast(weight_table.gather(sampled), dtype)
+    true_b = tf.cast(bias_table.gather(labels_flat), dtype)
+    sampled_b = tf.cast(bias_table.gather(sampled), dtype)
 
     if num_true == 1:
         true_dots = tf.reduce_sum(x * true_w, axis=1, keepdims=True)
