@@ -151,8 +151,8 @@ def compute_sampled_logits(
     labels_flat = tf.reshape(labels, [-1])
     # Separate lookups for true and sampled ids: measured faster than one
     # lookup of the concatenated ids split apart (no concat, split, or
-    # concatenated gradient); the tape still sums the two into one
-    # IndexedSlices per table.
+    # concatenated gradient); the gradient code still joins the two into
+    # one IndexedSlices per table, eagerly and in graphs.
     true_w = tf.cast(weight_table.gather(labels_flat), dtype)
     sampled_w = tf.cast(weight_table.gather(sampled), dtype)
     true_b = tf.cast(bias_table.gather(labels_flat), dtype)
