@@ -16,7 +16,7 @@ import numbers
 import tensorflow as tf
 
 from tf_sampling._core import sharding, validation
-from tf_sampling._core.losses import sampled_softmax_loss
+from tf_sampling._core.sampled_losses import sampled_softmax_loss
 from tf_sampling._core.sampled_logits import class_tables, compute_dtype
 
 
