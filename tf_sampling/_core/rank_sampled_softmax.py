@@ -10,69 +10,12 @@ behave exactly as they do there.
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import tensorflow as tf
 
 from tf_sampling._core import sharding, validation
-from tf_sampling._core.sampled_losses import sampled_softmax_loss
 from tf_sampling._core.sampled_logits import class_tables, compute_dtype
-
-
-def check_resampling_temperature(resampling_temperature) -> float | tf.Tensor:
-    """Validates the resampling temperature.
-
-    A Python (or NumPy) number is checked now; a tensor or variable gets a
-    run-time check, so a temperature annealed in a variable is read on every
-    call and checked on every call.
-
-    Args:
-      resampling_temperature: Python/NumPy real number, or a scalar real
-        ``tf.Tensor``/``tf.Variable``/``keras.Variable``.
-
-    Returns:
-      float | tf.Tensor: the number as a ``float``, or the scalar tensor with
-      the run-time check attached.
-
-    Raises:
-      TypeError: a bool, or a tensor that is not real-valued.
-      ValueError: a number that is not positive and finite, or a tensor that is
-        statically not a scalar.
-      tf.errors.InvalidArgumentError: (at run time) a tensor value that is not
-        positive and finite.
-    """
-    if isinstance(resampling_temperature, bool):
-        raise TypeError(
-            "`resampling_temperature` must be a positive number or scalar tensor, got the bool "
-            f"{resampling_temperature!r}."
-        )
-    if isinstance(resampling_temperature, numbers.Real):
-        value = float(resampling_temperature)
-        if not (math.isfinite(value) and value > 0):
-            raise ValueError(
-                "`resampling_temperature` must be a positive finite number, got "
-                f"{resampling_temperature!r}."
-            )
-        return value
-    temperature = tf.convert_to_tensor(resampling_temperature, name="resampling_temperature")
-    if not (temperature.dtype.is_floating or temperature.dtype.is_integer):
-        raise TypeError(
-            "`resampling_temperature` must be a real scalar, got a tensor of dtype "
-            f"{temperature.dtype.name}."
-        )
-    if temperature.shape.rank is not None and temperature.shape.rank != 0:
-        raise ValueError(
-            f"`resampling_temperature` must be a scalar, got shape {temperature.shape}."
-        )
-    as_float = tf.cast(temperature, tf.float64)
-    check = tf.debugging.Assert(
-        tf.logical_and(as_float > 0, tf.math.is_finite(as_float)),
-        ["`resampling_temperature` must be positive and finite, got", temperature],
-        name="check_resampling_temperature",
-    )
-    with tf.control_dependencies([check]):
-        return tf.identity(temperature)
+from tf_sampling._core.sampled_losses import sampled_softmax_loss
+from tf_sampling._core.validation import check_resampling_temperature
 
 
 def rank_resample(

@@ -13,6 +13,20 @@ A table is one of:
 
 Every lookup is a gather per shard, so gradients reach the variables as
 ``tf.IndexedSlices`` and no shard is ever concatenated.
+
+The shard layout, worked through for 10 classes in 3 shards
+(:func:`shard_class_ids` is the one place that encodes it)::
+
+    partition_strategy="div"  shard 0: classes [0, 1, 2, 3]   (rows 0..3)
+                              shard 1: classes [4, 5, 6]      (rows 0..2)
+                              shard 2: classes [7, 8, 9]      (rows 0..2)
+    partition_strategy="mod"  shard 0: classes [0, 3, 6, 9]   (class c is row c // 3
+                              shard 1: classes [1, 4, 7]       of shard c % 3)
+                              shard 2: classes [2, 5, 8]
+
+Both give the first ``10 % 3`` shards one row more. A ``"div"`` table may also
+have shards of any sizes (a ``ShardedVariable``): shard ``k`` then holds the
+next ``sizes[k]`` classes.
 """
 
 from __future__ import annotations
@@ -26,6 +40,45 @@ import tensorflow as tf
 from tf_sampling._core import validation
 
 _ShardedVariable = getattr(tf.__internal__.distribute, "ShardedVariable", ())
+
+
+def shard_sizes(num_rows: int, num_shards: int) -> tuple[int, ...]:
+    """Rows of each shard when ``num_rows`` classes are split into ``num_shards``.
+
+    The same under both strategies: the first ``num_rows % num_shards`` shards
+    hold one row more (see the module docstring).
+
+    Args:
+      num_rows: int, number of classes.
+      num_shards: int >= 1.
+
+    Returns:
+      tuple[int, ...]: ``num_shards`` sizes summing to ``num_rows``.
+    """
+    base, extra = divmod(num_rows, num_shards)
+    return tuple(base + (1 if k < extra else 0) for k in range(num_shards))
+
+
+def shard_class_ids(num_rows: int, num_shards: int, partition_strategy: str) -> list[np.ndarray]:
+    """Class ids held by each shard, in row order (``tf.nn.embedding_lookup``'s rule).
+
+    Args:
+      num_rows: int, number of classes.
+      num_shards: int >= 1.
+      partition_strategy: ``"div"`` (consecutive ranges) or ``"mod"`` (class
+        ``c`` is row ``c // num_shards`` of shard ``c % num_shards``); see the
+        worked example in the module docstring.
+
+    Returns:
+      list[np.ndarray]: ``num_shards`` int64 arrays; entry ``j`` of array ``k``
+      is the class stored in row ``j`` of shard ``k``.
+    """
+    validation.check_partition_strategy(partition_strategy)
+    if partition_strategy == "mod":
+        return [np.arange(k, num_rows, num_shards, dtype=np.int64) for k in range(num_shards)]
+    sizes = shard_sizes(num_rows, num_shards)
+    starts = np.cumsum((0, *sizes[:-1]))
+    return [np.arange(a, a + n, dtype=np.int64) for a, n in zip(starts, sizes, strict=True)]
 
 
 def _unwrap(shard):
@@ -84,10 +137,12 @@ class ShardedTable:
         """
         if self.contiguous or len(self.shards) == 1:
             return None
-        n = len(self.shards)
-        offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
-        classes = np.arange(self.num_rows)
-        return offsets[classes % n] + classes // n
+        classes_in_row_order = np.concatenate(
+            shard_class_ids(self.num_rows, len(self.shards), "mod")
+        )
+        order = np.empty_like(classes_in_row_order)
+        order[classes_in_row_order] = np.arange(self.num_rows)
+        return order
 
     def gather(self, ids: tf.Tensor) -> tf.Tensor:
         """Rows of the logical table for ``ids``.
@@ -168,7 +223,7 @@ def as_sharded_table(params, partition_strategy: str, arg_name: str = "weights")
     n = len(shards)
     if not contiguous and n > 1:
         total = table.num_rows
-        expected = tuple(len(range(p, total, n)) for p in range(n))
+        expected = shard_sizes(total, n)
         if table.sizes != expected:
             raise ValueError(
                 f'`{arg_name}` shard sizes {list(table.sizes)} do not fit partition_strategy="mod" '

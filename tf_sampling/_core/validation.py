@@ -8,6 +8,7 @@ for values only known at run time.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import tensorflow as tf
@@ -202,3 +203,140 @@ def check_sampled_values(sampled_values, num_sampled: int, num_true: int, num_cl
             )
     sampled = assert_in_range(tf.cast(sampled, tf.int64), num_classes, "sampled_values[0]")
     return sampled, true_expected, sampled_expected
+
+
+def check_bool(value, name: str) -> bool:
+    """Returns ``value`` after checking it is a Python or NumPy bool.
+
+    Raises:
+      TypeError: ``value`` is not a bool (TF would read 0/1 or a string as one).
+    """
+    if not isinstance(value, bool) and type(value).__name__ != "bool_":
+        raise TypeError(f"`{name}` must be a bool, got {value!r} of type {type(value).__name__}.")
+    return bool(value)
+
+
+def check_choice(value, name: str, choices: tuple) -> object:
+    """Returns ``value`` after checking it is one of ``choices``.
+
+    Raises:
+      ValueError: ``value`` is not among ``choices``.
+    """
+    if isinstance(value, str | int | float | type(None)) and value in choices:
+        return value
+    raise ValueError(f"`{name}` must be one of {choices}, got {value!r}.")
+
+
+def check_sampling_options(
+    num_classes, num_sampled, num_true, seed, unique: bool = True
+) -> tuple[int, int, int, int | None]:
+    """Validates the sampling options an output layer or a Keras loss holds.
+
+    Stricter than the functional losses in one place: ``num_sampled`` must be
+    *smaller* than ``num_classes`` for unique samplers, since drawing every
+    class is a full softmax, only slower.
+
+    Args:
+      num_classes: int >= 2.
+      num_sampled: int >= 1.
+      num_true: int >= 1.
+      seed: None or int >= 0.
+      unique: bool, whether the sampler draws without replacement.
+
+    Returns:
+      tuple: ``(num_classes, num_sampled, num_true, seed)`` as ints/None.
+
+    Raises:
+      TypeError, ValueError: naming the argument and the value received.
+    """
+    num_classes = check_int(num_classes, "num_classes", 2)
+    num_sampled = check_int(num_sampled, "num_sampled", 1)
+    if unique and num_sampled >= num_classes:
+        raise ValueError(
+            f"`num_sampled` must be smaller than `num_classes` when sampling unique classes, "
+            f"got num_sampled={num_sampled}, num_classes={num_classes}. Sampling every class "
+            "is the full softmax: use keras.layers.Dense instead."
+        )
+    num_true = check_int(num_true, "num_true", 1)
+    if seed is not None:
+        seed = check_int(seed, "seed", 0)
+    return num_classes, num_sampled, num_true, seed
+
+
+def check_resampling(num_resampled, num_sampled: int, resampling_temperature) -> tuple[int, float]:
+    """Validates TAPAS' Python options: ``1 <= num_resampled < num_sampled``, temperature > 0.
+
+    Returns:
+      tuple: ``(num_resampled, resampling_temperature)`` as int and float.
+
+    Raises:
+      TypeError, ValueError: naming the argument and the value received.
+    """
+    num_resampled = check_int(num_resampled, "num_resampled", 1)
+    if num_resampled >= num_sampled:
+        raise ValueError(
+            f"`num_resampled` must be smaller than `num_sampled`, got "
+            f"num_resampled={num_resampled}, num_sampled={num_sampled}."
+        )
+    if not isinstance(resampling_temperature, numbers.Real) or isinstance(
+        resampling_temperature, bool
+    ):
+        raise TypeError(
+            f"`resampling_temperature` must be a positive float, got {resampling_temperature!r}."
+        )
+    return num_resampled, check_resampling_temperature(resampling_temperature)
+
+
+def check_resampling_temperature(resampling_temperature) -> float | tf.Tensor:
+    """Validates the resampling temperature.
+
+    A Python (or NumPy) number is checked now; a tensor or variable gets a
+    run-time check, so a temperature annealed in a variable is read on every
+    call and checked on every call.
+
+    Args:
+      resampling_temperature: Python/NumPy real number, or a scalar real
+        ``tf.Tensor``/``tf.Variable``/``keras.Variable``.
+
+    Returns:
+      float | tf.Tensor: the number as a ``float``, or the scalar tensor with
+      the run-time check attached.
+
+    Raises:
+      TypeError: a bool, or a tensor that is not real-valued.
+      ValueError: a number that is not positive and finite, or a tensor that is
+        statically not a scalar.
+      tf.errors.InvalidArgumentError: (at run time) a tensor value that is not
+        positive and finite.
+    """
+    if isinstance(resampling_temperature, bool):
+        raise TypeError(
+            "`resampling_temperature` must be a positive number or scalar tensor, got the bool "
+            f"{resampling_temperature!r}."
+        )
+    if isinstance(resampling_temperature, numbers.Real):
+        value = float(resampling_temperature)
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(
+                "`resampling_temperature` must be a positive finite number, got "
+                f"{resampling_temperature!r}."
+            )
+        return value
+    temperature = tf.convert_to_tensor(resampling_temperature, name="resampling_temperature")
+    if not (temperature.dtype.is_floating or temperature.dtype.is_integer):
+        raise TypeError(
+            "`resampling_temperature` must be a real scalar, got a tensor of dtype "
+            f"{temperature.dtype.name}."
+        )
+    if temperature.shape.rank is not None and temperature.shape.rank != 0:
+        raise ValueError(
+            f"`resampling_temperature` must be a scalar, got shape {temperature.shape}."
+        )
+    as_float = tf.cast(temperature, tf.float64)
+    check = tf.debugging.Assert(
+        tf.logical_and(as_float > 0, tf.math.is_finite(as_float)),
+        ["`resampling_temperature` must be positive and finite, got", temperature],
+        name="check_resampling_temperature",
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(temperature)
