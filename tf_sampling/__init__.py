@@ -12,6 +12,10 @@ Submodules:
   compat: the TF1 migration shim (``tf_sampling.compat.v1``).
 """
 
+# First: a missing, doubled or unsupported TensorFlow fails here, saying how to fix it.
+from tf_sampling import _tf_version_check  # noqa: F401
+
+# isort: split
 from tf_sampling import compat, layers, losses, metrics, nn, ops, samplers
 from tf_sampling.version import __version__
 
