@@ -3,6 +3,14 @@
 #   system packages (Bazel, a C++ compiler, venv) -> .venv -> pip packages
 #   -> Bazel build of the op -> install of the package into .venv.
 # Usage: scripts/setup.sh [extra ...]   (extras of setup.py, e.g. "demo" "test")
+#
+# TensorFlow: the build that fits the machine, in the range tf_sampling/version.py
+# states (the only place it is written): tensorflow[and-cuda] with an NVIDIA GPU,
+# tensorflow-cpu on other Linux x86-64 machines (no CUDA probing at import),
+# tensorflow elsewhere. TF_SAMPLING_TENSORFLOW=tensorflow|tensorflow-cpu|
+# tensorflow[and-cuda] overrides the choice. If .venv holds another TensorFlow
+# distribution, it is uninstalled first: two of them in one site-packages
+# overwrite each other's files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,12 +36,40 @@ extras=("$@")
 spec=""
 if ((${#extras[@]})); then spec="[$(IFS=,; echo "${extras[*]}")]"; fi
 
+# TensorFlow's pre-initialisation logging honours this for most messages.
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+
+tf_dist="${TF_SAMPLING_TENSORFLOW:-}"
+if [[ -z "$tf_dist" ]]; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+    tf_dist="tensorflow[and-cuda]"
+  elif [[ "$(uname -s)-$(uname -m)" == Linux-x86_64 ]]; then
+    tf_dist="tensorflow-cpu"
+  else
+    tf_dist="tensorflow"
+  fi
+fi
+# Sets tf_uninstall (other TensorFlow distributions to remove first: two in one
+# site-packages overwrite each other's files) and tf_install (the requirement,
+# in tf_sampling/version.py's range; the same version when switching builds).
+tf_plan="$("$py" scripts/tf_requirement.py plan "$tf_dist")"
+eval "$tf_plan"
+if [[ -n "$tf_uninstall" ]]; then
+  echo "[setup] replacing $tf_uninstall with $tf_install"
+  # shellcheck disable=SC2086  # one distribution name per word
+  "$py" -m pip uninstall -q -y $tf_uninstall
+fi
+
 # TensorFlow first: the op is compiled against the TF in this venv, so the
 # package build must see it (hence --no-build-isolation below).
-"$py" -m pip install -q --disable-pip-version-check "tensorflow>=2.16,<2.22" keras numpy absl-py
+echo "[setup] TensorFlow: $tf_install"
+"$py" -m pip install -q --disable-pip-version-check "$tf_install"
 echo "[setup] building the op with Bazel and installing tf_sampling${spec}"
 "$py" -m pip install -q --disable-pip-version-check --no-build-isolation ".${spec}"
 "$py" - <<'PY'
-import tf_sampling, tensorflow as tf
+import tensorflow as tf
+
+import tf_sampling
+
 print(f"[setup] tf_sampling {tf_sampling.__version__} on TensorFlow {tf.__version__}: ready")
 PY

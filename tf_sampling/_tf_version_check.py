@@ -23,17 +23,6 @@ __all__ = [
     "parse_version",
 ]
 
-# Distributions that install the `tensorflow` package directory on Linux/macOS.
-# (On Windows `tensorflow` depends on `tensorflow-intel`, a legitimate pair, so
-# `tensorflow-intel` is not listed.)
-_TF_DISTRIBUTION_NAMES = (
-    "tensorflow",
-    "tensorflow-cpu",
-    "tensorflow-gpu",
-    "tf-nightly",
-    "tf-nightly-cpu",
-)
-
 _VERSION_RE = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
 
 
@@ -111,7 +100,7 @@ def installed_tensorflow_distributions() -> dict[str, str]:
       several distributions wrote the same ``tensorflow/`` directory.
     """
     found = {}
-    for name in _TF_DISTRIBUTION_NAMES:
+    for name in version.TF_DISTRIBUTION_NAMES:
         try:
             found[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

@@ -28,6 +28,17 @@ TF_EXTRAS = {
     "and-cuda": "tensorflow[and-cuda]",
 }
 
+#: Every pip distribution that writes the ``tensorflow/`` package directory on
+#: Linux and macOS (on Windows ``tensorflow`` depends on ``tensorflow-intel``,
+#: a legitimate pair, so that one is not listed).
+TF_DISTRIBUTION_NAMES = (
+    "tensorflow",
+    "tensorflow-cpu",
+    "tensorflow-gpu",
+    "tf-nightly",
+    "tf-nightly-cpu",
+)
+
 
 def tensorflow_requirement(distribution: str = "tensorflow") -> str:
     """Returns the pip requirement for ``distribution`` within the supported range.

@@ -1,0 +1,119 @@
+"""TensorFlow requirements for the shell scripts, read from tf_sampling/version.py.
+
+The scripts install TensorFlow before this package exists in the environment,
+so they cannot import ``tf_sampling``; this file executes ``version.py`` on its
+own (it needs no TensorFlow) and answers in shell-friendly lines:
+
+    python scripts/tf_requirement.py plan tensorflow-cpu
+        # tf_uninstall='tensorflow'             distributions to remove first
+        # tf_install='tensorflow-cpu==2.21.0'   the pip requirement to install
+    python scripts/tf_requirement.py requirement tensorflow-cpu
+        # tensorflow-cpu>=2.16.0,<2.22.0
+    python scripts/tf_requirement.py tested
+        # 2.16.2 2.21.0   (the oldest and newest release the suite is run on)
+
+Run it with the Python of the environment it is about (``plan`` reads that
+environment's installed distributions).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import pathlib
+import re
+import shlex
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def load_version_module(root: pathlib.Path = ROOT) -> dict:
+    """Executes ``tf_sampling/version.py`` under ``root`` and returns its namespace."""
+    scope: dict = {}
+    exec((root / "tf_sampling" / "version.py").read_text(), scope)
+    return scope
+
+
+def installed_distributions(names: tuple[str, ...]) -> dict[str, str]:
+    """Returns ``{name: version}`` for the distributions in ``names`` that are installed."""
+    found = {}
+    for name in names:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def _key(text: str) -> tuple[int, int, int]:
+    match = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
+    if match is None:
+        raise ValueError(f"`version` must look like '2.21.0', got {text!r}")
+    return tuple(int(part) for part in match.groups(default="0"))
+
+
+def _in_range(ver: str, versions: dict) -> bool:
+    low, high = versions["MIN_TF_VERSION"], versions["MAX_TF_VERSION_EXCLUSIVE"]
+    return _key(low) <= _key(ver) < _key(high)
+
+
+def plan(wanted: str, installed: dict[str, str], versions: dict) -> tuple[list[str], str]:
+    """Decides how to reach exactly one TensorFlow, ``wanted``, in the supported range.
+
+    Args:
+      wanted: str, ``"tensorflow"``, ``"tensorflow-cpu"`` or
+        ``"tensorflow[and-cuda]"``.
+      installed: dict, ``{distribution: version}`` of the TensorFlow
+        distributions installed now.
+      versions: dict, the namespace of ``tf_sampling/version.py``.
+
+    Returns:
+      (uninstall, requirement): the distributions to uninstall first (all of
+      them when any other than ``wanted`` is present: they share files, so
+      removing only the unwanted one would leave the other half-deleted), and
+      the pip requirement to install. When switching from a single in-range
+      TensorFlow, the requirement pins the same version, so a switch of build
+      never changes the version too.
+
+    Raises:
+      ValueError: ``wanted`` is not one of the supported distributions.
+    """
+    requirement = versions["tensorflow_requirement"](wanted)  # Validates `wanted`.
+    wanted_name = wanted.split("[", 1)[0]
+    if not installed or set(installed) == {wanted_name}:
+        return [], requirement
+    uninstall = sorted(installed)
+    if len(installed) == 1:
+        (ver,) = installed.values()
+        if _in_range(ver, versions):
+            requirement = f"{wanted}=={ver}"
+    return uninstall, requirement
+
+
+def main(argv: list[str]) -> int:
+    try:
+        return _answer(argv, load_version_module())
+    except ValueError as err:
+        print(f"tf_requirement.py: {err}", file=sys.stderr)
+        return 2
+
+
+def _answer(argv: list[str], versions: dict) -> int:
+    if len(argv) == 2 and argv[0] == "plan":
+        installed = installed_distributions(versions["TF_DISTRIBUTION_NAMES"])
+        uninstall, requirement = plan(argv[1], installed, versions)
+        print(f"tf_uninstall={shlex.quote(' '.join(uninstall))}")
+        print(f"tf_install={shlex.quote(requirement)}")
+        return 0
+    if len(argv) == 2 and argv[0] == "requirement":
+        print(versions["tensorflow_requirement"](argv[1]))
+        return 0
+    if argv == ["tested"]:
+        print(" ".join(versions["TESTED_TF_VERSIONS"]))
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
