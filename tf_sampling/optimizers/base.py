@@ -1,0 +1,218 @@
+"""The shared machinery of the lazy (sparse-update) optimizers.
+
+Keras 3 hands an optimizer's ``update_step`` the ``tf.IndexedSlices`` gradient
+of a gathered table as it is (measured with Keras 3.15 on TensorFlow 2.21; only
+``global_clipnorm`` densifies it before, and ``loss_scale_factor`` fails on it),
+and then its built-in Adam, AdamW, momentum SGD, ... turn it into a dense
+``[num_classes, dim]`` tensor, because they decay every row's slots each step.
+
+:class:`LazyOptimizer` is the one base of this package's optimizers. It is
+mixed in front of the Keras optimizer it makes lazy (``class LazyAdam(
+LazyOptimizer, keras.optimizers.Adam)``), so that:
+
+* a dense gradient goes to the Keras optimizer's own ``update_step``: results
+  are Keras' bit for bit, including weight decay and clipping;
+* an ``IndexedSlices`` gradient has its duplicate indices summed
+  (:func:`sum_duplicates`), then the subclass's one varying piece,
+  :meth:`LazyOptimizer._update_rows`, computes the new slot rows and the
+  variable's decrement from the gathered rows; the base gathers the rows and
+  scatters the results back, so only the touched rows are read or written.
+
+The Keras options that act on gradients or weights are made sparse here too:
+``clipnorm``/``clipvalue``/``global_clipnorm`` clip the summed rows (so the
+norm is the dense gradient's), ``weight_decay`` decays the touched rows only,
+and ``loss_scale_factor`` divides the slice values. ``use_ema`` and
+``gradient_accumulation_steps`` cannot stay sparse and raise ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import keras
+import tensorflow as tf
+
+from tf_sampling._core import validation
+
+
+def sum_duplicates(gradient: tf.IndexedSlices) -> tf.IndexedSlices:
+    """Sums the rows of an ``IndexedSlices`` that share an index.
+
+    A gather that uses a class twice in a batch, and ``MirroredStrategy``'s
+    all-gather of the replicas' slices, both give repeated indices; lazy
+    updates need one row per index (a scatter would keep only one of them).
+
+    Args:
+      gradient: ``IndexedSlices`` with ``values`` ``[n, *row_shape]`` and
+        ``indices`` ``[n]``.
+
+    Returns:
+      ``IndexedSlices`` with ``values`` ``[u, *row_shape]`` and unique
+      ``indices`` ``[u]`` (in order of first appearance), ``u <= n``; the same
+      ``dense_shape``. ``tf.convert_to_tensor`` of both is the same tensor.
+    """
+    unique_indices, positions = tf.unique(gradient.indices)
+    values = tf.math.unsorted_segment_sum(
+        gradient.values, positions, num_segments=tf.shape(unique_indices)[0]
+    )
+    return tf.IndexedSlices(values, unique_indices, gradient.dense_shape)
+
+
+def _map_values(gradient: tf.IndexedSlices, fn) -> tf.IndexedSlices:
+    return tf.IndexedSlices(fn(gradient.values), gradient.indices, gradient.dense_shape)
+
+
+def _tf_variable(variable):
+    """The ``tf.Variable`` behind a Keras variable (gathers from it read only the rows)."""
+    return variable.value if isinstance(variable, keras.Variable) else variable
+
+
+class LazyOptimizer(keras.optimizers.Optimizer, metaclass=abc.ABCMeta):
+    """Base of the optimizers that update only the rows a sparse gradient touches.
+
+    Subclasses list a Keras optimizer after this class and implement
+    :meth:`_row_slots` and :meth:`_update_rows`; everything else (dense
+    gradients, duplicate indices, clipping, weight decay, loss scaling,
+    distribution) is shared.
+
+    Raises:
+      ValueError: at construction, for ``use_ema=True`` or a
+        ``gradient_accumulation_steps``.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        validation.check_lazy_optimizer_options(
+            type(self).__name__, self.use_ema, self.gradient_accumulation_steps
+        )
+
+    # ----------------------------------------------------------------- the varying piece
+    @abc.abstractmethod
+    def _row_slots(self, variable) -> list:
+        """The slot variables of ``variable`` that a sparse step reads and rewrites by row.
+
+        Args:
+          variable: A trained variable ``[num_rows, *row_shape]``.
+
+        Returns:
+          list of optimizer variables of ``variable``'s shape (may be empty).
+        """
+
+    @abc.abstractmethod
+    def _update_rows(
+        self, gradient: tf.Tensor, slot_rows: list, learning_rate: tf.Tensor
+    ) -> tuple[tf.Tensor, list]:
+        """One step of the optimizer on the touched rows.
+
+        Args:
+          gradient: Summed gradient rows ``[u, *row_shape]``, in the variable's dtype.
+          slot_rows: The rows of :meth:`_row_slots`, each ``[u, *row_shape]``.
+          learning_rate: Scalar learning rate in the variable's dtype.
+
+        Returns:
+          ``(decrement, new_slot_rows)``: ``[u, *row_shape]`` subtracted from the
+          variable's rows, and the slots' new rows in :meth:`_row_slots` order.
+        """
+
+    # ----------------------------------------------------------------- shared machinery
+    def update_step(self, gradient, variable, learning_rate):
+        """Applies one gradient: lazily by row for ``IndexedSlices``, as Keras for dense."""
+        if not isinstance(gradient, tf.IndexedSlices):
+            self._decay_dense(variable, learning_rate)
+            return super().update_step(gradient, variable, learning_rate)
+        # Repeated indices come from the tape and from MirroredStrategy's all-gather.
+        gradient = sum_duplicates(gradient)
+        indices, shape = gradient.indices, gradient.dense_shape
+        lr = tf.cast(learning_rate, variable.dtype)
+        self._decay_rows(variable, indices, shape, lr)
+        slots = self._row_slots(variable)
+        slot_rows = [tf.gather(_tf_variable(slot), indices) for slot in slots]
+        values = tf.cast(gradient.values, variable.dtype)
+        decrement, new_rows = self._update_rows(values, slot_rows, lr)
+        for slot, rows in zip(slots, new_rows, strict=True):
+            self.assign(slot, tf.IndexedSlices(rows, indices, shape))
+        self.assign_sub(variable, tf.IndexedSlices(decrement, indices, shape))
+        return None
+
+    def _apply_weight_decay(self, variables):
+        # Keras decays every row of every variable here; the decay moves into
+        # update_step, where the gradient says which rows this step touches.
+        return None
+
+    def _decay_dense(self, variable, learning_rate) -> None:
+        # The same arithmetic and order as Keras' TensorFlow optimizer.
+        if self.weight_decay is None or not self._use_weight_decay(variable):
+            return
+        lr = tf.cast(learning_rate, variable.dtype)
+        wd = tf.cast(self.weight_decay, variable.dtype)
+        variable.assign_sub(variable * wd * lr)
+
+    def _decay_rows(self, variable, indices, shape, lr) -> None:
+        if self.weight_decay is None or not self._use_weight_decay(variable):
+            return
+        wd = tf.cast(self.weight_decay, variable.dtype)
+        rows = tf.gather(_tf_variable(variable), indices)
+        self.assign_sub(variable, tf.IndexedSlices(rows * wd * lr, indices, shape))
+
+    def _clip_gradients(self, grads):
+        if not any(isinstance(g, tf.IndexedSlices) for g in grads):
+            return super()._clip_gradients(grads)
+        clipping = (
+            (self.clipnorm and self.clipnorm > 0)
+            or (self.global_clipnorm and self.global_clipnorm > 0)
+            or (self.clipvalue and self.clipvalue > 0)
+        )
+        if not clipping:
+            return grads
+        # Sum duplicates first, so that norms and values are the dense gradient's.
+        grads = [sum_duplicates(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+        if self.clipnorm and self.clipnorm > 0:
+            return [g if g is None else tf.clip_by_norm(g, self.clipnorm) for g in grads]
+        if self.global_clipnorm and self.global_clipnorm > 0:
+            return _clip_by_global_norm(grads, self.global_clipnorm)
+        v = self.clipvalue
+        return [
+            g
+            if g is None
+            else _map_values(g, lambda x: tf.clip_by_value(x, -v, v))
+            if isinstance(g, tf.IndexedSlices)
+            else keras.ops.clip(g, -v, v)
+            for g in grads
+        ]
+
+    def apply(self, grads, trainable_variables=None):
+        """Applies gradients; as Keras' ``apply``, but ``loss_scale_factor`` keeps slices sparse."""
+        scale = self.loss_scale_factor
+        if scale is None or not any(isinstance(g, tf.IndexedSlices) for g in grads):
+            return super().apply(grads, trainable_variables)
+        # Keras divides with `/`, which IndexedSlices does not support.
+        grads = [
+            g
+            if g is None
+            else _map_values(g, lambda x: x / scale)
+            if isinstance(g, tf.IndexedSlices)
+            else g / scale
+            for g in grads
+        ]
+        self.loss_scale_factor = None
+        try:
+            return super().apply(grads, trainable_variables)
+        finally:
+            self.loss_scale_factor = scale
+
+
+def _clip_by_global_norm(grads: list, clip_norm: float) -> list:
+    """Keras' global-norm clipping, reading only the values of (summed) slices."""
+    values = [g.values if isinstance(g, tf.IndexedSlices) else g for g in grads if g is not None]
+    squared = tf.add_n([tf.reduce_sum(tf.square(tf.cast(v, tf.float32))) for v in values])
+    norm = tf.sqrt(squared)
+    # Keras' formula: a no-op for finite norms below clip_norm, NaN for non-finite ones.
+    scale = clip_norm * tf.minimum(1.0 / norm, 1.0 / clip_norm) + (norm - norm)
+
+    def scaled(x):
+        return x * tf.cast(scale, x.dtype)
+
+    return [
+        g if g is None else _map_values(g, scaled) if isinstance(g, tf.IndexedSlices) else scaled(g)
+        for g in grads
+    ]
