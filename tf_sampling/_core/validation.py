@@ -227,6 +227,33 @@ def check_choice(value, name: str, choices: tuple) -> object:
     raise ValueError(f"`{name}` must be one of {choices}, got {value!r}.")
 
 
+def check_lazy_optimizer_options(optimizer: str, use_ema, gradient_accumulation_steps) -> None:
+    """Rejects the Keras optimizer options that would update every row each step.
+
+    ``use_ema`` averages every weight every step and ``gradient_accumulation_steps``
+    keeps and resets dense accumulators, so neither can stay sparse.
+
+    Args:
+      optimizer: Class name of the lazy optimizer, quoted in the error.
+      use_ema: The ``use_ema`` argument it received.
+      gradient_accumulation_steps: The ``gradient_accumulation_steps`` argument.
+
+    Raises:
+      ValueError: ``use_ema`` is true or ``gradient_accumulation_steps`` is set.
+    """
+    if use_ema:
+        raise ValueError(
+            f"`use_ema` must be False for {optimizer} (a moving average of the weights "
+            f"updates every row each step), got use_ema={use_ema!r}."
+        )
+    if gradient_accumulation_steps is not None:
+        raise ValueError(
+            f"`gradient_accumulation_steps` must be None for {optimizer} (its accumulators "
+            "are dense and reset every row), got "
+            f"gradient_accumulation_steps={gradient_accumulation_steps!r}."
+        )
+
+
 def check_sampling_options(
     num_classes, num_sampled, num_true, seed, unique: bool = True
 ) -> tuple[int, int, int, int | None]:
