@@ -507,9 +507,11 @@ _MIRRORED_SCRIPT = textwrap.dedent(
         clipped = [tf.clip_by_norm(tf.IndexedSlices(tf.constant(v), tf.constant(i, tf.int64),
                                                     tf.constant([rows, dim], tf.int64)), 10.0)
                    for v, i in replica_grads]
-        g = tf.IndexedSlices(tf.concat([c.values for c in clipped], 0),
-                             tf.concat([c.indices for c in clipped], 0),
-                             tf.constant([rows, dim], tf.int64))
+        # The summed gradient with one row per index, built in NumPy.
+        dense = sum(tf.convert_to_tensor(c).numpy().astype(np.float64) for c in clipped)
+        touched = sorted({i for _, idx in replica_grads for i in idx})
+        g = tf.IndexedSlices(tf.constant(dense[touched], tf.float32),
+                             tf.constant(touched, tf.int64), tf.constant([rows, dim], tf.int64))
         one.apply([g], [one_var])
 
     local = [strategy.experimental_local_results(v.value) for v in [var] + opt.variables]
