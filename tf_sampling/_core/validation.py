@@ -75,6 +75,21 @@ def check_partition_strategy(partition_strategy) -> str:
     return partition_strategy
 
 
+def check_chunk_size(chunk_size) -> int | None:
+    """Returns ``chunk_size`` (classes per block of the full losses): None or an int >= 1."""
+    if chunk_size is None:
+        return None
+    return check_int(chunk_size, "chunk_size")
+
+
+def check_top_k(k, num_classes: int) -> int:
+    """Returns ``k`` after checking it is an int in ``[1, num_classes]``."""
+    k = check_int(k, "k")
+    if k > num_classes:
+        raise ValueError(f"`k` must be <= num_classes ({num_classes}), got k={k}.")
+    return k
+
+
 def check_inputs(inputs: tf.Tensor) -> tf.Tensor:
     """Checks ``inputs`` is a floating ``[batch_size, dim]`` tensor.
 
