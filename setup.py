@@ -4,8 +4,9 @@ The op is compiled against the TensorFlow already installed in the target
 environment, so install TensorFlow first and then this package without build
 isolation (``scripts/setup.sh`` does both)::
 
-    pip install "tensorflow-cpu>=2.16,<2.22"       # or tensorflow, tensorflow[and-cuda]
-    pip install --no-build-isolation .              # or: python -m build --wheel --no-isolation
+    pip install tensorflow-cpu                # or tensorflow, tensorflow[and-cuda]; the
+                                              # range is tf_sampling/version.py's
+    pip install --no-build-isolation .        # or: python -m build --wheel --no-isolation
 
 TensorFlow is not an unconditional requirement: ``tensorflow``,
 ``tensorflow-cpu`` and ``tensorflow[and-cuda]`` all provide the same

@@ -5,12 +5,12 @@ so they cannot import ``tf_sampling``; this file executes ``version.py`` on its
 own (it needs no TensorFlow) and answers in shell-friendly lines:
 
     python scripts/tf_requirement.py plan tensorflow-cpu
-        # tf_uninstall='tensorflow'             distributions to remove first
-        # tf_install='tensorflow-cpu==2.21.0'   the pip requirement to install
+        # tf_uninstall='tensorflow'            distributions to remove first
+        # tf_install='tensorflow-cpu==X.Y.Z'   the pip requirement to install
     python scripts/tf_requirement.py requirement tensorflow-cpu
-        # tensorflow-cpu>=2.16.0,<2.22.0
+        # tensorflow-cpu>=MIN,<MAX             (MIN_TF_VERSION, MAX_TF_VERSION_EXCLUSIVE)
     python scripts/tf_requirement.py tested
-        # 2.16.2 2.21.0   (the oldest and newest release the suite is run on)
+        # the oldest and newest release the suite is run on (TESTED_TF_VERSIONS)
 
 Run it with the Python of the environment it is about (``plan`` reads that
 environment's installed distributions).
