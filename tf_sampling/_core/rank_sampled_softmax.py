@@ -68,7 +68,9 @@ def rank_resample(
         # Only the indices of the top scores are used; no gradient flows
         # through the choice of candidates.
         _, keep = tf.math.top_k(tf.stop_gradient(scores), k=num_resampled, sorted=False)
-        return tf.gather(sampled, keep), true_expected, tf.gather(sampled_expected, keep)
+        # The sampled counts are [num_sampled] or per example [rows, num_sampled].
+        resampled_expected = tf.gather(sampled_expected, keep, axis=-1)
+        return tf.gather(sampled, keep), true_expected, resampled_expected
 
 
 def rank_sampled_softmax_loss(
@@ -167,7 +169,8 @@ def rank_sampled_softmax_loss(
     num_resampled = validation.check_int(num_resampled, "num_resampled")
     if num_sampled <= num_resampled:
         raise ValueError(
-            f"`num_resampled` ({num_resampled}) must be less than `num_sampled` ({num_sampled})."
+            f"`num_resampled` must be less than `num_sampled` ({num_sampled}), got "
+            f"`num_resampled` ({num_resampled})."
         )
     validation.check_partition_strategy(partition_strategy)
     with tf.name_scope(name or "rank_sampled_softmax_loss"):
@@ -178,7 +181,8 @@ def rank_sampled_softmax_loss(
         weight_table, bias_table = class_tables(
             weights, biases, inputs, num_classes, partition_strategy
         )
-        labels = validation.normalize_labels(labels, num_true, num_classes, inputs.shape[0])
+        batch_size = validation.static_or_dynamic_batch_size(inputs)
+        labels = validation.normalize_labels(labels, num_true, num_classes, batch_size)
         if sampled_values is None:
             # Imported here: loading the custom op is only needed for this default.
             from tf_sampling.ops import learned_unigram_candidate_sampler
@@ -192,7 +196,7 @@ def rank_sampled_softmax_loss(
                 seed=None,
             )
         sampled_values = validation.check_sampled_values(
-            sampled_values, num_sampled, num_true, num_classes
+            sampled_values, num_sampled, num_true, num_classes, batch_size
         )
         resampled_values = rank_resample(
             weight_table,

@@ -59,8 +59,8 @@ def class_tables(
         if table.num_rows != num_classes:
             what = "shard sizes" if len(table.shards) > 1 else "first dimension"
             raise ValueError(
-                f"`{arg_name}` {what} {list(table.sizes)} add up to {table.num_rows} rows, but "
-                f"`num_classes` is {num_classes}."
+                f"`{arg_name}` must have `num_classes` rows, got {what} {list(table.sizes)} "
+                f"adding up to {table.num_rows} rows for num_classes={num_classes}."
             )
         if table.row_shape.rank != row_rank:
             raise ValueError(f"`{arg_name}` must be {shape}, got rows of shape {table.row_shape}.")
@@ -68,8 +68,9 @@ def class_tables(
     dim = tables[0].row_shape[0]
     if inputs.shape[1] is not None and dim is not None and inputs.shape[1] != dim:
         raise ValueError(
-            f"`inputs` dim {inputs.shape[1]} does not match `weights` dim {dim} "
-            f"(inputs shape {inputs.shape}, weights rows of shape {tables[0].row_shape})."
+            f"`inputs` must have the `weights` dim {dim} as last dimension, got dim "
+            f"{inputs.shape[1]} (inputs shape {inputs.shape}, weights rows of shape "
+            f"{tables[0].row_shape})."
         )
     return tables[0], tables[1]
 
@@ -102,8 +103,10 @@ def compute_sampled_logits(
       num_classes: int, number of classes.
       num_true: int, number of target classes per example.
       sampled_values: Optional ``(sampled [num_sampled], true_expected_count
-        [batch_size, num_true], sampled_expected_count [num_sampled])``; default
-        draws from ``tf.random.log_uniform_candidate_sampler`` (unique).
+        [batch_size, num_true], sampled_expected_count [num_sampled])``; the
+        counts may be of any shape that broadcasts to those (e.g.
+        ``[batch_size, 1]`` true counts), and must be positive and finite.
+        Default: draws from ``tf.random.log_uniform_candidate_sampler`` (unique).
       subtract_log_q: Whether to subtract the log expected counts.
       remove_accidental_hits: Whether to mask sampled classes that equal one of
         the example's true classes.
@@ -124,8 +127,9 @@ def compute_sampled_logits(
     weight_table, bias_table = class_tables(
         weights, biases, inputs, num_classes, partition_strategy
     )
+    batch_size = validation.static_or_dynamic_batch_size(inputs)
     labels = validation.normalize_labels(
-        labels, num_true, num_classes, inputs.shape[0], check_range=False
+        labels, num_true, num_classes, batch_size, check_range=False
     )
 
     if sampled_values is None:
@@ -139,7 +143,7 @@ def compute_sampled_logits(
         )
     else:
         sampled, true_expected, sampled_expected = validation.check_sampled_values(
-            sampled_values, num_sampled, num_true, num_classes
+            sampled_values, num_sampled, num_true, num_classes, batch_size
         )
     sampled = tf.stop_gradient(tf.cast(sampled, tf.int64))
     # Checked after sampling: the sampler only reads the labels' values, so it
@@ -166,11 +170,18 @@ def compute_sampled_logits(
         true_dots = tf.reduce_sum(tf.expand_dims(x, 1) * true_w, axis=2)
     true_offset = tf.reshape(true_b, [-1, num_true])
     sampled_offset = sampled_b
+    per_example_log_q = None
     if subtract_log_q:
-        # Folded into the [num_sampled] offset first: one pass over the
-        # [batch, num_sampled] logits instead of two.
+        # The true counts broadcast against [batch, num_true] (checked: never
+        # growing it). The sampled ones are folded into the [num_sampled]
+        # offset first: one pass over the [batch, num_sampled] logits instead
+        # of two; per-example ones (rank 2, as TF allows) are subtracted after.
         true_offset -= tf.math.log(tf.stop_gradient(tf.cast(true_expected, dtype)))
-        sampled_offset -= tf.math.log(tf.stop_gradient(tf.cast(sampled_expected, dtype)))
+        sampled_log_q = tf.math.log(tf.stop_gradient(tf.cast(sampled_expected, dtype)))
+        if sampled_log_q.shape.rank == 2:
+            per_example_log_q = sampled_log_q
+        else:
+            sampled_offset -= sampled_log_q
     true_logits = true_dots + true_offset
     sampled_logits = tf.matmul(x, sampled_w, transpose_b=True)
     if num_sampled <= SMALL_NUM_SAMPLED:
@@ -178,6 +189,8 @@ def compute_sampled_logits(
     else:
         # bias_add lets grappler fuse it into the matmul (slower on tiny shapes).
         sampled_logits = tf.nn.bias_add(sampled_logits, sampled_offset)
+    if per_example_log_q is not None:
+        sampled_logits -= per_example_log_q
 
     if remove_accidental_hits:
         # TF's CPU op finds the (row, position) pairs in O(batch * num_true); a

@@ -35,12 +35,14 @@ def split_softmax_cross_entropy(true_logits: tf.Tensor, sampled_logits: tf.Tenso
             tf.reduce_max(true_logits, axis=1), tf.reduce_max(sampled_logits, axis=1)
         )
         shift_column = tf.expand_dims(shift, 1)
-        true_exp = tf.exp(true_logits - shift_column)
+        shifted_true = true_logits - shift_column
+        true_exp = tf.exp(shifted_true)
         sampled_exp = tf.exp(sampled_logits - shift_column)
         total = tf.reduce_sum(true_exp, axis=1) + tf.reduce_sum(sampled_exp, axis=1)
-        # log(total) - (mean_true - shift): shifted first, so that a true logit
-        # equal to the maximum loses no digits to cancellation.
-        losses = tf.math.log(total) - (tf.reduce_mean(true_logits, axis=1) - shift)
+        # log(total) - mean(true - shift): the mean of the shifted logits (all
+        # <= 0), so that a true logit equal to the maximum loses no digits to
+        # cancellation and a sum of huge finite true logits cannot overflow.
+        losses = tf.math.log(total) - tf.reduce_mean(shifted_true, axis=1)
 
         def backward(upstream):
             # d loss / d logit = softmax - target, times the upstream gradient.

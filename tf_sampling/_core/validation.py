@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
 import tensorflow as tf
 
 PARTITION_STRATEGIES = ("mod", "div")
@@ -60,8 +61,8 @@ def check_num_sampled(num_sampled, num_classes: int, unique: bool = True) -> int
     num_sampled = check_int(num_sampled, "num_sampled")
     if unique and num_sampled > num_classes:
         raise ValueError(
-            f"`num_sampled` ({num_sampled}) must be <= `num_classes` ({num_classes}) when "
-            "sampling unique candidates."
+            f"`num_sampled` must be <= `num_classes` ({num_classes}) when sampling unique "
+            f"candidates, got num_sampled={num_sampled}."
         )
     return num_sampled
 
@@ -93,18 +94,59 @@ def check_top_k(k, num_classes: int) -> int:
 def check_inputs(inputs: tf.Tensor) -> tf.Tensor:
     """Checks ``inputs`` is a floating ``[batch_size, dim]`` tensor.
 
+    A tensor of unknown rank gets a run-time rank check (and a static rank 2).
+
     Args:
       inputs: Tensor-like, the forward activations.
 
     Returns:
       tf.Tensor: ``inputs`` as a tensor.
+
+    Raises:
+      TypeError: ``inputs`` is not floating-point.
+      ValueError: ``inputs`` is statically not of rank 2.
+      tf.errors.InvalidArgumentError: (at run time) it is not of rank 2.
     """
     inputs = tf.convert_to_tensor(inputs, name="inputs")
     if not inputs.dtype.is_floating:
         raise TypeError(f"`inputs` must be a floating-point tensor, got dtype {inputs.dtype.name}.")
-    if inputs.shape.rank is not None and inputs.shape.rank != 2:
+    if inputs.shape.rank is None:
+        return tf.ensure_shape(inputs, [None, None], name="check_inputs_rank")
+    if inputs.shape.rank != 2:
         raise ValueError(f"`inputs` must have shape [batch_size, dim], got shape {inputs.shape}.")
     return inputs
+
+
+def static_or_dynamic_batch_size(inputs: tf.Tensor) -> int | tf.Tensor:
+    """``inputs``' batch size: the static int when known, else a scalar int32 tensor."""
+    static = inputs.shape[0] if inputs.shape.rank is not None else None
+    return static if static is not None else tf.shape(inputs, out_type=tf.int32)[0]
+
+
+def _assert_labels_shape(labels: tf.Tensor, num_true: int, batch_size) -> tf.Tensor:
+    """Run-time check of a ``labels`` shape the graph could not settle; returns ``[batch, num_true]``."""
+    shape = tf.shape(labels, out_type=tf.int32)
+    rank = tf.size(shape)
+    rank_ok = tf.equal(rank, 2)
+    if num_true == 1:
+        rank_ok = tf.logical_or(rank_ok, tf.equal(rank, 1))
+    # A [batch] vector is read as [batch, 1]; pad so that any rank can be compared.
+    leading = tf.concat([shape, [num_true, num_true]], 0)[:2]
+    wanted = tf.stack([leading[0] if batch_size is None else batch_size, num_true])
+    accepted = "[batch_size, num_true]" + (" or [batch_size]" if num_true == 1 else "")
+    check = tf.raw_ops.Assert(
+        condition=tf.logical_and(rank_ok, tf.reduce_all(tf.equal(leading, wanted))),
+        data=[
+            f"`labels` must have shape {accepted} with num_true={num_true} and the batch size "
+            "of `inputs`, got shape",
+            shape,
+            "for an `inputs` batch size of",
+            wanted[0],
+        ],
+        summarize=8,
+    )
+    with tf.control_dependencies([check]):
+        return tf.reshape(labels, [-1, num_true])
 
 
 def normalize_labels(
@@ -114,13 +156,17 @@ def normalize_labels(
 
     Accepts ``[batch_size, num_true]``, and ``[batch_size]`` when ``num_true`` is
     1. Values outside ``[0, num_classes)`` fail at run time with an
-    ``InvalidArgumentError`` (TF on GPU would silently gather zeros).
+    ``InvalidArgumentError`` (TF on GPU would silently gather zeros). A shape
+    the graph leaves open (unknown batch size, ``num_true`` or rank) is checked
+    when the graph runs, so labels and inputs of different batch sizes never
+    broadcast into a wrong loss.
 
     Args:
       labels: Integer tensor-like (int32 or int64) of class ids.
       num_true: Number of target classes per example.
       num_classes: Number of classes.
-      batch_size: Static batch size of ``inputs`` (int or None) to match.
+      batch_size: Batch size of ``inputs`` to match: an int, a scalar int32
+        tensor (checked at run time), or None (not checked).
       check_range: Whether to attach the range check now; pass False to
         attach it later with :func:`assert_in_range`, where the labels index.
 
@@ -132,12 +178,15 @@ def normalize_labels(
         floats).
       ValueError: the shape is neither of the accepted forms, or the batch
         size differs from ``inputs``.
+      tf.errors.InvalidArgumentError: (at run time) the same, for shapes only
+        known then.
     """
     labels = tf.convert_to_tensor(labels, name="labels")
     if labels.dtype not in (tf.int32, tf.int64):
         raise TypeError(
             f"`labels` must be int32 or int64 class ids, got dtype {labels.dtype.name}."
         )
+    static_batch = batch_size if isinstance(batch_size, int) else None
     rank = labels.shape.rank
     if rank == 1 and num_true == 1:
         labels = tf.expand_dims(labels, 1)
@@ -146,10 +195,16 @@ def normalize_labels(
         raise ValueError(
             f"`labels` must have shape {accepted} with num_true={num_true}, got shape {labels.shape}."
         )
-    if batch_size is not None and labels.shape[0] is not None and labels.shape[0] != batch_size:
+    if rank is not None and static_batch is not None and labels.shape[0] not in (None, static_batch):
         raise ValueError(
-            f"`labels` has batch size {labels.shape[0]} but `inputs` has batch size {batch_size}."
+            f"`labels` must have the batch size of `inputs` ({static_batch}), got batch size "
+            f"{labels.shape[0]} (shape {labels.shape})."
         )
+    settled = rank is not None and labels.shape[1] is not None
+    if batch_size is not None:
+        settled = settled and static_batch is not None and labels.shape[0] is not None
+    if not settled:
+        labels = _assert_labels_shape(labels, num_true, batch_size)
     labels = tf.cast(labels, tf.int64)
     return assert_in_range(labels, num_classes, "labels") if check_range else labels
 
@@ -163,12 +218,12 @@ def assert_in_range(ids: tf.Tensor, num_classes: int, name: str) -> tf.Tensor:
     Raises:
       tf.errors.InvalidArgumentError: some id is out of range.
     """
-    message = f"`{name}` must be class ids in [0, num_classes={num_classes}); out of range:"
+    message = f"`{name}` must be class ids in [0, num_classes={num_classes}), got out-of-range ids"
     if tf.executing_eagerly():
         values = ids.numpy()
         bad = values[(values < 0) | (values >= num_classes)]
         if bad.size:
-            raise tf.errors.InvalidArgumentError(None, None, f"{message} {bad[:8].tolist()}")
+            raise tf.errors.InvalidArgumentError(None, None, f"{message} {bad[:8].tolist()}.")
         return ids
     # As unsigned, a negative id wraps to a huge value, so one max-reduction
     # finds the worst id at either end; bitcast back, it is the value to quote.
@@ -182,42 +237,215 @@ def assert_in_range(ids: tf.Tensor, num_classes: int, name: str) -> tf.Tensor:
         return tf.identity(ids)
 
 
-def check_sampled_values(sampled_values, num_sampled: int, num_true: int, num_classes: int):
+def check_broadcasts_to(value: tf.Tensor, name: str, target: list, target_text: str) -> tf.Tensor:
+    """Checks that ``value`` broadcasts to ``target`` without changing its shape.
+
+    Every dimension of ``value`` (aligned right) must be 1 or the target's, so
+    broadcasting it against a ``target``-shaped tensor gives that shape: never
+    one silently grown from it, as in TF when a ``[batch, 2]`` expected count
+    meets ``num_true=1``. What the graph cannot settle is checked at run time.
+
+    Args:
+      value: The tensor to check.
+      name: The argument's name, quoted in the error.
+      target: The target shape: ints, scalar int32 tensors for sizes only
+        known at run time, or None for a dimension left unchecked.
+      target_text: How the message names the target, e.g. ``"[batch_size, num_true]"``.
+
+    Returns:
+      tf.Tensor: ``value``, with the run-time check attached when one is needed.
+
+    Raises:
+      ValueError: the static shape cannot broadcast to ``target``.
+      tf.errors.InvalidArgumentError: (at run time) the same.
+    """
+    static_target = [t if isinstance(t, int) else None for t in target]
+    shape = value.shape
+    settled = shape.rank is not None
+    if settled:
+        fits = shape.rank <= len(target)
+        pairs = zip(reversed(shape.as_list()), reversed(target), strict=False)
+        for dim, want in pairs:
+            if want is None:
+                continue  # unconstrained
+            if dim is None or (not isinstance(want, int) and dim != 1):
+                settled = False
+            elif isinstance(want, int) and dim not in (1, want):
+                fits = False
+        if not fits:
+            raise ValueError(
+                f"`{name}` must broadcast to {target_text} = {static_target} (each dimension 1 or "
+                f"that size), got shape {shape}."
+            )
+    if settled:
+        return value
+    actual = tf.shape(value, out_type=tf.int32)
+    missing = tf.maximum(len(target) - tf.size(actual), 0)
+    padded = tf.concat([tf.ones([missing], tf.int32), actual], 0)[-len(target) :]
+    wanted = tf.stack(
+        [padded[k] if t is None else tf.cast(t, tf.int32) for k, t in enumerate(target)]
+    )
+    ok = tf.logical_and(
+        tf.size(actual) <= len(target),
+        tf.reduce_all(tf.logical_or(tf.equal(padded, 1), tf.equal(padded, wanted))),
+    )
+    check = tf.raw_ops.Assert(
+        condition=ok,
+        data=[
+            f"`{name}` must broadcast to {target_text} =",
+            wanted,
+            "(each dimension 1 or that size), got shape",
+            actual,
+        ],
+        summarize=8,
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(value)
+
+
+def check_expected_counts(value, name: str) -> tf.Tensor:
+    """Checks that expected counts are positive and finite, as ``log`` needs.
+
+    A zero, negative, NaN or infinite count makes ``-log(count)`` a NaN or
+    infinite logit and the loss NaN; TF computes it silently.
+
+    Args:
+      value: Real tensor-like of expected counts (any shape).
+      name: The argument's name, quoted in the error.
+
+    Returns:
+      tf.Tensor: ``value`` as a tensor, with the run-time check attached in a
+      graph.
+
+    Raises:
+      TypeError: ``value`` is not real-valued (or is boolean).
+      ValueError: a Python/NumPy ``value`` holds a bad count.
+      tf.errors.InvalidArgumentError: a tensor holds a bad count (eagerly at
+        once, in a graph when it runs).
+    """
+    tensor = tf.convert_to_tensor(value)
+    if not (tensor.dtype.is_floating or tensor.dtype.is_integer):
+        raise TypeError(
+            f"`{name}` must be real-valued expected counts, got dtype {tensor.dtype.name}."
+        )
+    message = f"`{name}` must be positive and finite expected counts, got"
+    # Python/NumPy values are known when the graph is built; tensors are not.
+    static = None
+    if not (tf.is_tensor(value) or isinstance(value, tf.Variable)):
+        static = tf.get_static_value(tensor)
+    known = static is not None
+    if known or tf.executing_eagerly():
+        counts = np.asarray(static if known else tensor.numpy()).astype(np.float64)
+        bad = counts[~((counts > 0) & (counts < np.inf))]
+        if bad.size:
+            text = f"{message} {bad[:8].tolist()} (shape {tensor.shape})."
+            if known:
+                raise ValueError(text)
+            raise tf.errors.InvalidArgumentError(None, None, text)
+        return tensor
+    as_float = tf.cast(tensor, tf.float32) if tensor.dtype.is_integer else tensor
+    ok = tf.logical_and(as_float > 0, as_float < np.inf)  # NaN fails both
+    check = tf.raw_ops.Assert(
+        condition=tf.reduce_all(ok),
+        data=[message, tf.boolean_mask(tensor, tf.logical_not(ok))],
+        summarize=8,
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(tensor)
+
+
+def check_sampled_values(
+    sampled_values, num_sampled: int, num_true: int, num_classes: int, batch_size=None
+):
     """Validates a caller-supplied ``(sampled, true_expected, sampled_expected)`` triple.
+
+    Accepts what TensorFlow's losses meaningfully accept: Python lists, NumPy
+    arrays or tensors; integer ids of any integer dtype; expected counts that
+    broadcast against the logits (TF's own tests pass ``[batch_size, 1]`` true
+    expected counts with ``num_true`` > 1). Rejects what TF would turn into a
+    silently wrong loss: counts that would grow the logits' shape, and counts
+    that are not positive and finite.
 
     Args:
       sampled_values: The triple a ``*_candidate_sampler`` returns.
-      num_sampled: Expected length of the sampled candidates.
-      num_true: Expected second dimension of ``true_expected_count``.
+      num_sampled: Length of the sampled candidates.
+      num_true: Number of true classes per example.
       num_classes: Candidates must lie in ``[0, num_classes)``.
+      batch_size: Batch size of ``inputs``: an int, a scalar int32 tensor, or
+        None (then the batch dimension of the counts is checked against
+        nothing).
 
     Returns:
-      tuple: ``(sampled int64 [num_sampled], true_expected_count [batch, num_true],
-      sampled_expected_count [num_sampled])`` as tensors.
+      tuple: ``(sampled int64 [num_sampled], true_expected_count broadcasting
+      to [batch_size, num_true], sampled_expected_count [num_sampled] or
+      [1 or batch_size, num_sampled])`` as tensors.
+
+    Raises:
+      TypeError: ids that are not integers, counts that are not real.
+      ValueError: a wrong structure or shape, or bad Python/NumPy counts.
+      tf.errors.InvalidArgumentError: (at run time) ids outside
+        ``[0, num_classes)``, bad counts, or shapes only then known to be wrong.
     """
     if not isinstance(sampled_values, (tuple, list)) or len(sampled_values) != 3:
         raise ValueError(
             "`sampled_values` must be a (sampled_candidates, true_expected_count, "
             f"sampled_expected_count) triple, got {sampled_values!r}."
         )
-    sampled, true_expected, sampled_expected = (tf.convert_to_tensor(v) for v in sampled_values)
+    sampled = tf.convert_to_tensor(sampled_values[0])
     if not sampled.dtype.is_integer:
         raise TypeError(
             f"`sampled_values[0]` (sampled_candidates) must be integer, got dtype {sampled.dtype.name}."
         )
-    expected_shapes = (
-        ("sampled_values[0] (sampled_candidates)", sampled, [num_sampled]),
-        ("sampled_values[1] (true_expected_count)", true_expected, [None, num_true]),
-        ("sampled_values[2] (sampled_expected_count)", sampled_expected, [num_sampled]),
+    if not sampled.shape.is_compatible_with([num_sampled]):
+        raise ValueError(
+            f"`sampled_values[0]` (sampled_candidates) must have shape [num_sampled] = "
+            f"[{num_sampled}], got shape {sampled.shape}."
+        )
+    if not sampled.shape.is_fully_defined():
+        sampled = tf.ensure_shape(sampled, [num_sampled], name="check_sampled_candidates_shape")
+    true_expected = check_expected_counts(
+        sampled_values[1], "sampled_values[1] (true_expected_count)"
     )
-    for label, value, shape in expected_shapes:
-        if not value.shape.is_compatible_with(shape):
-            raise ValueError(
-                f"`{label}` must have shape {shape} for num_sampled={num_sampled}, "
-                f"num_true={num_true}, got shape {value.shape}."
-            )
+    true_expected = check_broadcasts_to(
+        true_expected,
+        "sampled_values[1] (true_expected_count)",
+        [batch_size, num_true],
+        f"[batch_size, num_true={num_true}]",
+    )
+    sampled_expected = check_expected_counts(
+        sampled_values[2], "sampled_values[2] (sampled_expected_count)"
+    )
+    sampled_expected = _sampled_counts(sampled_expected, num_sampled, batch_size)
     sampled = assert_in_range(tf.cast(sampled, tf.int64), num_classes, "sampled_values[0]")
     return sampled, true_expected, sampled_expected
+
+
+def _sampled_counts(counts: tf.Tensor, num_sampled: int, batch_size) -> tf.Tensor:
+    """Checks sampled expected counts and gives them a ``num_sampled`` last dimension.
+
+    Rank <= 1 (one count per candidate, or one for all) becomes ``[num_sampled]``;
+    rank 2 (per example, as TF allows) becomes ``[rows, num_sampled]`` with
+    ``rows`` 1 or the batch size.
+    """
+    name = "sampled_values[2] (sampled_expected_count)"
+    if counts.shape.rank == 2:
+        rows = counts.shape[0] if counts.shape[0] == 1 else batch_size
+        counts = check_broadcasts_to(
+            counts,
+            name,
+            [rows, num_sampled],
+            f"[batch_size, num_sampled={num_sampled}] or [num_sampled]",
+        )
+        if counts.shape[1] != num_sampled:
+            rows_now = counts.shape[0]
+            if rows_now is None:
+                rows_now = tf.shape(counts, out_type=tf.int32)[0]
+            counts = tf.broadcast_to(counts, tf.stack([rows_now, num_sampled]))
+        return counts
+    counts = check_broadcasts_to(counts, name, [num_sampled], f"[num_sampled={num_sampled}]")
+    if counts.shape.rank is None or counts.shape != [num_sampled]:
+        counts = tf.broadcast_to(counts, [num_sampled])
+    return counts
 
 
 def check_bool(value, name: str) -> bool:
