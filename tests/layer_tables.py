@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-import tf_sampling.layers as tsl
+from tf_sampling._core.sharding import shard_class_ids
 
 
 def dense_table(layer) -> tuple[np.ndarray, np.ndarray]:
     """Dense float64 ``[V, dim]`` weights and ``[V]`` biases in class order, from the layer's shards."""
-    ids = tsl.base.shard_class_ids(layer.num_classes, layer.num_shards, layer.partition_strategy)
+    ids = shard_class_ids(layer.num_classes, layer.num_shards, layer.partition_strategy)
     w = np.zeros((layer.num_classes, layer.input_dim))
     b = np.zeros(layer.num_classes)
     for shard_ids, k, bias in zip(ids, layer.kernel_shards, layer.bias_shards, strict=True):

@@ -10,6 +10,8 @@ import tensorflow as tf
 import tf_sampling.layers as tsl
 import tf_sampling.losses as tsloss
 from tests.layer_tables import dense_table
+from tf_sampling._core.sharding import shard_class_ids
+from tf_sampling._keras import output_tags
 
 V, D = 23, 6
 
@@ -48,7 +50,7 @@ def test_call_inference_is_exact_logits_and_training_passes_hidden_through(kind)
     np.testing.assert_allclose(logits, x @ w.T + b, rtol=1e-5, atol=1e-5)
     hidden = layer(x, training=True)
     np.testing.assert_array_equal(hidden.numpy(), x)
-    assert tsl._tags.get_tag(hidden).kind == "hidden"
+    assert output_tags.get_tag(hidden).kind == "hidden"
 
 
 def test_no_bias_and_no_xla():
@@ -77,7 +79,7 @@ def test_sharded_weights_give_the_same_logits_in_class_order(strategy):
     x = np.random.default_rng(1).normal(size=(3, D)).astype("float32")
     np.testing.assert_allclose(sharded(x).numpy(), whole(x).numpy(), rtol=1e-6, atol=1e-6)
     assert [tuple(k.shape) for k in sharded.kernel_shards] == [(6, D), (6, D), (6, D), (5, D)]
-    ids = tsl.base.shard_class_ids(V, 4, strategy)
+    ids = shard_class_ids(V, 4, strategy)
     np.testing.assert_array_equal(sharded.kernel_shards[1].numpy(), whole.kernel.numpy()[ids[1]])
 
 
@@ -169,7 +171,7 @@ def test_weight_gradients_are_indexed_slices(kind):
     assert len(np.unique(grads[0].indices.numpy())) <= 4 + layer.num_sampled
 
 
-def test_resampling_temperature_is_a_variable_the_callback_changes():
+def test_resampling_temperature_is_a_variable_the_callback_changes(tmp_path):
     layer = LAYERS["rank"]()
     assert not layer.resampling_temperature.trainable
     inputs = keras.Input((D,))
@@ -181,7 +183,13 @@ def test_resampling_temperature_is_a_variable_the_callback_changes():
     model.fit(x, np.arange(4), epochs=3, verbose=0, callbacks=[schedule])
     np.testing.assert_allclose(seen, [0.7, 0.35, 0.175], rtol=1e-6)
     assert float(layer.resampling_temperature.numpy()) == pytest.approx(0.0875)
-    assert layer.get_config()["resampling_temperature"] == pytest.approx(0.0875)
+    # The config holds the constructor's (initial) value; the current one is
+    # state, kept in the variable and restored with the weights.
+    assert layer.get_config()["resampling_temperature"] == pytest.approx(0.7)
+    path = tmp_path / "rank.keras"
+    model.save(path)
+    reloaded = keras.models.load_model(path).layers[-1]
+    assert float(reloaded.resampling_temperature.numpy()) == pytest.approx(0.0875)
 
 
 @pytest.mark.parametrize(

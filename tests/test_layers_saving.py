@@ -19,6 +19,7 @@ import pytest
 
 import tf_sampling.layers as tsl
 import tf_sampling.losses as tsloss
+import tf_sampling.metrics as tsm
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SO_BUILT = any((ROOT / "tf_sampling" / "ops").glob("*.so"))
@@ -75,7 +76,7 @@ def _models():
     def classifier(head, loss, dim=6):
         inputs = keras.Input((dim,), name="x")
         model = keras.Model(inputs, head(keras.layers.Dense(8, activation="tanh")(inputs)))
-        model.compile("adam", loss=loss, metrics=[tsloss.Perplexity()])
+        model.compile("adam", loss=loss, metrics=[tsm.Perplexity()])
         x = rng.normal(size=(32, dim)).astype("float32")
         y = rng.integers(0, head.num_classes, size=32)
         return model, x, y

@@ -69,11 +69,7 @@ def check_num_sampled(num_sampled, num_classes: int, unique: bool = True) -> int
 
 def check_partition_strategy(partition_strategy) -> str:
     """Returns ``partition_strategy`` after checking it is ``"mod"`` or ``"div"``."""
-    if partition_strategy not in PARTITION_STRATEGIES:
-        raise ValueError(
-            f"`partition_strategy` must be one of {PARTITION_STRATEGIES}, got {partition_strategy!r}."
-        )
-    return partition_strategy
+    return check_choice(partition_strategy, "partition_strategy", PARTITION_STRATEGIES)
 
 
 def check_chunk_size(chunk_size) -> int | None:
@@ -111,10 +107,40 @@ def check_inputs(inputs: tf.Tensor) -> tf.Tensor:
     if not inputs.dtype.is_floating:
         raise TypeError(f"`inputs` must be a floating-point tensor, got dtype {inputs.dtype.name}.")
     if inputs.shape.rank is None:
-        return tf.ensure_shape(inputs, [None, None], name="check_inputs_rank")
+        check = tf.raw_ops.Assert(
+            condition=tf.equal(tf.rank(inputs), 2),
+            data=["`inputs` must have shape [batch_size, dim], got shape", tf.shape(inputs)],
+            summarize=8,
+        )
+        with tf.control_dependencies([check]):
+            return tf.ensure_shape(inputs, [None, None])
     if inputs.shape.rank != 2:
         raise ValueError(f"`inputs` must have shape [batch_size, dim], got shape {inputs.shape}.")
     return inputs
+
+
+def check_table(params, name: str, shape_text: str):
+    """Returns ``params`` after checking it is given (not None): a class table.
+
+    Raises:
+      TypeError: ``params`` is None.
+    """
+    if params is None:
+        raise TypeError(
+            f"`{name}` must be a {shape_text} tensor, variable or list of shards, got None."
+        )
+    return params
+
+
+def check_floating(dtype: tf.DType, name: str) -> tf.DType:
+    """Returns ``dtype`` after checking it is a floating-point dtype.
+
+    Raises:
+      TypeError: ``dtype`` is not floating-point (TF would fail in a matmul).
+    """
+    if not tf.as_dtype(dtype).is_floating:
+        raise TypeError(f"`{name}` must be floating-point, got dtype {tf.as_dtype(dtype).name}.")
+    return dtype
 
 
 def static_or_dynamic_batch_size(inputs: tf.Tensor) -> int | tf.Tensor:
@@ -162,7 +188,8 @@ def normalize_labels(
     broadcast into a wrong loss.
 
     Args:
-      labels: Integer tensor-like (int32 or int64) of class ids.
+      labels: Integer tensor-like (any integer dtype, as TF casts them) of
+        class ids.
       num_true: Number of target classes per example.
       num_classes: Number of classes.
       batch_size: Batch size of ``inputs`` to match: an int, a scalar int32
@@ -174,18 +201,16 @@ def normalize_labels(
       tf.Tensor: int64 ``[batch_size, num_true]``.
 
     Raises:
-      TypeError: ``labels`` is not int32/int64 (TF would silently truncate
-        floats).
+      TypeError: ``labels`` is not of an integer dtype (TF would silently
+        truncate floats).
       ValueError: the shape is neither of the accepted forms, or the batch
         size differs from ``inputs``.
       tf.errors.InvalidArgumentError: (at run time) the same, for shapes only
         known then.
     """
     labels = tf.convert_to_tensor(labels, name="labels")
-    if labels.dtype not in (tf.int32, tf.int64):
-        raise TypeError(
-            f"`labels` must be int32 or int64 class ids, got dtype {labels.dtype.name}."
-        )
+    if not labels.dtype.is_integer:
+        raise TypeError(f"`labels` must be integer class ids, got dtype {labels.dtype.name}.")
     static_batch = batch_size if isinstance(batch_size, int) else None
     rank = labels.shape.rank
     if rank == 1 and num_true == 1:
@@ -347,7 +372,7 @@ def check_expected_counts(value, name: str) -> tf.Tensor:
     ok = tf.logical_and(as_float > 0, as_float < np.inf)  # NaN fails both
     check = tf.raw_ops.Assert(
         condition=tf.reduce_all(ok),
-        data=[message, tf.boolean_mask(tensor, tf.logical_not(ok))],
+        data=[message, tf.boolean_mask(tf.reshape(tensor, [-1]), tf.reshape(~ok, [-1]))],
         summarize=8,
     )
     with tf.control_dependencies([check]):
@@ -459,6 +484,173 @@ def check_bool(value, name: str) -> bool:
     return bool(value)
 
 
+def check_seed(seed) -> int | None:
+    """Returns ``seed`` after checking it is None or an integer (an op-level seed).
+
+    Raises:
+      TypeError: ``seed`` is neither None nor a Python/NumPy integer.
+    """
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"`seed` must be None or a Python int, got {seed!r}.")
+    return int(seed)
+
+
+def check_at_most(value: int, name: str, maximum: int, why: str) -> int:
+    """Returns the (already checked) int ``value`` after checking ``value <= maximum``.
+
+    Args:
+      value: int.
+      name: The argument's name, quoted in the error.
+      maximum: Largest allowed value.
+      why: Short reason for the limit, quoted in the error.
+
+    Raises:
+      ValueError: ``value > maximum``.
+    """
+    if value > maximum:
+        raise ValueError(f"`{name}` must be <= {maximum} ({why}), got {name}={value}.")
+    return value
+
+
+def check_sample_size(num_sampled: int, unique: bool, range_max: int) -> None:
+    """Checks that ``num_sampled`` distinct classes exist when ``unique``.
+
+    Raises:
+      ValueError: ``unique`` and ``num_sampled > range_max``.
+    """
+    if unique and num_sampled > range_max:
+        raise ValueError(
+            "`num_sampled` must be <= `range_max` when unique=True (there are only range_max "
+            f"distinct classes), got num_sampled={num_sampled} and range_max={range_max}."
+        )
+
+
+INT64_MAX = 2**63 - 1
+
+
+def check_counts(counts, range_max: int) -> tf.Tensor:
+    """Returns learned-unigram ``counts`` as int64 ``[range_max]`` after checking them.
+
+    Integers of any dtype are taken as they are; floats only when every value
+    is a finite whole number below 2^63 (a plain cast would truncate 1.7 to 1
+    and turn NaN into -2^63). Eager values are checked now, graph values by an
+    assert that runs before the result is available. Signs, the length of an
+    unknown-length tensor and the total are checked by the op that encodes
+    the counts.
+
+    Args:
+      counts: Tensor-like ``[range_max]`` of non-negative counts.
+      range_max: int, the expected length.
+
+    Returns:
+      tf.Tensor: int64 ``[range_max]`` (or ``[None]`` in a graph).
+
+    Raises:
+      TypeError: a dtype that is neither integer nor floating (strings, bools).
+      ValueError: values that cannot form an int64 tensor, a float that is not
+        a finite whole number (eagerly), or a static shape other than
+        ``[range_max]``.
+      tf.errors.InvalidArgumentError: (in a graph, at run time) such a float,
+        or a uint64 value >= 2^63.
+    """
+    try:
+        tensor = tf.convert_to_tensor(counts)
+    except (ValueError, TypeError, OverflowError) as err:
+        raise ValueError(
+            f"`counts` must be non-negative int64 counts of shape [{range_max}], got values "
+            f"that do not convert: {err}"
+        ) from err
+    if tensor.dtype == tf.bool or not (tensor.dtype.is_integer or tensor.dtype.is_floating):
+        raise TypeError(
+            f"`counts` must be integer (or whole-number float) counts, got dtype {tensor.dtype.name}."
+        )
+    if tensor.shape.rank is not None and not tensor.shape.is_compatible_with([range_max]):
+        raise ValueError(
+            f"`counts` must have shape [range_max] = [{range_max}], got shape {tensor.shape}."
+        )
+    if tensor.dtype == tf.int64:
+        return tensor
+    if tensor.dtype.is_floating:
+        values = tf.cast(tensor, tf.float64)
+        bad = tf.logical_not(
+            tf.logical_and(tf.math.is_finite(values), tf.equal(values, tf.floor(values)))
+        ) | (values >= 2.0**63)
+        what = "finite whole numbers below 2^63"
+    elif tensor.dtype == tf.uint64:
+        bad = tensor > INT64_MAX
+        what = "below 2^63"
+    else:
+        return tf.cast(tensor, tf.int64)
+    message = f"`counts` must be {what}; first bad (index, value):"
+    if tf.executing_eagerly():
+        where = tf.where(bad)
+        if where.shape[0]:
+            index = int(where[0][0])
+            raise ValueError(f"{message} ({index}, {tensor[index].numpy()!r}).")
+        return tf.cast(tensor, tf.int64)
+    first = tf.argmax(tf.cast(bad, tf.int32))
+    check = tf.debugging.Assert(
+        tf.logical_not(tf.reduce_any(bad)), [message, first, tf.gather(tensor, first)]
+    )
+    with tf.control_dependencies([check]):
+        return tf.cast(tensor, tf.int64)
+
+
+def check_unigrams(unigrams, distortion, source: str = "unigrams") -> tuple[list[float], int]:
+    """Checks fixed-unigram weights the way TensorFlow's sampler will use them.
+
+    TensorFlow samples class ``i`` with probability proportional to
+    ``float32(unigrams[i]) ** distortion`` (in float32) and never checks them:
+    all-zero, NaN or infinite weights, or a distortion that overflows or
+    underflows them all, give NaN expected counts or a sampler that never
+    returns.
+
+    Args:
+      unigrams: Sequence of non-negative counts or probabilities.
+      distortion: Real number, the exponent.
+      source: Where the values came from, quoted in errors (``"unigrams"`` or
+        ``"vocab_file '...'"``).
+
+    Returns:
+      tuple: ``(unigrams as floats, number of classes of positive weight)``.
+
+    Raises:
+      TypeError: ``distortion`` is not a real number.
+      ValueError: a value that is negative, NaN or infinite (in float32), a
+        NaN/infinite ``distortion``, or distorted weights that are not all
+        finite or whose sum is not a positive finite float32.
+    """
+    if not isinstance(distortion, numbers.Real) or isinstance(distortion, bool):
+        raise TypeError(f"`distortion` must be a float, got {distortion!r}.")
+    if not math.isfinite(distortion):
+        raise ValueError(f"`distortion` must be finite, got distortion={distortion!r}.")
+    values = [float(u) for u in unigrams]
+    as_float32 = np.asarray(values, np.float32)
+    bad = np.flatnonzero(~np.isfinite(as_float32) | (as_float32 < 0))
+    if bad.size:
+        raise ValueError(
+            f"`{source}` must be non-negative finite float32 values, got "
+            f"{values[bad[0]]!r} at index {bad[0]}."
+        )
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        weights = np.power(as_float32, np.float32(distortion))
+    bad = np.flatnonzero(~np.isfinite(weights))
+    total = float(np.sum(weights, dtype=np.float64))
+    if bad.size or not 0 < total <= float(np.finfo(np.float32).max):
+        detail = (
+            f"{values[bad[0]]!r} ** {distortion!r} at index {bad[0]} is not finite"
+            if bad.size
+            else f"their sum is {total!r}"
+        )
+        raise ValueError(
+            f"`{source}` raised to `distortion` must be finite float32 weights with a positive "
+            f"finite sum, got distortion={distortion!r}: {detail}."
+        )
+    return values, int(np.count_nonzero(weights))
+
+
 def check_choice(value, name: str, choices: tuple) -> object:
     """Returns ``value`` after checking it is one of ``choices``.
 
@@ -467,7 +659,7 @@ def check_choice(value, name: str, choices: tuple) -> object:
     """
     if isinstance(value, str | int | float | type(None)) and value in choices:
         return value
-    raise ValueError(f"`{name}` must be one of {choices}, got {value!r}.")
+    raise ValueError(f"`{name}` must be one of {choices}, got {name}={value!r}.")
 
 
 def check_lazy_optimizer_options(optimizer: str, use_ema, gradient_accumulation_steps) -> None:

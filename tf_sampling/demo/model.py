@@ -22,6 +22,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_sampling._core.full_logits import full_logits
+from tf_sampling._keras import full_loss
+
 HEADS = ("sampled", "full")
 SAMPLERS = ("log_uniform", "uniform", "learned_unigram", "fixed_unigram")
 
@@ -171,12 +174,16 @@ def output_weights(model: keras.Model) -> tuple[tf.Tensor, tf.Tensor]:
     return tf.convert_to_tensor(layer.kernel), tf.convert_to_tensor(layer.bias)
 
 
-@tf.function(reduce_retracing=True)
+# Traced once per chunk shape (a few per split), with the table's static shape.
+@tf.function
 def _nll_sum(hidden: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor, biases: tf.Tensor):
+    # The package's one exact full cross-entropy, whatever head trained the model.
     flat = tf.reshape(hidden, [-1, tf.shape(hidden)[-1]])
-    logits = tf.matmul(flat, weights, transpose_b=True) + biases
-    labels = tf.reshape(targets, [-1])
-    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    logits = full_logits(weights, biases, flat)
+    labels = tf.reshape(tf.cast(targets, tf.int64), [-1, 1])
+    losses = full_loss.full_cross_entropy(
+        labels, logits, 1, int(weights.shape[0]), full_loss.SOFTMAX
+    )
     return tf.reduce_sum(tf.cast(losses, tf.float64))
 
 

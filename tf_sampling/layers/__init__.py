@@ -2,12 +2,14 @@
 
 * ``SampledSoftmax``, ``NCE``, ``RankSampledSoftmax``: own the class weights
   ``[num_classes, dim]``; return the hidden activations while training (the
-  matching ``tf_sampling.losses`` loss computes the sampled loss from them) and
+  matching loss of the ``losses`` package computes the sampled loss from them) and
   exact full logits/probabilities otherwise.
 * ``top_k``: the ``k`` best class ids and scores of ``model.predict`` output.
 * ``ResamplingTemperatureScheduler``: lower TAPAS' temperature during ``fit``.
 
-See ``tf_sampling.layers.base`` for how the loss finds the layer.
+See ``tf_sampling.layers.base`` for how the loss finds the layer. The matching
+losses and metrics are registered with ``keras.saving`` by ``import tf_sampling``
+(which importing this package runs first).
 """
 
 from tf_sampling.layers.base import SampledOutputLayer, TopK, top_k
@@ -25,7 +27,3 @@ __all__ = [
     "TopK",
     "top_k",
 ]
-
-# Importing the layers also registers the matching losses and metrics, so that
-# `import tf_sampling.layers` is all `keras.models.load_model` needs.
-from tf_sampling import losses as _losses  # noqa: E402, F401

@@ -12,9 +12,9 @@ So the work is split:
   With ``training=True`` it returns its input -- the hidden activations --
   unchanged; otherwise it returns the exact full logits (or probabilities)
   over all classes.
-* The **loss** (``tf_sampling.losses.SampledSoftmaxLoss`` & co.) receives
+* The **loss** (``ts.losses.SampledSoftmaxLoss`` & co.) receives
   ``y_pred``. Every tensor the layer returns carries a tag naming the layer
-  (see ``_tags``), so the loss finds the class weights there: on hidden
+  (see ``tf_sampling._keras.output_tags``), so the loss finds the class weights there: on hidden
   activations it computes the sampled loss with the layer's weights (the
   gradient tape of ``fit`` records it, so the weights train, sparsely); on
   logits it computes the exact full loss. Hence ``fit`` shows the sampled loss
@@ -27,75 +27,24 @@ only ever gathered, so their gradients are ``tf.IndexedSlices``.
 from __future__ import annotations
 
 import collections
+import warnings
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tf_sampling import samplers as samplers_module
+from tf_sampling._core import validation
 from tf_sampling._core.full_logits import full_logits
-from tf_sampling._core.validation import check_int
-from tf_sampling.layers import _tags, _targets
+from tf_sampling._core.sharding import shard_class_ids
+from tf_sampling._keras import full_loss, output_tags
 
 TopK = collections.namedtuple("TopK", ["ids", "scores"])
 TopK.__doc__ = """The ``k`` best classes: ``ids`` int32 ``[..., k]``, ``scores`` ``[..., k]``."""
 
-OUTPUTS = (_tags.LOGITS, _tags.PROBABILITIES)
+OUTPUTS = (output_tags.LOGITS, output_tags.PROBABILITIES)
 
 
-def check_options(num_classes, num_sampled, num_true, seed, unique=True) -> tuple:
-    """Validates the options shared by layers and losses.
-
-    Args:
-      num_classes: int >= 2.
-      num_sampled: int >= 1, and ``< num_classes`` when sampling unique
-        classes (drawing every class is a full softmax, only slower).
-      num_true: int >= 1.
-      seed: None or int.
-      unique: bool, whether the sampler draws without replacement.
-
-    Returns:
-      tuple: ``(num_classes, num_sampled, num_true, seed)`` as ints/None.
-
-    Raises:
-      TypeError, ValueError: naming the argument and the value received.
-    """
-    num_classes = check_int(num_classes, "num_classes", 2)
-    num_sampled = check_int(num_sampled, "num_sampled", 1)
-    if unique and num_sampled >= num_classes:
-        raise ValueError(
-            f"`num_sampled` must be smaller than `num_classes` when sampling unique classes, "
-            f"got num_sampled={num_sampled}, num_classes={num_classes}. Sampling every class "
-            "is the full softmax: use keras.layers.Dense instead."
-        )
-    num_true = check_int(num_true, "num_true", 1)
-    if seed is not None:
-        seed = check_int(seed, "seed", 0)
-    return num_classes, num_sampled, num_true, seed
-
-
-def shard_class_ids(num_classes: int, num_shards: int, partition_strategy: str) -> list:
-    """Class ids held by each shard, in row order (``tf.nn.embedding_lookup``'s rule).
-
-    Args:
-      num_classes: int.
-      num_shards: int.
-      partition_strategy: ``"div"`` (consecutive ranges, the first
-        ``num_classes % num_shards`` shards one row longer) or ``"mod"`` (class
-        ``c`` is row ``c // num_shards`` of shard ``c % num_shards``).
-
-    Returns:
-      list[np.ndarray]: ``num_shards`` int64 arrays.
-    """
-    if partition_strategy == "mod":
-        return [np.arange(s, num_classes, num_shards, dtype=np.int64) for s in range(num_shards)]
-    base, extra = divmod(num_classes, num_shards)
-    sizes = [base + (1 if s < extra else 0) for s in range(num_shards)]
-    starts = np.cumsum([0, *sizes[:-1]])
-    return [np.arange(a, a + n, dtype=np.int64) for a, n in zip(starts, sizes, strict=True)]
-
-
-class SampledOutputLayer(keras.layers.Layer):
+class SampledOutputLayer(keras.layers.Layer, output_tags.OutputHead):
     """Base of ``SampledSoftmax``, ``NCE`` and ``RankSampledSoftmax``.
 
     Subclasses set ``objective`` (``"softmax"`` or ``"sigmoid"``: the full
@@ -103,7 +52,7 @@ class SampledOutputLayer(keras.layers.Layer):
     ``loss_class_name``; see ``SampledSoftmax`` for the arguments.
     """
 
-    objective = _targets.SOFTMAX
+    objective = full_loss.SOFTMAX
     #: ``remove_accidental_hits`` when None is passed (TensorFlow's defaults).
     default_remove_accidental_hits = True
 
@@ -130,47 +79,37 @@ class SampledOutputLayer(keras.layers.Layer):
         # would defeat sampling. The loss is computed in float32.
         kwargs.pop("autocast", None)
         super().__init__(autocast=False, **kwargs)
-        num_classes = check_int(num_classes, "num_classes", 2)
+        num_classes = validation.check_int(num_classes, "num_classes", 2)
         self.sampler = samplers_module.get(sampler, num_classes=num_classes, seed=seed)
         unique = bool(getattr(self.sampler, "unique", True))
-        self.num_classes, self.num_sampled, self.num_true, self.seed = check_options(
-            num_classes, num_sampled, num_true, seed, unique
+        self.num_classes, self.num_sampled, self.num_true, self.seed = (
+            validation.check_sampling_options(num_classes, num_sampled, num_true, seed, unique)
         )
         if remove_accidental_hits is None:
             remove_accidental_hits = self.default_remove_accidental_hits
-        if not isinstance(remove_accidental_hits, bool):
-            raise TypeError(
-                f"`remove_accidental_hits` must be a bool, got {remove_accidental_hits!r}."
-            )
-        self.remove_accidental_hits = remove_accidental_hits
-        if output_mode not in OUTPUTS:
-            raise ValueError(
-                f"`output_mode` must be one of {OUTPUTS}, got output_mode={output_mode!r}."
-            )
-        self.output_mode = output_mode
+        self.remove_accidental_hits = validation.check_bool(
+            remove_accidental_hits, "remove_accidental_hits"
+        )
+        self.output_mode = validation.check_choice(output_mode, "output_mode", OUTPUTS)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.num_shards = check_int(num_shards, "num_shards", 1)
+        self.num_shards = validation.check_int(num_shards, "num_shards", 1)
         if self.num_shards > self.num_classes:
             raise ValueError(
                 f"`num_shards` must be <= num_classes={self.num_classes}, got "
                 f"num_shards={self.num_shards}."
             )
-        if partition_strategy not in ("div", "mod"):
-            raise ValueError(
-                "`partition_strategy` must be 'div' or 'mod', got "
-                f"partition_strategy={partition_strategy!r}."
-            )
-        self.partition_strategy = partition_strategy
+        self.partition_strategy = validation.check_partition_strategy(partition_strategy)
         self.supports_masking = True
         # TensorFlow's candidate-sampler ops have no XLA kernels: keep Keras'
         # jit_compile="auto" from compiling the training step on GPU machines.
         self.supports_jit = False
         self.kernel_shards: list = []
         self.bias_shards: list = []
+        self._warned_about_consumers = False
 
     # ------------------------------------------------------------------ build
     def build(self, input_shape):
@@ -251,12 +190,40 @@ class SampledOutputLayer(keras.layers.Layer):
           ``[batch, ..., num_classes]`` logits or probabilities.
         """
         if training:
-            return _tags.tag(inputs, self, _tags.HIDDEN)
+            self._check_nothing_consumes_hidden()
+            return output_tags.tag(inputs, self, output_tags.HIDDEN)
         logits = self.logits(inputs)
-        if self.output_mode == _tags.PROBABILITIES:
-            activation = tf.nn.softmax if self.objective == _targets.SOFTMAX else tf.sigmoid
-            return _tags.tag(activation(logits), self, _tags.PROBABILITIES)
-        return _tags.tag(logits, self, _tags.LOGITS)
+        if self.output_mode == output_tags.PROBABILITIES:
+            activation = tf.nn.softmax if self.objective == full_loss.SOFTMAX else tf.sigmoid
+            return output_tags.tag(
+                activation(logits), self, output_tags.PROBABILITIES, logits=logits
+            )
+        return output_tags.tag(logits, self, output_tags.LOGITS)
+
+    def _check_nothing_consumes_hidden(self):
+        # A layer after the head gets [..., dim] activations while training,
+        # where it was built for [..., num_classes], and fails deep inside with
+        # a shape error. Keras records every functional use of this layer's
+        # output as an outbound node: name them before that happens. A warning,
+        # not an error: the consumer may belong to another model (e.g. a
+        # serving model built on the same head) and never run in this one.
+        consumers = sorted(
+            {
+                getattr(node.operation, "name", "?")
+                for node in getattr(self, "_outbound_nodes", ())
+                if node.operation is not None and not isinstance(node.operation, keras.Model)
+            }
+        )
+        if consumers and not self._warned_about_consumers:
+            self._warned_about_consumers = True
+            warnings.warn(
+                f"{type(self).__name__} '{self.name}' returns its input, the hidden "
+                f"activations [..., {getattr(self, 'input_dim', 'dim')}], while training (its "
+                f"loss samples from them), but layer(s) {consumers} take its output. In the "
+                "model you train, make it the output with nothing after it; apply any "
+                "post-processing to the logits of model.predict instead.",
+                stacklevel=2,
+            )
 
     def compute_output_shape(self, input_shape):
         return (*tuple(input_shape)[:-1], self.num_classes)
@@ -293,7 +260,7 @@ class SampledOutputLayer(keras.layers.Layer):
 
     def probabilities_of(self) -> str | None:
         """None when the layer outputs logits, else the activation of its probabilities."""
-        return None if self.output_mode == _tags.LOGITS else self.objective
+        return None if self.output_mode == output_tags.LOGITS else self.objective
 
     # --------------------------------------------------------------- config
     def get_config(self) -> dict:
@@ -336,6 +303,6 @@ def top_k(outputs, k: int = 5) -> TopK:
       TopK: ``ids`` int32 ``[batch, ..., k]`` and ``scores`` ``[batch, ..., k]``
       (the input values), best first.
     """
-    k = check_int(k, "k", 1)
+    k = validation.check_int(k, "k", 1)
     values, indices = tf.math.top_k(tf.convert_to_tensor(outputs), k=k)
     return TopK(ids=indices, scores=values)

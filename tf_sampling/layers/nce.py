@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from tf_sampling.layers import _targets
+from tf_sampling._keras import full_loss
 from tf_sampling.layers.base import SampledOutputLayer
 
 
@@ -13,7 +13,7 @@ class NCE(SampledOutputLayer):
     """Output layer trained with noise-contrastive estimation (``tf_sampling.nn.nce_loss``).
 
     Same arguments and mechanism as ``SampledSoftmax`` (compile with
-    ``tf_sampling.losses.NCELoss()``), with TensorFlow's NCE conventions:
+    ``ts.losses.NCELoss()``), with TensorFlow's NCE conventions:
     ``remove_accidental_hits`` defaults to False; evaluation computes the full
     sigmoid cross-entropy summed over all classes (the counterpart TensorFlow
     documents for ``nce_loss``), and ``output_mode="probabilities"`` returns
@@ -26,5 +26,5 @@ class NCE(SampledOutputLayer):
       **kwargs: every other ``SampledSoftmax`` argument.
     """
 
-    objective = _targets.SIGMOID
+    objective = full_loss.SIGMOID
     default_remove_accidental_hits = False

@@ -2,35 +2,10 @@
 
 from __future__ import annotations
 
-import numbers
-
 import keras
 
-from tf_sampling._core.rank_sampled_softmax import check_resampling_temperature
-from tf_sampling._core.validation import check_int
+from tf_sampling._core.validation import check_resampling
 from tf_sampling.layers.base import SampledOutputLayer
-
-
-def check_resampling(num_resampled, num_sampled: int, resampling_temperature) -> tuple:
-    """Validates ``num_resampled`` (``1 <= num_resampled < num_sampled``) and the temperature (> 0).
-
-    Returns:
-      tuple: ``(num_resampled, resampling_temperature)`` as int and float.
-    """
-    num_resampled = check_int(num_resampled, "num_resampled", 1)
-    if num_resampled >= num_sampled:
-        raise ValueError(
-            f"`num_resampled` must be smaller than `num_sampled`, got "
-            f"num_resampled={num_resampled}, num_sampled={num_sampled}."
-        )
-    if not isinstance(resampling_temperature, numbers.Real) or isinstance(
-        resampling_temperature, bool
-    ):
-        raise TypeError(
-            f"`resampling_temperature` must be a positive float, got {resampling_temperature!r}."
-        )
-    check_resampling_temperature(resampling_temperature)
-    return num_resampled, float(resampling_temperature)
 
 
 @keras.saving.register_keras_serializable(package="tf_sampling")
@@ -40,7 +15,7 @@ class RankSampledSoftmax(SampledOutputLayer):
     Each step samples ``num_sampled`` classes, keeps the ``num_resampled`` ones
     the model currently ranks highest (``resampling_temperature`` sets how
     greedily) and trains a sampled softmax over them. Same mechanism as
-    ``SampledSoftmax``; compile with ``tf_sampling.losses.RankSampledSoftmaxLoss()``.
+    ``SampledSoftmax``; compile with ``ts.losses.RankSampledSoftmaxLoss()``.
 
     The temperature lives in a non-trainable variable, so it can be lowered
     during training, e.g. from a callback::
@@ -48,7 +23,8 @@ class RankSampledSoftmax(SampledOutputLayer):
         layer.resampling_temperature.assign(0.5)
 
     (see ``tf_sampling.layers.ResamplingTemperatureScheduler``). Its current
-    value is saved with the model.
+    value is saved with the model's weights; ``get_config`` holds the initial
+    one, as it holds every other constructor argument.
 
     Args:
       num_classes: int >= 2.
@@ -92,9 +68,7 @@ class RankSampledSoftmax(SampledOutputLayer):
 
     def get_config(self) -> dict:
         config = super().get_config()
-        try:
-            temperature = float(keras.ops.convert_to_numpy(self.resampling_temperature))
-        except Exception:  # noqa: BLE001 -- symbolic context: report the initial value
-            temperature = self._initial_temperature
-        config.update(num_resampled=self.num_resampled, resampling_temperature=temperature)
+        config.update(
+            num_resampled=self.num_resampled, resampling_temperature=self._initial_temperature
+        )
         return config

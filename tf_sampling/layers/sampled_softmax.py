@@ -11,14 +11,14 @@ from tf_sampling.layers.base import SampledOutputLayer
 class SampledSoftmax(SampledOutputLayer):
     """Output layer over ``num_classes`` classes trained with sampled softmax.
 
-    Use it as the last layer and compile with
-    ``tf_sampling.losses.SampledSoftmaxLoss()``::
+    Use it as the last layer and compile with ``SampledSoftmaxLoss()``
+    (``import tf_sampling as ts``)::
 
-        head = tf_sampling.layers.SampledSoftmax(num_classes=50_000, num_sampled=64)
+        head = ts.layers.SampledSoftmax(num_classes=50_000, num_sampled=64)
         model = keras.Model(inputs, head(hidden))
-        model.compile("adam", loss=tf_sampling.losses.SampledSoftmaxLoss(),
-                      metrics=[tf_sampling.losses.Perplexity(),
-                               tf_sampling.losses.TopKAccuracy(k=5)])
+        model.compile("adam", loss=ts.losses.SampledSoftmaxLoss(),
+                      metrics=[ts.metrics.Perplexity(),
+                               ts.metrics.TopKAccuracy(k=5)])
         model.fit(x, y)          # y: int class ids [batch] or [batch, time]
         model.evaluate(x, y)     # exact full-softmax cross-entropy
         logits = model.predict(x)

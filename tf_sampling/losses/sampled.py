@@ -2,10 +2,11 @@
 
 How a loss finds the class weights
 ----------------------------------
-The weights are variables of a ``tf_sampling.layers`` output layer in the
-model (Keras only trains and saves variables that layers own). That layer
-tags every tensor it returns (``tf_sampling.layers._tags``), so the loss reads
-the layer off ``y_pred``:
+The weights are variables of an output layer (``SampledSoftmax``, ``NCE``,
+``RankSampledSoftmax``) in the model (Keras only trains and saves variables
+that layers own). That layer
+tags every tensor it returns (``tf_sampling._keras.output_tags``), so the loss
+reads the layer off ``y_pred``:
 
 * ``y_pred`` is the hidden activations (``fit``, the layer called with
   ``training=True``): the loss runs the sampled loss of ``tf_sampling.nn``
@@ -19,7 +20,13 @@ The loss stores no reference to the layer, so it needs no arguments, is
 rebuilt by name (``keras.losses.deserialize("tf_sampling>SampledSoftmaxLoss")``)
 and keeps working after ``keras.models.load_model``. You may still pass
 ``layer=`` explicitly (not saved), and any sampling option given to the loss
-overrides the layer's.
+overrides the layer's. Which branch runs is decided by the tag; only an
+untagged tensor with an explicit ``layer`` is told apart by its last
+dimension, and a tensor that could be either is refused, never guessed.
+
+The three losses differ only in the functional loss they call
+(``sampled_loss_fn``), the full loss of evaluation (``objective``) and, for
+TAPAS, two extra options (``_extra_options``).
 """
 
 from __future__ import annotations
@@ -27,11 +34,10 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tf_sampling import nn
 from tf_sampling import samplers as samplers_module
-from tf_sampling.layers import _tags, _targets
-from tf_sampling.layers.base import SampledOutputLayer, check_options
-from tf_sampling.layers.rank_sampled_softmax import RankSampledSoftmax, check_resampling
+from tf_sampling._core import sampled_losses, validation
+from tf_sampling._core.rank_sampled_softmax import rank_sampled_softmax_loss
+from tf_sampling._keras import full_loss, output_tags
 
 
 class SampledLoss(keras.losses.Loss):
@@ -53,7 +59,10 @@ class SampledLoss(keras.losses.Loss):
       dtype: Keras loss dtype (default float32).
     """
 
-    objective = _targets.SOFTMAX
+    #: The exact loss over all classes that evaluation reports.
+    objective = full_loss.SOFTMAX
+    #: The functional loss of training, called with the ``tf_sampling.nn`` arguments.
+    sampled_loss_fn = staticmethod(sampled_losses.sampled_softmax_loss)
 
     def __init__(
         self,
@@ -63,14 +72,14 @@ class SampledLoss(keras.losses.Loss):
         sampler=None,
         remove_accidental_hits: bool | None = None,
         seed: int | None = None,
-        layer: SampledOutputLayer | None = None,
+        layer: output_tags.OutputHead | None = None,
         reduction="sum_over_batch_size",
         name: str | None = None,
         dtype=None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         # Validate with placeholders for what the layer will provide.
-        check_options(
+        validation.check_sampling_options(
             2**62 if num_classes is None else num_classes,
             1 if num_sampled is None else num_sampled,
             1 if num_true is None else num_true,
@@ -83,14 +92,13 @@ class SampledLoss(keras.losses.Loss):
             self._sampler_object = samplers_module.get(sampler, num_classes, seed=seed)
             if num_sampled is not None:
                 unique = bool(getattr(self._sampler_object, "unique", True))
-                check_options(num_classes, num_sampled, 1, None, unique)
-        if remove_accidental_hits is not None and not isinstance(remove_accidental_hits, bool):
+                validation.check_sampling_options(num_classes, num_sampled, 1, None, unique)
+        if remove_accidental_hits is not None:
+            validation.check_bool(remove_accidental_hits, "remove_accidental_hits")
+        if layer is not None and not isinstance(layer, output_tags.OutputHead):
             raise TypeError(
-                f"`remove_accidental_hits` must be a bool or None, got {remove_accidental_hits!r}."
-            )
-        if layer is not None and not isinstance(layer, SampledOutputLayer):
-            raise TypeError(
-                f"`layer` must be a tf_sampling.layers output layer, got {type(layer).__name__}."
+                "`layer` must be a SampledSoftmax, NCE or RankSampledSoftmax layer, got "
+                f"{layer!r} of type {type(layer).__name__}."
             )
         self.num_classes = num_classes
         self.num_sampled = num_sampled
@@ -128,25 +136,32 @@ class SampledLoss(keras.losses.Loss):
             y_true, y_pred = self._originals
         layer, kind = self._resolve(y_pred)
         num_true = self.num_true or layer.num_true
-        labels = _targets.flatten_labels(y_true, y_pred, num_true, layer.num_classes)
-        rows = _targets.flatten_features(y_pred)
-        if kind == _tags.HIDDEN:
-            per_row = self._sampled_loss(layer, labels, rows, num_true)
-        else:
-            probabilities_of = layer.objective if kind == _tags.PROBABILITIES else None
-            logits = _targets.as_logits(rows, probabilities_of)
-            per_row = _targets.full_cross_entropy(
-                labels, logits, num_true, layer.num_classes, self.objective
+        labels = full_loss.flatten_labels(y_true, y_pred, num_true, layer.num_classes)
+        if kind == output_tags.HIDDEN:
+            per_row = self._sampled_loss(
+                layer, labels, full_loss.flatten_features(y_pred), num_true
             )
-        return _targets.unflatten(tf.cast(per_row, tf.float32), y_pred)
+        else:
+            logits = full_loss.logits_of(y_pred)
+            if output_tags.get_tag(y_pred) is None and kind == output_tags.PROBABILITIES:
+                logits = full_loss.probabilities_to_logits(y_pred, layer.objective)
+            per_row = full_loss.full_cross_entropy(
+                labels,
+                full_loss.flatten_features(logits),
+                num_true,
+                layer.num_classes,
+                self.objective,
+            )
+        return full_loss.unflatten(tf.cast(per_row, tf.float32), y_pred)
 
     def _resolve(self, y_pred) -> tuple:
-        tag = _tags.get_tag(y_pred)
-        layer = self.layer or (tag.layer if tag is not None else None)
+        """Returns ``(layer, kind)``: the output layer and what ``y_pred`` holds."""
+        found = output_tags.get_tag(y_pred)
+        layer = self.layer or (found.layer if found is not None else None)
         if layer is None:
             raise ValueError(
                 f"{type(self).__name__} could not find its output layer: y_pred of shape "
-                f"{getattr(y_pred, 'shape', None)} was not produced by a tf_sampling.layers "
+                f"{getattr(y_pred, 'shape', None)} was not produced by a tf_sampling output "
                 "layer. Make a SampledSoftmax/NCE/RankSampledSoftmax layer the model's output "
                 "(with nothing after it), or pass layer=... to the loss."
             )
@@ -155,18 +170,27 @@ class SampledLoss(keras.losses.Loss):
                 f"{type(self).__name__} has num_classes={self.num_classes} but layer "
                 f"'{layer.name}' has num_classes={layer.num_classes}."
             )
-        if tag is not None and tag.layer is layer:
-            return layer, tag.kind
-        # Explicit layer and an untagged tensor: tell hidden from logits by size.
-        last = y_pred.shape[-1]
-        if last == layer.num_classes and last != getattr(layer, "input_dim", None):
-            return layer, _tags.PROBABILITIES if layer.output_mode != "logits" else _tags.LOGITS
-        if last == getattr(layer, "input_dim", None):
-            return layer, _tags.HIDDEN
+        if found is not None:
+            return layer, found.kind
+        # An explicit layer and an untagged tensor: only the last dimension can
+        # tell hidden activations from logits, and it must do so unambiguously.
+        last, dim = y_pred.shape[-1], getattr(layer, "input_dim", None)
+        if last is not None and last == layer.num_classes and last == dim:
+            raise ValueError(
+                f"{type(self).__name__}: y_pred of shape {y_pred.shape} carries no tag, and with "
+                f"num_classes = dim = {last} it could be either the hidden activations or the "
+                f"logits of layer '{layer.name}'. Pass the layer's own output (it is tagged)."
+            )
+        if last is not None and last == layer.num_classes:
+            if layer.output_mode == output_tags.LOGITS:
+                return layer, output_tags.LOGITS
+            return layer, output_tags.PROBABILITIES
+        if last is not None and last == dim:
+            return layer, output_tags.HIDDEN
         raise ValueError(
             f"{type(self).__name__}: y_pred of shape {y_pred.shape} is neither the hidden "
-            f"activations (dim={getattr(layer, 'input_dim', None)}) nor the logits "
-            f"(num_classes={layer.num_classes}) of layer '{layer.name}'."
+            f"activations (dim={dim}) nor the logits (num_classes={layer.num_classes}) of "
+            f"layer '{layer.name}'."
         )
 
     def _sampler_for(self, layer):
@@ -182,7 +206,7 @@ class SampledLoss(keras.losses.Loss):
         """Returns the functional loss's keyword arguments and the sampler to use."""
         sampler = self._sampler_for(layer)
         num_sampled = self.num_sampled or layer.num_sampled
-        check_options(
+        validation.check_sampling_options(
             layer.num_classes, num_sampled, num_true, None, bool(getattr(sampler, "unique", True))
         )
         return dict(
@@ -199,8 +223,15 @@ class SampledLoss(keras.losses.Loss):
             partition_strategy=layer.partition_strategy,
         ), sampler
 
+    def _extra_options(self, layer, options: dict) -> dict:
+        """Keyword arguments of ``sampled_loss_fn`` beyond the shared ones (none here)."""
+        return {}
+
     def _sampled_loss(self, layer, labels, inputs, num_true) -> tf.Tensor:
-        raise NotImplementedError
+        options, sampler = self._options(layer, num_true)
+        options.update(self._extra_options(layer, options))
+        options["sampled_values"] = sampler.sample(labels, num_true, options["num_sampled"])
+        return self.sampled_loss_fn(labels=labels, inputs=inputs, **options)
 
     # --------------------------------------------------------------- config
     def get_config(self) -> dict:
@@ -220,55 +251,46 @@ class SampledLoss(keras.losses.Loss):
 class SampledSoftmaxLoss(SampledLoss):
     """Sampled softmax in ``fit``, exact full-softmax cross-entropy in ``evaluate``.
 
-    Pair it with a ``tf_sampling.layers`` output layer (usually
-    ``SampledSoftmax``) as the model's output::
+    Pair it with a ``SampledSoftmax`` output layer as the model's output::
 
-        model.compile("adam", loss=tf_sampling.losses.SampledSoftmaxLoss())
+        model.compile("adam", loss=ts.losses.SampledSoftmaxLoss())
 
     Takes the ``SampledLoss`` arguments (all optional: the layer provides them).
     """
-
-    def _sampled_loss(self, layer, labels, inputs, num_true):
-        options, sampler = self._options(layer, num_true)
-        options["sampled_values"] = sampler.sample(labels, num_true, options["num_sampled"])
-        return nn.sampled_softmax_loss(labels=labels, inputs=inputs, **options)
 
 
 @keras.saving.register_keras_serializable(package="tf_sampling")
 class NCELoss(SampledLoss):
     """NCE in ``fit``, exact full sigmoid cross-entropy (summed over classes) in ``evaluate``.
 
-    Pair it with ``tf_sampling.layers.NCE``. Takes the ``SampledLoss``
-    arguments.
+    Pair it with an ``NCE`` output layer. Takes the ``SampledLoss`` arguments.
     """
 
-    objective = _targets.SIGMOID
-
-    def _sampled_loss(self, layer, labels, inputs, num_true):
-        options, sampler = self._options(layer, num_true)
-        options["sampled_values"] = sampler.sample(labels, num_true, options["num_sampled"])
-        return nn.nce_loss(labels=labels, inputs=inputs, **options)
+    objective = full_loss.SIGMOID
+    sampled_loss_fn = staticmethod(sampled_losses.nce_loss)
 
 
 @keras.saving.register_keras_serializable(package="tf_sampling")
 class RankSampledSoftmaxLoss(SampledLoss):
     """TAPAS in ``fit``, exact full-softmax cross-entropy in ``evaluate``.
 
-    Pair it with ``tf_sampling.layers.RankSampledSoftmax``, whose
-    ``num_resampled`` and (variable) ``resampling_temperature`` it uses.
+    Pair it with a ``RankSampledSoftmax`` output layer, whose ``num_resampled``
+    and (variable) ``resampling_temperature`` it uses.
 
     Args:
       num_resampled: Optional int; overrides the layer's (required with a
-        layer that is not a ``RankSampledSoftmax``).
+        layer that has none).
       resampling_temperature: Optional float > 0; overrides the layer's
-        variable (required with a layer that is not a ``RankSampledSoftmax``).
+        variable (required with a layer that has none).
       **kwargs: ``SampledLoss`` arguments.
     """
+
+    sampled_loss_fn = staticmethod(rank_sampled_softmax_loss)
 
     def __init__(self, num_resampled: int | None = None, resampling_temperature=None, **kwargs):
         super().__init__(**kwargs)
         if num_resampled is not None or resampling_temperature is not None:
-            check_resampling(
+            validation.check_resampling(
                 1 if num_resampled is None else num_resampled,
                 2**62 if kwargs.get("num_sampled") is None else kwargs["num_sampled"],
                 1.0 if resampling_temperature is None else resampling_temperature,
@@ -276,27 +298,18 @@ class RankSampledSoftmaxLoss(SampledLoss):
         self.num_resampled = num_resampled
         self.resampling_temperature = resampling_temperature
 
-    def _sampled_loss(self, layer, labels, inputs, num_true):
-        options, sampler = self._options(layer, num_true)
-        is_rank = isinstance(layer, RankSampledSoftmax)
-        num_resampled = self.num_resampled or (layer.num_resampled if is_rank else None)
+    def _extra_options(self, layer, options: dict) -> dict:
+        num_resampled = self.num_resampled or getattr(layer, "num_resampled", None)
         temperature = self.resampling_temperature
-        if temperature is None and is_rank:
+        if temperature is None and getattr(layer, "resampling_temperature", None) is not None:
             temperature = layer.resampling_temperature.value
         if num_resampled is None or temperature is None:
             raise ValueError(
                 "RankSampledSoftmaxLoss needs `num_resampled` and `resampling_temperature`: set "
                 f"them on the loss, or use a RankSampledSoftmax layer (got '{layer.name}')."
             )
-        check_resampling(num_resampled, options["num_sampled"], 1.0)
-        options["sampled_values"] = sampler.sample(labels, num_true, options["num_sampled"])
-        return nn.rank_sampled_softmax_loss(
-            labels=labels,
-            inputs=inputs,
-            num_resampled=num_resampled,
-            resampling_temperature=temperature,
-            **options,
-        )
+        validation.check_resampling(num_resampled, options["num_sampled"], 1.0)
+        return dict(num_resampled=num_resampled, resampling_temperature=temperature)
 
     def get_config(self) -> dict:
         config = super().get_config()

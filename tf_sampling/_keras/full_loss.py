@@ -1,4 +1,4 @@
-"""Keras targets (``y_true``) and the exact full-softmax / full-sigmoid losses.
+"""Keras' ``y_true``/``y_pred`` shapes, and the exact loss over every class.
 
 Keras hands a loss ``y_true`` of shape ``[*batch]`` (or ``[*batch, num_true]``)
 next to a ``y_pred`` of shape ``[*batch, features]``, where ``*batch`` is
@@ -12,6 +12,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tf_sampling._core import validation
+from tf_sampling._keras import output_tags
 
 SOFTMAX = "softmax"
 SIGMOID = "sigmoid"
@@ -125,26 +126,47 @@ def full_cross_entropy(
         targets = target_distribution(labels, num_true, num_classes)
         per_class = tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits)
         return tf.reduce_sum(per_class, axis=1)
-    raise ValueError(f"objective must be {SOFTMAX!r} or {SIGMOID!r}, got {objective!r}.")
+    raise ValueError(f"`objective` must be {SOFTMAX!r} or {SIGMOID!r}, got {objective!r}.")
 
 
-def as_logits(y_pred: tf.Tensor, probabilities_of: str | None) -> tf.Tensor:
-    """Returns float32 logits from a layer output.
+def logits_of(y_pred: tf.Tensor) -> tf.Tensor | None:
+    """float32 logits behind an output, or None for the hidden activations of training.
 
     Args:
-      y_pred: The output, logits or probabilities.
-      probabilities_of: None when ``y_pred`` already holds logits; ``"softmax"``
-        or ``"sigmoid"`` for probabilities made by that function.
+      y_pred: A ``tf_sampling.layers`` output (tagged), or untagged logits of
+        any other model (taken as they are).
 
     Returns:
-      tf.Tensor: float32 logits (for softmax probabilities, ``log(p)``, which
-      gives the same softmax).
+      tf.Tensor | None: float32 ``[*batch, num_classes]`` logits. For
+      ``"probabilities"`` outputs these are the logits the layer computed them
+      from, so a true-class probability of 2e-9 still gives its exact loss
+      (taking ``log`` of the rounded probability would not); without them
+      (a tensor that lost them) the probabilities' own logits.
     """
-    y_pred = tf.cast(y_pred, tf.float32)
-    if probabilities_of is None:
-        return y_pred
+    found = output_tags.get_tag(y_pred)
+    if found is None or found.kind == output_tags.LOGITS:
+        return tf.cast(y_pred, tf.float32)
+    if found.kind == output_tags.HIDDEN:
+        return None
+    if found.logits is not None:
+        return tf.cast(found.logits, tf.float32)
+    return probabilities_to_logits(y_pred, found.layer.objective)
+
+
+def probabilities_to_logits(probabilities: tf.Tensor, objective: str) -> tf.Tensor:
+    """Logits that give back ``probabilities`` under the ``objective``'s activation.
+
+    Args:
+      probabilities: float ``[..., num_classes]``, softmax or sigmoid outputs.
+      objective: ``"softmax"`` (returns ``log(p)``, which has the same
+        softmax) or ``"sigmoid"`` (returns ``log(p) - log(1 - p)``).
+
+    Returns:
+      tf.Tensor: float32 logits, with ``p`` clipped to ``[1e-7, 1 - 1e-7]``.
+    """
+    validation.check_choice(objective, "objective", (SOFTMAX, SIGMOID))
     eps = 1e-7
-    p = tf.clip_by_value(y_pred, eps, 1.0 - eps)
-    if probabilities_of == SOFTMAX:
+    p = tf.clip_by_value(tf.cast(probabilities, tf.float32), eps, 1.0 - eps)
+    if objective == SOFTMAX:
         return tf.math.log(p)
     return tf.math.log(p) - tf.math.log1p(-p)

@@ -4,10 +4,10 @@ Keras computes ``y_pred = model(x, training=...)`` and then ``loss(y_true, y_pre
 the loss never sees the model. So each of our output layers attaches an
 ``OutputTag`` (the layer and what the tensor holds) to the tensor it returns,
 as a Python attribute -- the same mechanism Keras uses for ``_keras_mask``. The
-losses and metrics in ``tf_sampling.losses`` read the tag to find the layer's
-class weights (training) or to know whether they got logits or probabilities
-(evaluation). Nothing about the tag is saved: a reloaded model's layer tags its
-outputs again, so a reloaded loss finds it the same way.
+losses and metrics read the tag to find the layer's class weights (training)
+or to know whether they got logits or probabilities (evaluation). Nothing
+about the tag is saved: a reloaded model's layer tags its outputs again, so a
+reloaded loss finds it the same way.
 """
 
 from __future__ import annotations
@@ -24,6 +24,19 @@ KINDS = (HIDDEN, LOGITS, PROBABILITIES)
 _ATTRIBUTE = "_tf_sampling_output"
 
 
+class OutputHead:
+    """Marker base of the output layers the losses and metrics work with.
+
+    ``tf_sampling.layers.SampledOutputLayer`` derives from it; the losses test
+    ``isinstance(layer, OutputHead)`` instead of importing the layers. What a
+    loss reads from a head: ``num_classes``, ``num_sampled``, ``num_true``,
+    ``sampler``, ``remove_accidental_hits``, ``partition_strategy``, ``kernel``,
+    ``bias``, ``objective`` (``"softmax"`` or ``"sigmoid"``), ``output_mode``,
+    ``input_dim`` once built, and for TAPAS ``num_resampled`` and the
+    ``resampling_temperature`` variable.
+    """
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class OutputTag:
     """What an output layer returned.
@@ -32,28 +45,33 @@ class OutputTag:
       layer: The ``tf_sampling.layers`` output layer that produced the tensor.
       kind: ``"hidden"`` (training: the input activations, passed through),
         ``"logits"`` or ``"probabilities"`` (evaluation and inference).
+      logits: For ``"probabilities"``, the logits they were computed from (so
+        losses and metrics need not take the log of a rounded probability);
+        None otherwise.
     """
 
     layer: object
     kind: str
+    logits: tf.Tensor | None = None
 
 
-def tag(tensor: tf.Tensor, layer, kind: str) -> tf.Tensor:
+def tag(tensor: tf.Tensor, layer, kind: str, logits: tf.Tensor | None = None) -> tf.Tensor:
     """Returns a new tensor equal to ``tensor`` carrying an ``OutputTag``.
 
     Args:
       tensor: The layer's output.
       layer: The layer.
       kind: One of ``KINDS``.
+      logits: The logits behind ``"probabilities"``.
 
     Returns:
       tf.Tensor: ``tf.identity(tensor)`` with the tag attached (a new tensor, so
       the layer's input is never marked).
     """
     if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
+        raise ValueError(f"`kind` must be one of {KINDS}, got {kind!r}.")
     out = tf.identity(tensor)
-    setattr(out, _ATTRIBUTE, OutputTag(layer, kind))
+    setattr(out, _ATTRIBUTE, OutputTag(layer, kind, logits))
     return out
 
 
