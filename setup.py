@@ -53,7 +53,17 @@ class BuildPyWithBazel(build_py):
     def run(self):
         # Build against the TensorFlow of the Python running this install.
         env = {**os.environ, "PYTHON": sys.executable}
-        subprocess.check_call(["bash", str(ROOT / "custom_ops" / "build.sh")], cwd=ROOT, env=env)
+        try:
+            subprocess.check_call(
+                ["bash", str(ROOT / "custom_ops" / "build.sh")], cwd=ROOT, env=env
+            )
+        except subprocess.CalledProcessError as err:
+            # The [configure]/[build] lines above say why; no Python traceback on top.
+            raise SystemExit(
+                f"tf_sampling: custom_ops/build.sh failed (exit {err.returncode}; see the "
+                "[configure]/[build] lines above). Install TensorFlow in this environment "
+                "first and build without isolation: pip install --no-build-isolation ."
+            ) from None
         super().run()
 
 
