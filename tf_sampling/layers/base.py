@@ -96,12 +96,12 @@ class SampledOutputLayer(keras.layers.Layer, output_tags.OutputHead):
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.num_shards = validation.check_int(num_shards, "num_shards", 1)
-        if self.num_shards > self.num_classes:
-            raise ValueError(
-                f"`num_shards` must be <= num_classes={self.num_classes}, got "
-                f"num_shards={self.num_shards}."
-            )
+        self.num_shards = validation.check_at_most(
+            validation.check_int(num_shards, "num_shards", 1),
+            "num_shards",
+            self.num_classes,
+            "num_classes: every shard holds a class",
+        )
         self.partition_strategy = validation.check_partition_strategy(partition_strategy)
         self.supports_masking = True
         # TensorFlow's candidate-sampler ops have no XLA kernels: keep Keras'
