@@ -162,12 +162,26 @@ def _block_logits(x, w_shard, b_shard, start, size: int, dtype):
 def _in_block(label_shard, label_row, shard: int, start, size: int):
     """Which labels fall in the block, and their columns in it (0 where not)."""
     offset = label_row - tf.cast(start, tf.int64)
-    hit = (label_shard == shard) & (offset >= 0) & (offset < size)
+    # tf.equal: `==` on tensors is identity, not elementwise, in TF1 graphs.
+    hit = tf.equal(label_shard, shard) & (offset >= 0) & (offset < size)
     return hit, tf.cast(tf.where(hit, offset, 0), tf.int32)
 
 
+def _row_buffer(shape, dtype) -> tf.Tensor:
+    """A fresh ``shape`` tensor for :func:`_write_rows` to fill completely.
+
+    ``InplaceUpdate`` writes into its input's buffer whatever else holds it,
+    so the buffer must be new on every run and never shared: ``Empty`` is a
+    stateful op (no constant folding, no merging of equal ops), unlike
+    ``tf.zeros``. Under XLA the scatter is functional and zeros are fine.
+    """
+    if _get_xla_context() is not None:
+        return tf.zeros(shape, dtype)
+    return tf.raw_ops.Empty(shape=list(shape), dtype=dtype, init=False)
+
+
 def _write_rows(buffer: tf.Tensor, start, block: tf.Tensor) -> tf.Tensor:
-    """``buffer[start:start + len(block)] = block``, in place where TF allows.
+    """``buffer[start:start + len(block)] = block``, in place outside XLA.
 
     Measured on CPU in a ``tf.while_loop``: ``InplaceUpdate`` reuses the
     buffer (``tensor_scatter_nd_update`` copies it every iteration) but has no
@@ -378,8 +392,8 @@ def _chunked_loss(
                         graph_step,
                         (
                             dx,
-                            tf.zeros(w_shards[shard].shape, w_dtype),
-                            tf.zeros(b_shards[shard].shape, b_dtype),
+                            _row_buffer(w_shards[shard].shape, w_dtype),
+                            _row_buffer(b_shards[shard].shape, b_dtype),
                         ),
                     )
                     dws.append(dw)
