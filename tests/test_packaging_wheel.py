@@ -1,8 +1,8 @@
 """The wheel end to end: `python -m build --wheel --no-isolation`, then install it elsewhere.
 
 Builds the op with Bazel (a cache hit right after `scripts/setup.sh`), so it is marked slow.
-The fresh venv sees the running environment's TensorFlow through a `.pth` file instead of
-downloading one: what is checked is the wheel (its tag, its files, that pip installs it with
+The fresh venv sees the running environment's TensorFlow (not its tf_sampling) through a
+`.pth` file instead of downloading one: what is checked is the wheel (its tag, its files, that pip installs it with
 no index and so fetches no TensorFlow, that the installed copy imports and runs the op), not
 pip's TensorFlow.
 """
@@ -67,8 +67,14 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_the_op(wheel, tmp_path):
     site = _run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]
     ).stdout.strip()
-    # This environment's TensorFlow, Keras, NumPy, visible after the venv's own site-packages.
-    (pathlib.Path(site) / "parent_env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # This environment's TensorFlow, Keras, NumPy..., visible after the venv's own
+    # site-packages, but not its installed tf_sampling (pip would take it as installed).
+    view = tmp_path / "parent_site_packages"
+    view.mkdir()
+    for entry in pathlib.Path(sysconfig.get_paths()["purelib"]).iterdir():
+        if not entry.name.lower().replace("-", "_").startswith("tf_sampling"):
+            (view / entry.name).symlink_to(entry)
+    (pathlib.Path(site) / "parent_env.pth").write_text(f"{view}\n")
     # --no-index: had the wheel required a TensorFlow that is not there, pip would fail here.
     _run([str(python), "-m", "pip", "install", "-q", "--no-index", str(wheel)])
     code = textwrap.dedent(
