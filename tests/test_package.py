@@ -183,7 +183,12 @@ def test_readme_states_the_range_of_version_py():
 
 def test_no_script_types_a_tensorflow_range():
     """setup.py and the scripts read the range from version.py; none writes a specifier."""
-    files = [ROOT / "setup.py", *(ROOT / "scripts").iterdir(), *(ROOT / ".ci").iterdir()]
+    files = [
+        ROOT / "setup.py",
+        ROOT / "pyproject.toml",
+        *(ROOT / "scripts").iterdir(),
+        *(ROOT / ".ci").iterdir(),
+    ]
     typed = re.compile(r"tensorflow[\w\-\[\]]*\s*[<>=~!]=?\s*\d")
     for path in filter(pathlib.Path.is_file, files):
         text = path.read_text()
