@@ -40,6 +40,7 @@ def run(
     cotangent,
     sampled_values=None,
     wrap=None,
+    convert_sampled_values=True,
     **kwargs,
 ):
     """Evaluates ``loss_fn`` and its gradients.
@@ -55,6 +56,8 @@ def run(
       sampled_values: optional triple of arrays.
       wrap: optional callable turning the list of shard variables into the
         ``weights``/``biases`` argument (default: the single variable or the list).
+      convert_sampled_values: whether each entry of ``sampled_values`` becomes a
+        ``tf.constant`` (default) or is passed as given (Python lists...).
       **kwargs: passed to ``loss_fn``.
 
     Returns:
@@ -63,7 +66,9 @@ def run(
     wrap = wrap or (lambda vs: vs[0] if len(vs) == 1 else vs)
 
     def body(w_vars, b_vars, x):
-        sv = None if sampled_values is None else tuple(tf.constant(v) for v in sampled_values)
+        sv = sampled_values
+        if sv is not None and convert_sampled_values:
+            sv = tuple(tf.constant(v) for v in sampled_values)
         loss = loss_fn(
             wrap(w_vars), wrap(b_vars), tf.constant(labels), x, sampled_values=sv, **kwargs
         )

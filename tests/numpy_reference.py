@@ -30,7 +30,8 @@ def sampled_loss(
       biases: ``[num_classes]``.
       labels: ``[batch, num_true]`` ints.
       inputs: ``[batch, dim]``.
-      sampled_values: ``(sampled [S], true_expected [batch, num_true], sampled_expected [S])``.
+      sampled_values: ``(sampled [S], true_expected, sampled_expected)``, the counts
+        of any shape broadcasting to ``[batch, num_true]`` and ``[batch, S]``.
       remove_accidental_hits: bool.
       cotangent: ``[batch]``.
 
@@ -42,15 +43,15 @@ def sampled_loss(
     x = inputs.astype(np.float64)
     labels = np.asarray(labels).reshape(len(x), -1)
     sampled = np.asarray(sampled_values[0])
-    true_expected, sampled_expected = (np.asarray(v, np.float64) for v in sampled_values[1:])
     num_true = labels.shape[1]
+    # Expected counts broadcast against the logits, as in TF.
+    true_expected = np.broadcast_to(np.asarray(sampled_values[1], np.float64), labels.shape)
+    sampled_expected = np.broadcast_to(
+        np.asarray(sampled_values[2], np.float64), (len(x), len(sampled))
+    )
     ids = np.concatenate([labels, np.broadcast_to(sampled, (len(x), len(sampled)))], axis=1)
     logits = np.einsum("bd,bcd->bc", x, w[ids]) + b[ids]
-    log_q = np.log(
-        np.concatenate(
-            [true_expected, np.broadcast_to(sampled_expected, (len(x), len(sampled)))], 1
-        )
-    )
+    log_q = np.log(np.concatenate([true_expected, sampled_expected], 1))
     logits = logits - log_q
     masked = np.zeros_like(logits, dtype=bool)
     if remove_accidental_hits:
@@ -79,3 +80,27 @@ def sampled_loss(
     np.add.at(d_weights, ids, d_logits[:, :, None] * x[:, None, :])
     np.add.at(d_biases, ids, d_logits)
     return loss, d_weights, d_biases, d_inputs
+
+
+def rank_resampled_values(weights, biases, inputs, sampled_values, num_resampled, temperature):
+    """TAPAS' second pass (Bai et al. 2017): the ``num_resampled`` best-scoring candidates.
+
+    The score of candidate ``c`` is ``logsumexp_j((w_c . x_j + b_c) / T)`` over
+    the batch rows ``j``; the kept candidates keep their first-pass sampled
+    expected counts (last axis), the true expected counts are unchanged.
+
+    Returns:
+      tuple: ``(kept ids, true_expected, kept sampled_expected)``.
+    """
+    w = weights.astype(np.float64)
+    b = biases.astype(np.float64)
+    x = inputs.astype(np.float64)
+    candidates = np.asarray(sampled_values[0])
+    z = (w[candidates] @ x.T + b[candidates][:, None]) / temperature
+    m = z.max(axis=1, keepdims=True)
+    scores = m[:, 0] + np.log(np.exp(z - m).sum(axis=1))
+    keep = np.argsort(-scores, kind="stable")[:num_resampled]
+    sampled_expected = np.asarray(sampled_values[2], np.float64)
+    if sampled_expected.ndim >= 1 and sampled_expected.shape[-1] == len(candidates):
+        sampled_expected = sampled_expected[..., keep]
+    return candidates[keep], sampled_values[1], sampled_expected

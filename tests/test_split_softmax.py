@@ -68,3 +68,37 @@ def test_works_in_a_tf1_graph():
     np.testing.assert_allclose(values, np.log(2 * np.e + 5) - 1, rtol=1e-6)
     np.testing.assert_allclose(grad_true, np.e / (2 * np.e + 5) - 0.5, rtol=1e-5)
     np.testing.assert_allclose(grad_sampled, 1 / (2 * np.e + 5), rtol=1e-5)
+
+
+def _float64_reference(true_logits, sampled_logits):
+    """Loss and gradient (upstream 1) from the formula, in float64."""
+    z = np.concatenate([true_logits, sampled_logits], 1).astype(np.float64)
+    m = z.max(axis=1, keepdims=True)
+    with np.errstate(over="ignore"):  # a logit 2 * max below the max: exp gives 0 anyway
+        shifted = z - m
+    num_true = true_logits.shape[1]
+    target = np.zeros_like(z)
+    target[:, :num_true] = 1.0 / num_true
+    # logsumexp(z) - mean(true z), both relative to the max, so nothing overflows.
+    loss = np.log(np.exp(shifted).sum(axis=1)) - shifted[:, :num_true].mean(axis=1)
+    softmax = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    return loss, softmax - target
+
+
+@pytest.mark.parametrize("num_true", [2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_huge_finite_true_logits_do_not_overflow_their_mean(num_true, dtype):
+    """Item 7 of issue 12: true logits near the dtype's max summed to inf (loss -inf)."""
+    big = 2.25e38 if dtype == np.float32 else 1.2e308
+    true_logits = np.full((2, num_true), big, dtype)
+    true_logits[1, 0] = big * 0.999  # one slightly smaller: its softmax share is ~0
+    sampled_logits = np.array([[0.0, 1.0, -big], [big * 0.5, 3.0, 2.0]], dtype)
+    upstream = tf.constant(np.ones(2, dtype))
+    losses, grad_true, grad_sampled = loss_and_grads(
+        split_softmax_cross_entropy, true_logits, sampled_logits, upstream
+    )
+    expected, expected_grad = _float64_reference(true_logits, sampled_logits)
+    assert np.all(np.isfinite(losses)), losses
+    np.testing.assert_allclose(losses, expected, rtol=1e-6)
+    np.testing.assert_allclose(grad_true, expected_grad[:, :num_true], atol=1e-6)
+    np.testing.assert_allclose(grad_sampled, expected_grad[:, num_true:], atol=1e-6)

@@ -55,7 +55,9 @@ def class_tables(
         ("weights", weights, 1, "[num_classes, dim]"),
         ("biases", biases, 0, "[num_classes]"),
     ):
+        validation.check_table(params, arg_name, shape)
         table = sharding.as_sharded_table(params, partition_strategy, arg_name)
+        validation.check_floating(table.dtype, arg_name)
         if table.num_rows != num_classes:
             what = "shard sizes" if len(table.shards) > 1 else "first dimension"
             raise ValueError(

@@ -107,13 +107,9 @@ def check_inputs(inputs: tf.Tensor) -> tf.Tensor:
     if not inputs.dtype.is_floating:
         raise TypeError(f"`inputs` must be a floating-point tensor, got dtype {inputs.dtype.name}.")
     if inputs.shape.rank is None:
-        check = tf.raw_ops.Assert(
-            condition=tf.equal(tf.rank(inputs), 2),
-            data=["`inputs` must have shape [batch_size, dim], got shape", tf.shape(inputs)],
-            summarize=8,
-        )
-        with tf.control_dependencies([check]):
-            return tf.ensure_shape(inputs, [None, None])
+        # In the data path (grappler may run a matmul before a control-dependency
+        # assert); the error reads "Shape of tensor inputs [...] is not compatible ...".
+        return tf.ensure_shape(tf.identity(inputs, name="inputs"), [None, None])
     if inputs.shape.rank != 2:
         raise ValueError(f"`inputs` must have shape [batch_size, dim], got shape {inputs.shape}.")
     return inputs
@@ -427,7 +423,19 @@ def check_sampled_values(
             f"[{num_sampled}], got shape {sampled.shape}."
         )
     if not sampled.shape.is_fully_defined():
-        sampled = tf.ensure_shape(sampled, [num_sampled], name="check_sampled_candidates_shape")
+        check = tf.raw_ops.Assert(
+            condition=tf.logical_and(
+                tf.equal(tf.rank(sampled), 1), tf.equal(tf.size(sampled), num_sampled)
+            ),
+            data=[
+                "`sampled_values[0]` (sampled_candidates) must have shape [num_sampled] = "
+                f"[{num_sampled}], got shape",
+                tf.shape(sampled),
+            ],
+            summarize=8,
+        )
+        with tf.control_dependencies([check]):
+            sampled = tf.reshape(sampled, [num_sampled])
     true_expected = check_expected_counts(
         sampled_values[1], "sampled_values[1] (true_expected_count)"
     )
