@@ -173,3 +173,27 @@ def test_example_tf1_migration_runs():
     after = dict(item.split("=") for item in lines[2].split()[1:])
     assert float(after["recall@1"]) > 0.3, result.stdout
     assert lines[-1] == "OK"
+
+
+def test_tf1_graph_with_tf_test_shaped_inputs_through_the_shim():
+    """TF1 placeholders of unknown batch size, [batch, 1] true counts with num_true=2 and
+    contrib's list-valued sampled_values: the shim gives TensorFlow's numbers and rejects
+    labels of another batch size at run time."""
+    rng = np.random.default_rng(4)
+    w = rng.normal(size=(NUM_CLASSES, DIM)).astype(np.float32)
+    b = rng.normal(size=(NUM_CLASSES,)).astype(np.float32)
+    x = rng.normal(size=(BATCH, DIM)).astype(np.float32)
+    y = rng.integers(0, NUM_CLASSES, size=(BATCH, 2))
+    sampled_values = ([3, 4, 5, 6, 7], [[0.5]] * BATCH, [0.5, 0.4, 0.3, 0.2, 0.1])
+    with tf1.Graph().as_default():
+        inputs = tf1.placeholder(tf.float32, [None, DIM])
+        labels = tf1.placeholder(tf.int64, [None, None])
+        common = dict(weights=w, biases=b, labels=labels, inputs=inputs, num_sampled=5,
+                      num_classes=NUM_CLASSES, num_true=2, sampled_values=sampled_values)
+        pairs = [(getattr(compat_v1.nn, n)(**common), getattr(tf1.nn, n)(**common))
+                 for n in ("sampled_softmax_loss", "nce_loss")]
+        with tf1.Session() as sess:
+            for ours, theirs in sess.run(pairs, {inputs: x, labels: y}):
+                np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+            with pytest.raises(tf.errors.InvalidArgumentError, match="`labels` must have shape"):
+                sess.run(pairs[0][0], {inputs: x, labels: y[:1]})

@@ -337,3 +337,18 @@ def test_retracing_over_batch_sizes_keeps_the_numbers(name):
         )
     with pytest.raises(tf.errors.InvalidArgumentError, match="`labels` must have shape"):
         loss(p["labels"][:1], p["inputs"][:3], sv[1][:1])
+
+
+def test_full_logits_argument_errors():
+    from tf_sampling._core.full_logits import full_logits
+
+    p = problem()
+    w, b, x = p["weights"], p["biases"], p["inputs"]
+    with pytest.raises(TypeError, match="`inputs` must be floating-point, got dtype int32"):
+        full_logits(w, b, x.astype(np.int32))
+    with pytest.raises(TypeError, match="`biases` must be .* got None"):
+        full_logits(w, None, x)
+    with pytest.raises(TypeError, match="`weights` must be floating-point, got dtype int64"):
+        full_logits(w.astype(np.int64), b, x)
+    with pytest.raises(ValueError, match=r"`biases` must have the shard sizes .*\[6, 6\].*\[12\]"):
+        full_logits([w[0::2], w[1::2]], b, x)

@@ -25,20 +25,26 @@ def full_logits(weights, biases, inputs, partition_strategy: str = "mod") -> tf.
     Returns:
       tf.Tensor: ``[..., num_classes]`` logits in float32 (float64 when an
       operand is float64).
+
+    Raises:
+      TypeError: a missing table, or non-float inputs or tables.
+      ValueError: a bad ``partition_strategy``, or bias shards that do not
+        match the weight shards.
     """
     with tf.name_scope("full_logits"):
         inputs = tf.convert_to_tensor(inputs, name="inputs")
-        if not inputs.dtype.is_floating:
-            raise TypeError(
-                f"`inputs` must be a floating-point tensor, got dtype {inputs.dtype.name}."
-            )
+        validation.check_floating(inputs.dtype, "inputs")
         validation.check_partition_strategy(partition_strategy)
+        validation.check_table(weights, "weights", "[num_classes, dim]")
+        validation.check_table(biases, "biases", "[num_classes]")
         weight_table = sharding.as_sharded_table(weights, partition_strategy, "weights")
         bias_table = sharding.as_sharded_table(biases, partition_strategy, "biases")
+        validation.check_floating(weight_table.dtype, "weights")
+        validation.check_floating(bias_table.dtype, "biases")
         if weight_table.sizes != bias_table.sizes:
             raise ValueError(
-                f"`weights` shard sizes {list(weight_table.sizes)} and `biases` shard sizes "
-                f"{list(bias_table.sizes)} differ."
+                f"`biases` must have the shard sizes of `weights` {list(weight_table.sizes)}, "
+                f"got shard sizes {list(bias_table.sizes)}."
             )
         dtype = compute_dtype(inputs.dtype, weight_table.dtype)
         x = tf.cast(inputs, dtype)
