@@ -66,10 +66,18 @@ echo "[setup] TensorFlow: $tf_install"
 "$py" -m pip install -q --disable-pip-version-check "$tf_install"
 echo "[setup] building the op with Bazel and installing tf_sampling${spec}"
 "$py" -m pip install -q --disable-pip-version-check --no-build-isolation ".${spec}"
-"$py" - <<'PY'
+# The check's stderr (TensorFlow's start-up INFO lines) is shown only if it fails.
+check_log="$(mktemp)"
+trap 'rm -f "$check_log"' EXIT
+if ! "$py" - 2>"$check_log" <<'PY'
 import tensorflow as tf
 
 import tf_sampling
 
 print(f"[setup] tf_sampling {tf_sampling.__version__} on TensorFlow {tf.__version__}: ready")
 PY
+then
+  cat "$check_log" >&2
+  echo "[setup] .venv cannot import tf_sampling (output above)" >&2
+  exit 1
+fi
