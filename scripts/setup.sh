@@ -39,16 +39,8 @@ if ((${#extras[@]})); then spec="[$(IFS=,; echo "${extras[*]}")]"; fi
 # TensorFlow's pre-initialisation logging honours this for most messages.
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 
-tf_dist="${TF_SAMPLING_TENSORFLOW:-}"
-if [[ -z "$tf_dist" ]]; then
-  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
-    tf_dist="tensorflow[and-cuda]"
-  elif [[ "$(uname -s)-$(uname -m)" == Linux-x86_64 ]]; then
-    tf_dist="tensorflow-cpu"
-  else
-    tf_dist="tensorflow"
-  fi
-fi
+# tensorflow[and-cuda], tensorflow-cpu or tensorflow (or $TF_SAMPLING_TENSORFLOW).
+tf_dist="$("$py" scripts/tf_requirement.py choose)"
 # Sets tf_uninstall (other TensorFlow distributions to remove first: two in one
 # site-packages overwrite each other's files) and tf_install (the requirement,
 # in tf_sampling/version.py's range; the same version when switching builds).

@@ -44,16 +44,7 @@ if ! ((${#versions[@]})); then
   read -r -a versions <<<"$(python3 scripts/tf_requirement.py tested)"
 fi
 
-dist="${TF_SAMPLING_TENSORFLOW:-}"
-if [[ -z "$dist" ]]; then
-  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
-    dist="tensorflow[and-cuda]"
-  elif [[ "$(uname -s)-$(uname -m)" == Linux-x86_64 ]]; then
-    dist="tensorflow-cpu"
-  else
-    dist="tensorflow"
-  fi
-fi
+dist="$(python3 scripts/tf_requirement.py choose)"
 mkdir -p "$workdir"
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 

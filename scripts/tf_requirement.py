@@ -11,6 +11,8 @@ own (it needs no TensorFlow) and answers in shell-friendly lines:
         # tensorflow-cpu>=MIN,<MAX             (MIN_TF_VERSION, MAX_TF_VERSION_EXCLUSIVE)
     python scripts/tf_requirement.py tested
         # the oldest and newest release the suite is run on (TESTED_TF_VERSIONS)
+    python scripts/tf_requirement.py choose
+        # tensorflow-cpu   the build that fits this machine (see choose_distribution)
 
 Run it with the Python of the environment it is about (``plan`` reads that
 environment's installed distributions).
@@ -19,9 +21,13 @@ environment's installed distributions).
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import pathlib
+import platform
 import re
 import shlex
+import shutil
+import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -90,6 +96,40 @@ def plan(wanted: str, installed: dict[str, str], versions: dict) -> tuple[list[s
     return uninstall, requirement
 
 
+def choose_distribution(override: str, has_nvidia_gpu: bool, system: str, machine: str) -> str:
+    """Returns the TensorFlow build that fits a machine.
+
+    Args:
+      override: str, ``$TF_SAMPLING_TENSORFLOW``; when not empty it is the answer.
+      has_nvidia_gpu: bool, whether ``nvidia-smi -L`` lists a GPU.
+      system: str, ``platform.system()``, e.g. ``"Linux"``.
+      machine: str, ``platform.machine()``, e.g. ``"x86_64"``.
+
+    Returns:
+      str: ``"tensorflow[and-cuda]"`` with an NVIDIA GPU; ``"tensorflow-cpu"``
+      on other Linux x86-64 machines (no CUDA probing at import, so none of
+      its ``cuInit`` errors); ``"tensorflow"`` elsewhere (macOS, aarch64),
+      where that is the CPU build.
+    """
+    if override:
+        return override
+    if has_nvidia_gpu:
+        return "tensorflow[and-cuda]"
+    if system == "Linux" and machine.lower() in ("x86_64", "amd64"):
+        return "tensorflow-cpu"
+    return "tensorflow"
+
+
+def _has_nvidia_gpu() -> bool:
+    if shutil.which("nvidia-smi") is None:
+        return False
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0 and any(line.startswith("GPU") for line in out.stdout.splitlines())
+
+
 def main(argv: list[str]) -> int:
     try:
         return _answer(argv, load_version_module())
@@ -107,6 +147,16 @@ def _answer(argv: list[str], versions: dict) -> int:
         return 0
     if len(argv) == 2 and argv[0] == "requirement":
         print(versions["tensorflow_requirement"](argv[1]))
+        return 0
+    if argv == ["choose"]:
+        choice = choose_distribution(
+            os.environ.get("TF_SAMPLING_TENSORFLOW", ""),
+            _has_nvidia_gpu(),
+            platform.system(),
+            platform.machine(),
+        )
+        versions["tensorflow_requirement"](choice)  # Validates an override.
+        print(choice)
         return 0
     if argv == ["tested"]:
         print(" ".join(versions["TESTED_TF_VERSIONS"]))

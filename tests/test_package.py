@@ -364,3 +364,28 @@ def test_setup_plan_rejects_an_unknown_distribution(capsys):
     assert "got 'tensorflow-gpu'" in capsys.readouterr().err
     assert script["main"](["tested"]) == 0
     assert capsys.readouterr().out.split() == list(version.TESTED_TF_VERSIONS)
+
+
+@pytest.mark.parametrize(
+    "override, gpu, system, machine, expected",
+    [
+        ("", False, "Linux", "x86_64", "tensorflow-cpu"),
+        ("", True, "Linux", "x86_64", "tensorflow[and-cuda]"),
+        ("", False, "Linux", "aarch64", "tensorflow"),
+        ("", False, "Darwin", "arm64", "tensorflow"),
+        ("tensorflow", False, "Linux", "x86_64", "tensorflow"),
+        ("tensorflow-cpu", True, "Linux", "x86_64", "tensorflow-cpu"),
+    ],
+)
+def test_setup_chooses_the_tensorflow_build_that_fits_the_machine(
+    override, gpu, system, machine, expected
+):
+    choose = _tf_requirement_script()["choose_distribution"]
+    assert choose(override, gpu, system, machine) == expected
+
+
+def test_setup_choice_validates_an_override(monkeypatch, capsys):
+    script = _tf_requirement_script()
+    monkeypatch.setenv("TF_SAMPLING_TENSORFLOW", "tensorflow-gpu")
+    assert script["main"](["choose"]) == 2
+    assert "got 'tensorflow-gpu'" in capsys.readouterr().err
