@@ -1,0 +1,629 @@
+"""Candidate samplers in plain TensorFlow ops: XLA-compilable, on any device, checkpointable.
+
+TensorFlow's ``tf.random.*_candidate_sampler`` ops have CPU kernels only and
+no XLA kernels, so a training step that calls them cannot be compiled with
+``tf.function(jit_compile=True)`` (or ``model.compile(jit_compile=True)``).
+The samplers here draw from the same distributions with ordinary TensorFlow
+ops (stateless Philox random numbers, gathers, sorts, a while loop of fixed
+shapes), so they run wherever TensorFlow runs, compiled or not:
+
+* ``CompilableLogUniformSampler``: ``P(c) = log((c + 2) / (c + 1)) / log(range_max + 1)``,
+  drawn by its closed-form inverse CDF ``floor(exp(u * log(range_max + 1))) - 1``.
+* ``CompilableUniformSampler``: ``P(c) = 1 / range_max``.
+* ``CompilableFixedUnigramSampler``: ``P(c)`` proportional to ``unigrams[c] ** distortion``
+  (zero on the reserved ids), drawn by a binary search of the cumulative weights.
+* ``CompilableLearnedUnigramSampler``: ``P(c)`` proportional to ``1 + count(c)``, the
+  counts learned from the true classes of earlier calls (sample first, then
+  count, TensorFlow's order), kept in an int64 variable and a Fenwick tree of
+  them: a draw is ``log2(range_max)`` gathers, an update as many scatter-adds
+  per true class; no step touches all ``range_max`` entries.
+
+All of them are Keras layers (``tf_sampling.samplers.get(name, ...,
+compilable=True)`` builds them; ``{"name": name, "compilable": True}`` as a
+layer's ``sampler``), with ``sample(true_classes, num_true, num_sampled)``
+returning the ``(sampled_candidates, true_expected_count,
+sampled_expected_count)`` triple of TensorFlow's samplers. Their random state
+is two int64 variables, the stream key (the seed) and the number of calls so
+far: the draws of call ``n`` are a pure function of ``(key, n)`` (and, for
+the learned sampler, of the counts), so the same seed gives the same draws,
+and a restored checkpoint, ``.keras`` file or SavedModel resumes the stream
+where it was saved. The draws are not TensorFlow's draws (another generator),
+only their distribution is.
+
+What is exact
+-------------
+``unique=False``: each candidate is an independent draw from ``P``, and the
+expected counts are ``P(c) * num_sampled``, as TensorFlow's.
+
+``unique=True``: TensorFlow draws with replacement and rejects repeats until
+it has ``num_sampled`` distinct classes, in the order they first appeared,
+and reports for every class the probability that it appeared in those
+``num_tries`` draws, ``-expm1(num_tries * log1p(-P(c)))`` (``P(c) *
+num_sampled`` when no draw was rejected). Here the same process runs on
+fixed shapes: rounds of ``draws_per_round`` draws with replacement; in each,
+the draws that are new (not seen before, found by a stable sort) are kept in
+order until ``num_sampled`` are held, and ``num_tries`` counts the draws up
+to the one that completed the set. Rounds repeat (a ``tf.while_loop``) until
+the set is complete, so the result has TensorFlow's distribution exactly
+(not an approximation that stops after a fixed number of draws), and the
+expected counts are TensorFlow's formula for that ``num_tries``, computed in
+float32 as TensorFlow does. Only the float rounding of the probabilities can
+differ from TensorFlow's in the last bits: ``P`` is computed in float64 and
+rounded to float32 (TensorFlow sums the fixed-unigram weights in float32).
+
+The log-uniform and fixed-unigram draws use float64 uniforms (float32 would
+not resolve the rarest classes of a million-class table), so they need a
+device with float64 arithmetic (CPUs and GPUs; not TPUs).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_sampling._core import validation
+from tf_sampling.samplers import builtin
+
+__all__ = [
+    "CompilableFixedUnigramSampler",
+    "CompilableLearnedUnigramSampler",
+    "CompilableLogUniformSampler",
+    "CompilableSampler",
+    "CompilableUniformSampler",
+    "expected_count",
+    "first_occurrences",
+    "get",
+]
+
+SampledValues = tuple[tf.Tensor, tf.Tensor, tf.Tensor]
+
+# One counter-based generator everywhere: the same (key, counter) gives the
+# same bits on CPU and GPU, compiled or not.
+_ALG = "philox"
+
+
+def expected_count(probability, num_tries, num_sampled: int) -> tf.Tensor:
+    """TensorFlow's expected count of a class after ``num_tries`` draws, in float32.
+
+    Args:
+      probability: float ``[...]`` probability of each class per draw.
+      num_tries: int64 scalar, number of draws taken (``num_sampled`` when
+        sampling with replacement).
+      num_sampled: int, number of candidates returned.
+
+    Returns:
+      tf.Tensor: float32 ``[...]``: ``probability * num_sampled`` if no draw
+      was rejected, else ``-expm1(num_tries * log1p(-probability))``.
+    """
+    p = tf.cast(probability, tf.float32)
+    tries = tf.cast(num_tries, tf.float32)
+    inclusion = -tf.math.expm1(tries * tf.math.log1p(-p))
+    return tf.where(
+        tf.equal(tf.cast(num_tries, tf.int64), num_sampled), p * float(num_sampled), inclusion
+    )
+
+
+def first_occurrences(values: tf.Tensor) -> tf.Tensor:
+    """Marks the first occurrence of each value of a 1-D tensor (fixed shape, XLA-friendly).
+
+    Args:
+      values: int ``[n]``.
+
+    Returns:
+      tf.Tensor: bool ``[n]``, True where ``values[i]`` differs from every
+      ``values[j]``, ``j < i``.
+    """
+    order = tf.argsort(values, stable=True)
+    ordered = tf.gather(values, order)
+    starts = tf.concat([tf.ones([1], tf.int32), tf.cast(ordered[1:] != ordered[:-1], tf.int32)], 0)
+    return tf.scatter_nd(order[:, None], starts, tf.shape(values)) > 0
+
+
+def _true_classes(true_classes, num_true: int) -> tf.Tensor:
+    true_classes = tf.convert_to_tensor(true_classes)
+    if not true_classes.dtype.is_integer:
+        raise TypeError(
+            f"`true_classes` must be an integer tensor, got dtype {true_classes.dtype.name}."
+        )
+    true_classes = tf.cast(true_classes, tf.int64)
+    shape = true_classes.shape
+    if shape.rank is not None and (shape.rank != 2 or shape[1] not in (None, num_true)):
+        raise ValueError(
+            f"`true_classes` must be [batch_size, num_true={num_true}], got shape {shape}."
+        )
+    return true_classes
+
+
+class CompilableSampler(keras.layers.Layer):
+    """Base of the compilable samplers: random state, the unique rounds, expected counts.
+
+    Subclasses define ``_draw(seed, n)`` (``n`` independent int64 draws) and
+    ``_probability(classes)`` (float64 ``P(c)`` of int64 classes), and may
+    override ``_after_sample(true_classes)`` (state updates after a call).
+
+    Args:
+      range_max: int >= 1, number of classes; candidates are in ``[0, range_max)``.
+      unique: bool, whether the ``num_sampled`` candidates of one call are distinct.
+      seed: Optional int, key of the random stream; None draws one at random
+        (kept in the state, so a restored sampler still continues its stream).
+      draws_per_round: Optional int, draws per round of a unique call
+        (default ``max(2 * num_sampled, 64)``); only speed depends on it.
+      **kwargs: ``keras.layers.Layer`` arguments (``name``, ...).
+
+    Attributes:
+      key: int64 scalar variable, the stream key.
+      step: int64 scalar variable, the number of calls so far.
+    """
+
+    #: Name of the distribution in ``tf_sampling.samplers.get`` / layer configs.
+    sampler_name: str = ""
+    #: Marks samplers a jit-compiled step can call (read by the layers).
+    compilable: bool = True
+
+    def __init__(
+        self,
+        range_max: int,
+        unique: bool = True,
+        seed: int | None = None,
+        draws_per_round: int | None = None,
+        **kwargs,
+    ):
+        kwargs.pop("trainable", None)  # The state is never trained.
+        super().__init__(trainable=False, **kwargs)
+        self.range_max = validation.check_int(range_max, "range_max")
+        self.unique = validation.check_bool(unique, "unique")
+        self.seed = validation.check_seed(seed)
+        self.draws_per_round = (
+            None
+            if draws_per_round is None
+            else validation.check_int(draws_per_round, "draws_per_round")
+        )
+        self.supports_jit = True
+        key = self.seed if self.seed is not None else random.SystemRandom().getrandbits(62)
+        self.key = self._state_weight(
+            "stream_key", lambda shape, dtype=None: tf.constant(key, tf.int64)
+        )
+        self.step = self._state_weight("stream_step", "zeros")
+
+    def _state_weight(self, name: str, initializer, shape=(), dtype="int64"):
+        return self.add_weight(
+            shape=shape,
+            initializer=initializer,
+            dtype=dtype,
+            trainable=False,
+            autocast=False,
+            name=name,
+        )
+
+    def build(self, input_shape=None):
+        """No-op: the state is created in ``__init__``."""
+        self.built = True
+
+    # ---------------------------------------------------------------- sampling
+    def sample(self, true_classes, num_true: int, num_sampled: int) -> SampledValues:
+        """Draws ``num_sampled`` candidates for a batch.
+
+        Args:
+          true_classes: int ``[batch_size, num_true]`` target classes in ``[0, range_max)``.
+          num_true: int >= 1, number of target classes per example.
+          num_sampled: int >= 1, number of candidates.
+
+        Returns:
+          tuple: ``sampled_candidates`` int64 ``[num_sampled]``,
+          ``true_expected_count`` float32 ``[batch_size, num_true]``,
+          ``sampled_expected_count`` float32 ``[num_sampled]``; gradients stopped.
+
+        Raises:
+          TypeError: non-integer ``num_true``, ``num_sampled`` or ``true_classes``.
+          ValueError: ``num_true``/``num_sampled`` < 1, more unique samples
+            than classes that can be drawn, or ``true_classes`` of another shape.
+        """
+        num_true = validation.check_int(num_true, "num_true")
+        num_sampled = validation.check_int(num_sampled, "num_sampled")
+        self._check_sample_size(num_sampled)
+        true_classes = _true_classes(true_classes, num_true)
+        seed = self._next_seed()
+        if self.unique:
+            sampled, num_tries = self._draw_unique(seed, num_sampled)
+        else:
+            sampled = self._draw(seed, num_sampled)
+            num_tries = tf.constant(num_sampled, tf.int64)
+        true_expected = expected_count(self._probability(true_classes), num_tries, num_sampled)
+        sampled_expected = expected_count(self._probability(sampled), num_tries, num_sampled)
+        self._after_sample(true_classes)
+        return tuple(tf.stop_gradient(t) for t in (sampled, true_expected, sampled_expected))
+
+    def call(self, true_classes, num_true: int, num_sampled: int) -> SampledValues:
+        """Same as ``sample``."""
+        return self.sample(true_classes, num_true, num_sampled)
+
+    def _check_sample_size(self, num_sampled: int) -> None:
+        validation.check_sample_size(num_sampled, self.unique, self.range_max)
+
+    def _next_seed(self) -> tf.Tensor:
+        # The counter moves once per call, whatever the call draws.
+        step = self.step.value.assign_add(1) - 1
+        return tf.stack([tf.convert_to_tensor(self.key.value), step])
+
+    def _draw_unique(self, seed: tf.Tensor, num_sampled: int) -> tuple[tf.Tensor, tf.Tensor]:
+        """TensorFlow's rejection process on fixed shapes (see the module docstring)."""
+        per_round = self.draws_per_round or max(2 * num_sampled, 64)
+        # Unfilled slots hold -1, which no draw equals.
+        found = tf.fill([num_sampled], tf.constant(-1, tf.int64))
+
+        def body(found, num_found, num_tries, round_index):
+            draws = self._draw(
+                tf.random.experimental.stateless_fold_in(seed, round_index), per_round
+            )
+            # The held classes come first, so a draw repeating one is not new.
+            new = first_occurrences(tf.concat([found, draws], 0))[num_sampled:]
+            rank = tf.cumsum(tf.cast(new, tf.int32))  # 1-based rank among the new draws
+            needed = num_sampled - num_found
+            keep = new & (rank <= needed)
+            # Kept draws go to slots num_found + rank - 1; the others to a spare
+            # slot past the end, dropped afterwards.
+            slots = tf.where(keep, num_found + rank - 1, num_sampled)
+            found = tf.tensor_scatter_nd_update(tf.concat([found, [-1]], 0), slots[:, None], draws)[
+                :num_sampled
+            ]
+            num_new = rank[-1]
+            # The draw that completed the set is the first of rank `needed`.
+            tries = tf.where(
+                num_new >= needed,
+                tf.reduce_sum(tf.cast(rank < needed, tf.int64)) + 1,
+                tf.constant(per_round, tf.int64),
+            )
+            return (
+                found,
+                tf.minimum(num_found + num_new, num_sampled),
+                num_tries + tries,
+                round_index + 1,
+            )
+
+        found, _, num_tries, _ = tf.while_loop(
+            lambda found, num_found, num_tries, round_index: num_found < num_sampled,
+            body,
+            (found, tf.constant(0, tf.int32), tf.constant(0, tf.int64), tf.constant(0, tf.int32)),
+        )
+        return found, num_tries
+
+    def _uniform(self, seed: tf.Tensor, n: int) -> tf.Tensor:
+        return tf.random.stateless_uniform([n], seed=seed, dtype=tf.float64, alg=_ALG)
+
+    def _draw(self, seed: tf.Tensor, n: int) -> tf.Tensor:
+        raise NotImplementedError
+
+    def _probability(self, classes: tf.Tensor) -> tf.Tensor:
+        raise NotImplementedError
+
+    def _after_sample(self, true_classes: tf.Tensor) -> None:
+        """State updates after a call (none for the fixed distributions)."""
+
+    # ---------------------------------------------------------------- config
+    def sampler_options(self) -> dict:
+        """The distribution's own options (what ``tf_sampling.samplers.serialize`` stores)."""
+        options = {"unique": self.unique}
+        if self.draws_per_round is not None:
+            options["draws_per_round"] = self.draws_per_round
+        return options
+
+    def get_config(self) -> dict:
+        """Returns the constructor arguments (the random state is weights, not config)."""
+        config = super().get_config()
+        config.pop("trainable", None)
+        config.update(range_max=self.range_max, seed=self.seed, **self.sampler_options())
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tf_sampling")
+class CompilableLogUniformSampler(CompilableSampler):
+    """Log-uniform (Zipfian) sampler, the distribution of ``tf.random.log_uniform_candidate_sampler``.
+
+    ``P(c) = log((c + 2) / (c + 1)) / log(range_max + 1)``, drawn as
+    ``floor(exp(u * log(range_max + 1))) - 1`` for a float64 uniform ``u``
+    (the inverse CDF, TensorFlow's method). See ``CompilableSampler`` for
+    the arguments.
+    """
+
+    sampler_name = "log_uniform"
+
+    def _draw(self, seed, n):
+        log_range = np.log1p(float(self.range_max))
+        values = tf.math.floor(tf.math.exp(self._uniform(seed, n) * log_range)) - 1.0
+        # exp can round up to range_max + 1 for u just below 1.
+        return tf.clip_by_value(tf.cast(values, tf.int64), 0, self.range_max - 1)
+
+    def _probability(self, classes):
+        c = tf.cast(classes, tf.float64)
+        return tf.math.log1p(1.0 / (c + 1.0)) / np.log1p(float(self.range_max))
+
+
+@keras.saving.register_keras_serializable(package="tf_sampling")
+class CompilableUniformSampler(CompilableSampler):
+    """Uniform sampler, the distribution of ``tf.random.uniform_candidate_sampler``.
+
+    ``P(c) = 1 / range_max``. See ``CompilableSampler`` for the arguments.
+    """
+
+    sampler_name = "uniform"
+
+    def _draw(self, seed, n):
+        return tf.random.stateless_uniform(
+            [n], seed=seed, minval=0, maxval=self.range_max, dtype=tf.int64, alg=_ALG
+        )
+
+    def _probability(self, classes):
+        return tf.fill(tf.shape(classes), tf.constant(1.0 / self.range_max, tf.float64))
+
+
+def _binary_search_steps(n: int) -> int:
+    """Halvings that shrink an interval of ``n`` positions to one."""
+    return max(1, int(n).bit_length())
+
+
+@keras.saving.register_keras_serializable(package="tf_sampling")
+class CompilableFixedUnigramSampler(CompilableSampler):
+    """Fixed-unigram sampler, the distribution of ``tf.random.fixed_unigram_candidate_sampler``.
+
+    ``P(c)`` is proportional to ``float32(unigrams[c - num_reserved_ids]) **
+    distortion`` (zero for the first ``num_reserved_ids`` classes). A draw is
+    a float64 uniform times the total weight, located in the cumulative
+    weights by a binary search of ``log2(range_max)`` gathers (XLA's
+    ``searchsorted`` compares every draw with every entry). The weights and
+    their cumulative sums are non-trainable float64 variables.
+
+    Args:
+      range_max: int, number of classes.
+      unigrams: Optional sequence of ``range_max - num_reserved_ids`` counts
+        or probabilities.
+      vocab_file: Optional path of a counts file (last comma-separated field
+        of each line), read now: it must exist when the sampler is built.
+      distortion: float, exponent of the weights.
+      num_reserved_ids: int, leading class ids never sampled.
+      unique, seed, draws_per_round, **kwargs: as in ``CompilableSampler``.
+
+    Raises:
+      ValueError, TypeError: as ``tf_sampling.samplers.FixedUnigramSampler``,
+        and a ``vocab_file`` that cannot be read now.
+    """
+
+    sampler_name = "fixed_unigram"
+
+    def __init__(
+        self,
+        range_max: int,
+        unigrams: Sequence[float] | None = None,
+        vocab_file: str | None = None,
+        distortion: float = 1.0,
+        num_reserved_ids: int = 0,
+        unique: bool = True,
+        seed: int | None = None,
+        draws_per_round: int | None = None,
+        **kwargs,
+    ):
+        if vocab_file and not tf.io.gfile.exists(vocab_file):
+            raise ValueError(
+                f"`vocab_file` must be a readable file when a compilable fixed-unigram sampler "
+                f"is built (it reads it once), got vocab_file={vocab_file!r}."
+            )
+        # The built-in sampler object checks every option and reads the file.
+        reference = builtin.FixedUnigramSampler(
+            range_max, unigrams, vocab_file, distortion, num_reserved_ids, unique, seed
+        )
+        super().__init__(range_max, unique, seed, draws_per_round, **kwargs)
+        self.unigrams = reference.unigrams
+        self.vocab_file = reference.vocab_file
+        self.distortion = reference.distortion
+        self.num_reserved_ids = reference.num_reserved_ids
+        self.num_drawable = reference.num_drawable
+        values = unigrams if unigrams is not None else builtin.read_vocab_counts(vocab_file)
+        with np.errstate(over="ignore", under="ignore"):
+            weights = np.power(np.asarray(values, np.float32), np.float32(self.distortion))
+        weights = np.concatenate([np.zeros(num_reserved_ids), weights.astype(np.float64)])
+        cumulative = np.cumsum(weights)
+        self._total = float(cumulative[-1])
+        # The last class of positive weight: rounding of u * total must not
+        # push a draw past it.
+        self._last_drawable = int(np.flatnonzero(weights > 0)[-1])
+        self.weights_table = self._state_weight(
+            "unigram_weights", _constant(weights), shape=(range_max,), dtype="float64"
+        )
+        self.cumulative = self._state_weight(
+            "cumulative_weights", _constant(cumulative), shape=(range_max,), dtype="float64"
+        )
+
+    def _check_sample_size(self, num_sampled: int) -> None:
+        super()._check_sample_size(num_sampled)
+        if self.unique and num_sampled > self.num_drawable:
+            raise ValueError(
+                f"`num_sampled` must be <= the {self.num_drawable} classes of positive weight "
+                f"when unique=True, got num_sampled={num_sampled}."
+            )
+
+    def _draw(self, seed, n):
+        target = self._uniform(seed, n) * self._total
+        table = self.cumulative.value
+        # Smallest index whose cumulative weight exceeds the target.
+        low = tf.zeros([n], tf.int64)
+        high = tf.fill([n], tf.constant(self.range_max, tf.int64))
+        for _ in range(_binary_search_steps(self.range_max)):
+            middle = (low + high) // 2
+            right = tf.gather(table, tf.minimum(middle, self.range_max - 1)) <= target
+            low = tf.where(right, middle + 1, low)
+            high = tf.where(right, high, middle)
+        return tf.minimum(low, self._last_drawable)
+
+    def _probability(self, classes):
+        return tf.gather(self.weights_table.value, classes) / self._total
+
+    def sampler_options(self) -> dict:
+        options = super().sampler_options()
+        options.update(
+            unigrams=self.unigrams,
+            vocab_file=self.vocab_file,
+            distortion=self.distortion,
+            num_reserved_ids=self.num_reserved_ids,
+        )
+        return options
+
+
+def _constant(values: np.ndarray):
+    def initializer(shape, dtype=None):
+        return tf.constant(values, dtype or tf.float64, shape=shape)
+
+    return initializer
+
+
+@keras.saving.register_keras_serializable(package="tf_sampling")
+class CompilableLearnedUnigramSampler(CompilableSampler):
+    """Learned-unigram sampler, the distribution of ``tf.random.learned_unigram_candidate_sampler``.
+
+    ``P(c) = (1 + count(c)) / (range_max + sum(count))``, where ``count(c)``
+    is how often ``c`` was a true class of earlier calls. Each call samples,
+    then counts its true classes (TensorFlow's order), inside the same step,
+    compiled or not. The counts are two int64 variables that checkpoint:
+    ``counts`` (one per class, for the probabilities) and ``fenwick`` (a
+    Fenwick tree of them: entry ``i`` holds the counts of classes ``(i + 1 -
+    lowbit(i + 1), i]``), which makes a draw ``log2(range_max)`` gathers and an
+    update as many scatter-adds per true class. Its state is its own: it does
+    not share counts with ``tf_sampling.samplers.LearnedUnigramSampler``.
+
+    A true class outside ``[0, range_max)`` raises
+    ``tf.errors.InvalidArgumentError`` when not compiled; under XLA the check
+    cannot stop the step and such a class is dropped from the counts.
+
+    See ``CompilableSampler`` for the arguments.
+    """
+
+    sampler_name = "learned_unigram"
+
+    def __init__(
+        self,
+        range_max: int,
+        unique: bool = True,
+        seed: int | None = None,
+        draws_per_round=None,
+        **kwargs,
+    ):
+        super().__init__(range_max, unique, seed, draws_per_round, **kwargs)
+        self._levels = int(self.range_max).bit_length()
+        self.counts_table = self._state_weight("counts", "zeros", shape=(self.range_max,))
+        self.fenwick = self._state_weight("fenwick", "zeros", shape=(self.range_max,))
+
+    def _total_weight(self) -> tf.Tensor:
+        # Prefix sum of all classes: the Fenwick nodes of range_max's one bits.
+        nodes, i = [], self.range_max
+        while i > 0:
+            nodes.append(i - 1)
+            i -= i & -i
+        counted = tf.reduce_sum(tf.gather(self.fenwick.value, tf.constant(nodes, tf.int64)))
+        return counted + self.range_max
+
+    def _draw(self, seed, n):
+        target = tf.random.stateless_uniform(
+            [n], seed=seed, minval=0, maxval=self._total_weight(), dtype=tf.int64, alg=_ALG
+        )
+        tree = self.fenwick.value
+        # Descend the tree: after the steps, `position` classes have a total
+        # weight <= target and one more would exceed it.
+        position = tf.zeros([n], tf.int64)
+        for level in reversed(range(self._levels)):
+            width = 1 << level
+            child = position + width
+            inside = child <= self.range_max
+            # The node covers classes [position, child): its counts plus 1 each.
+            weight = tf.gather(tree, tf.minimum(child, self.range_max) - 1) + width
+            right = inside & (weight <= target)
+            position = tf.where(right, child, position)
+            target = tf.where(right, target - weight, target)
+        return position
+
+    def _probability(self, classes):
+        count = tf.gather(self.counts_table.value, classes)
+        return tf.cast(count + 1, tf.float64) / tf.cast(self._total_weight(), tf.float64)
+
+    def _after_sample(self, true_classes):
+        flat = tf.reshape(true_classes, [-1])
+        # Compiled by XLA, the assert is a no-op and invalid classes are skipped.
+        flat = validation.assert_in_range(flat, self.range_max, "true_classes")
+        valid = (flat >= 0) & (flat < self.range_max)
+        self.counts_table.value.scatter_add(
+            tf.IndexedSlices(tf.cast(valid, tf.int64), tf.where(valid, flat, 0))
+        )
+        # Every Fenwick node on the path up from each class gains 1; nodes
+        # past the end (and invalid classes) add 0 to entry 0 instead.
+        node = tf.where(valid, flat + 1, self.range_max + 1)
+        indices, updates = [], []
+        for _ in range(self._levels):
+            inside = node <= self.range_max
+            indices.append(tf.where(inside, node - 1, 0))
+            updates.append(tf.cast(inside, tf.int64))
+            node = node + (node & -node)
+        self.fenwick.value.scatter_add(
+            tf.IndexedSlices(tf.concat(updates, 0), tf.concat(indices, 0))
+        )
+
+    def counts(self) -> tf.Tensor:
+        """Returns the learned occurrence counts, int64 ``[range_max]``."""
+        return tf.convert_to_tensor(self.counts_table.value)
+
+    def set_counts(self, counts) -> None:
+        """Replaces the learned counts (e.g. known frequencies); unchanged if the call fails.
+
+        Args:
+          counts: non-negative integers (or whole floats) ``[range_max]``.
+
+        Raises:
+          TypeError, ValueError, tf.errors.InvalidArgumentError: as
+            ``tf_sampling.samplers.LearnedUnigramSampler.set_counts``.
+        """
+        counts = validation.check_counts(counts, self.range_max)
+        # Checked before either variable is assigned (ordered in tf.function too).
+        tf.debugging.assert_non_negative(counts, message="`counts` must be non-negative")
+        counts = tf.ensure_shape(counts, [self.range_max])
+        prefix = tf.concat([tf.zeros([1], tf.int64), tf.cumsum(counts)], 0)
+        node = tf.range(1, self.range_max + 1, dtype=tf.int64)
+        fenwick = tf.gather(prefix, node) - tf.gather(prefix, node - (node & -node))
+        self.counts_table.assign(counts)
+        self.fenwick.assign(fenwick)
+
+
+_CLASSES = {
+    cls.sampler_name: cls
+    for cls in (
+        CompilableLogUniformSampler,
+        CompilableUniformSampler,
+        CompilableFixedUnigramSampler,
+        CompilableLearnedUnigramSampler,
+    )
+}
+
+
+def get(name: str, num_classes: int, unique: bool = True, seed: int | None = None, **kwargs):
+    """Returns the compilable sampler of a distribution name.
+
+    Args:
+      name: ``"log_uniform"``, ``"uniform"``, ``"fixed_unigram"`` or ``"learned_unigram"``.
+      num_classes: int, number of classes.
+      unique: bool, sample without replacement.
+      seed: Optional int, stream key.
+      **kwargs: options of the sampler (``unigrams``, ``draws_per_round``, ...).
+
+    Returns:
+      CompilableSampler: a new sampler.
+
+    Raises:
+      ValueError: unknown name or options.
+    """
+    if name not in _CLASSES:
+        raise ValueError(f"Unknown compilable sampler {name!r}; expected one of {tuple(_CLASSES)}.")
+    try:
+        return _CLASSES[name](num_classes, unique=unique, seed=seed, **kwargs)
+    except TypeError as err:
+        if "unexpected keyword" in str(err):
+            raise ValueError(f"Invalid option for the compilable {name!r} sampler: {err}") from err
+        raise
