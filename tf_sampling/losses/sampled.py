@@ -134,6 +134,15 @@ class SampledLoss(keras.losses.Loss):
         """
         if self._originals is not None:
             y_true, y_pred = self._originals
+        if (
+            self.layer is None
+            and output_tags.get_tag(y_pred) is None
+            and getattr(getattr(y_pred, "op", None), "type", None) == "Placeholder"
+        ):
+            # Under a tf.distribute strategy, Keras first builds the compiled loss
+            # on untagged placeholders (`Trainer._symbolic_build`); only the
+            # output's shape and dtype matter there.
+            return tf.zeros(tf.shape(y_pred)[:-1], tf.float32)
         layer, kind = self._resolve(y_pred)
         num_true = self.num_true or layer.num_true
         labels = full_loss.flatten_labels(y_true, y_pred, num_true, layer.num_classes)
