@@ -105,8 +105,9 @@ class SampledOutputLayer(keras.layers.Layer, output_tags.OutputHead):
         self.partition_strategy = validation.check_partition_strategy(partition_strategy)
         self.supports_masking = True
         # TensorFlow's candidate-sampler ops have no XLA kernels: keep Keras'
-        # jit_compile="auto" from compiling the training step on GPU machines.
-        self.supports_jit = False
+        # jit_compile="auto" from compiling the training step on GPU machines,
+        # unless the sampler is a compilable one (tf_sampling.samplers.compilable).
+        self.supports_jit = bool(getattr(self.sampler, "compilable", False))
         self.kernel_shards: list = []
         self.bias_shards: list = []
         self._warned_about_consumers = False

@@ -8,10 +8,14 @@ A sampler object draws the negative classes of one training step::
 ``get`` accepts a name (``"log_uniform"``, ``"uniform"``, ``"fixed_unigram"``,
 ``"learned_unigram"``), a dict ``{"name": ..., **options}`` (what ``serialize``
 returns and what layer configs store), or a sampler object (returned as is).
+The option ``compilable=True`` (e.g. ``{"name": "log_uniform", "compilable":
+True}``) gives the same distribution in plain TensorFlow ops, which
+``jit_compile`` steps can run (``tf_sampling.samplers.compilable``).
 """
 
 from __future__ import annotations
 
+from tf_sampling.samplers import compilable
 from tf_sampling.samplers.builtin import (
     CandidateSampler,
     FixedUnigramSampler,
@@ -28,6 +32,7 @@ __all__ = [
     "LearnedUnigramSampler",
     "LogUniformSampler",
     "UniformSampler",
+    "compilable",
     "get",
     "names",
     "serialize",
@@ -53,7 +58,8 @@ def get(identifier, num_classes: int, unique: bool = True, seed: int | None = No
       unique: bool, sample without replacement (a dict's ``"unique"`` wins).
       seed: Optional int, op-level seed.
       **kwargs: Further options of the sampler, e.g. ``unigrams``,
-        ``vocab_file``, ``distortion`` for ``"fixed_unigram"``.
+        ``vocab_file``, ``distortion`` for ``"fixed_unigram"``;
+        ``compilable=True`` for the XLA-compilable sampler of that name.
 
     Returns:
       A sampler object.
@@ -80,6 +86,8 @@ def get(identifier, num_classes: int, unique: bool = True, seed: int | None = No
             f"`sampler` must be a name in {names()}, a dict with a 'name' key, or an object "
             f"with a `sample` method; got {identifier!r}."
         )
+    if kwargs.pop("compilable", False):
+        return compilable.get(name, num_classes, unique=unique, seed=seed, **kwargs)
     if name == LEARNED_UNIGRAM:
         if kwargs:
             raise ValueError(
@@ -113,6 +121,8 @@ def serialize(sampler) -> str | dict:
     """
     if isinstance(sampler, CandidateSampler):
         name, options = sampler.name, sampler.get_config()
+    elif isinstance(sampler, compilable.CompilableSampler):
+        name, options = sampler.sampler_name, {**sampler.sampler_options(), "compilable": True}
     elif type(sampler).__name__ == "LearnedUnigramSampler":
         name, options = LEARNED_UNIGRAM, {"unique": bool(getattr(sampler, "unique", True))}
     else:
