@@ -9,6 +9,10 @@ On plain logits (any other model) they work as usual.
 
 Both are ``keras.metrics.MeanMetricWrapper``s, so Keras' own code applies
 ``sample_weight`` and the Keras mask of ``y_pred`` and keeps the running mean.
+On a head's output they compute from its input and class table in class
+blocks (``tf_sampling.nn.full_softmax_cross_entropy`` / ``full_top_k``), never
+from the ``[*batch, num_classes]`` output, and ``Perplexity`` shares the
+loss's cross-entropy of the same step.
 """
 
 from __future__ import annotations
@@ -72,6 +76,10 @@ class Perplexity(_FullSoftmaxMetric):
         self.num_true = num_true
 
     def _cross_entropy(self, y_true, y_pred) -> tf.Tensor:
+        found = output_tags.get_tag(y_pred)
+        if found is not None and found.hidden is not None:
+            num_true = self.num_true or found.layer.num_true
+            return full_loss.exact_from_table(found, y_true, num_true, full_loss.SOFTMAX)
         labels, logits, num_true = _full_logits_and_labels(y_true, y_pred, self.num_true)
         values = full_loss.full_cross_entropy(
             labels, logits, num_true, int(logits.shape[-1]), full_loss.SOFTMAX
@@ -101,6 +109,9 @@ class TopKAccuracy(_FullSoftmaxMetric):
         self.k = k
 
     def _hit(self, y_true, y_pred) -> tf.Tensor:
+        found = output_tags.get_tag(y_pred)
+        if found is not None and found.hidden is not None:
+            return full_loss.exact_top_k_hits(found, y_true, self.k)
         labels, logits, _ = _full_logits_and_labels(y_true, y_pred, None)
         hit = tf.math.in_top_k(
             targets=tf.cast(labels[:, 0], tf.int32),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tf_sampling._core import validation
+from tf_sampling._core import full_softmax, validation
 from tf_sampling._keras import output_tags
 
 SOFTMAX = "softmax"
@@ -127,6 +127,84 @@ def full_cross_entropy(
         per_class = tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits)
         return tf.reduce_sum(per_class, axis=1)
     raise ValueError(f"`objective` must be {SOFTMAX!r} or {SIGMOID!r}, got {objective!r}.")
+
+
+def exact_from_table(found: output_tags.OutputTag, y_true, num_true: int, objective: str):
+    """Exact per-example loss over all classes from a head's input and class table.
+
+    Computed in class blocks (``tf_sampling.nn.full_softmax_cross_entropy`` /
+    ``full_sigmoid_cross_entropy``), so ``[n, num_classes]`` logits are never
+    held when the table is large, and once per output: the loss and the
+    ``Perplexity`` metric of one step share it through ``found.cache``.
+
+    Args:
+      found: The output's tag, with ``hidden`` set.
+      y_true: int ``[*batch]`` or ``[*batch, num_true]`` class ids.
+      num_true: int.
+      objective: ``"softmax"`` or ``"sigmoid"``.
+
+    Returns:
+      tf.Tensor: float32 ``[*batch]``.
+    """
+    return _exact_per_row(found, found.hidden, y_true, num_true, objective)
+
+
+def _exact_per_row(found, hidden, y_true, num_true, objective):
+    layer = found.layer
+    key = ("exact", objective, num_true)
+    if key not in found.cache:
+        labels = flatten_labels(y_true, hidden, num_true, layer.num_classes)
+        loss_fn = (
+            full_softmax.full_softmax_cross_entropy
+            if validation.check_choice(objective, "objective", (SOFTMAX, SIGMOID)) == SOFTMAX
+            else full_softmax.full_sigmoid_cross_entropy
+        )
+        per_row = loss_fn(
+            layer.kernel,
+            layer.bias,
+            labels,
+            flatten_features(hidden),
+            layer.num_classes,
+            num_true=num_true,
+            partition_strategy=layer.partition_strategy,
+            chunk_size=layer.chunk_size,
+        )
+        found.cache[key] = unflatten(tf.cast(per_row, tf.float32), hidden)
+    return found.cache[key]
+
+
+def exact_loss_of_hidden(layer, hidden: tf.Tensor, y_true, num_true: int, objective: str):
+    """Exact per-example loss over all classes for hidden activations ``[*batch, dim]``.
+
+    What exact (full-softmax) training computes; the same blocks as
+    :func:`exact_from_table`, with gradients to ``hidden`` and the table.
+
+    Returns:
+      tf.Tensor: float32 ``[*batch]``.
+    """
+    found = output_tags.OutputTag(layer, output_tags.LOGITS, hidden=hidden)
+    return _exact_per_row(found, hidden, y_true, num_true, objective)
+
+
+def exact_top_k_hits(found: output_tags.OutputTag, y_true, k: int) -> tf.Tensor:
+    """float32 ``[*batch]``: 1 where the (first) target is among the ``k`` best classes.
+
+    Uses ``tf_sampling.nn.full_top_k`` over the head's table in blocks (ties
+    go to the lower class id, as ``tf.math.top_k`` breaks them).
+    """
+    layer, hidden = found.layer, found.hidden
+    labels = flatten_labels(y_true, hidden, layer.num_true, layer.num_classes)
+    _, ids = full_softmax.full_top_k(
+        layer.kernel,
+        layer.bias,
+        flatten_features(hidden),
+        min(k, layer.num_classes),
+        num_classes=layer.num_classes,
+        partition_strategy=layer.partition_strategy,
+        chunk_size=layer.chunk_size,
+    )
+    hit = tf.reduce_any(tf.equal(ids, labels[:, :1]), axis=1)
+    return unflatten(tf.cast(hit, tf.float32), hidden)
 
 
 def logits_of(y_pred: tf.Tensor) -> tf.Tensor | None:

@@ -48,14 +48,29 @@ class OutputTag:
       logits: For ``"probabilities"``, the logits they were computed from (so
         losses and metrics need not take the log of a rounded probability);
         None otherwise.
+      hidden: For ``"logits"``/``"probabilities"``, the layer's input
+        activations: the losses and metrics compute exact values from them and
+        the layer's class table in blocks, never reading the full
+        ``[..., num_classes]`` output (in a compiled ``evaluate`` step the
+        unused full logits are then pruned from the graph).
+      cache: Values computed from this output once and shared by the loss
+        and the metrics of one step (e.g. the exact cross-entropy).
     """
 
     layer: object
     kind: str
     logits: tf.Tensor | None = None
+    hidden: tf.Tensor | None = None
+    cache: dict = dataclasses.field(default_factory=dict)
 
 
-def tag(tensor: tf.Tensor, layer, kind: str, logits: tf.Tensor | None = None) -> tf.Tensor:
+def tag(
+    tensor: tf.Tensor,
+    layer,
+    kind: str,
+    logits: tf.Tensor | None = None,
+    hidden: tf.Tensor | None = None,
+) -> tf.Tensor:
     """Returns a new tensor equal to ``tensor`` carrying an ``OutputTag``.
 
     Args:
@@ -63,6 +78,7 @@ def tag(tensor: tf.Tensor, layer, kind: str, logits: tf.Tensor | None = None) ->
       layer: The layer.
       kind: One of ``KINDS``.
       logits: The logits behind ``"probabilities"``.
+      hidden: The input activations behind ``"logits"``/``"probabilities"``.
 
     Returns:
       tf.Tensor: ``tf.identity(tensor)`` with the tag attached (a new tensor, so
@@ -71,7 +87,7 @@ def tag(tensor: tf.Tensor, layer, kind: str, logits: tf.Tensor | None = None) ->
     if kind not in KINDS:
         raise ValueError(f"`kind` must be one of {KINDS}, got {kind!r}.")
     out = tf.identity(tensor)
-    setattr(out, _ATTRIBUTE, OutputTag(layer, kind, logits))
+    setattr(out, _ATTRIBUTE, OutputTag(layer, kind, logits, hidden))
     return out
 
 

@@ -72,6 +72,7 @@ class SampledOutputLayer(keras.layers.Layer, output_tags.OutputHead):
         bias_regularizer=None,
         num_shards: int = 1,
         partition_strategy: str = "div",
+        chunk_size: int | None = None,
         **kwargs,
     ):
         # Class weights are gathered in float32 and never autocast: under a
@@ -103,6 +104,7 @@ class SampledOutputLayer(keras.layers.Layer, output_tags.OutputHead):
             "num_classes: every shard holds a class",
         )
         self.partition_strategy = validation.check_partition_strategy(partition_strategy)
+        self.chunk_size = validation.check_chunk_size(chunk_size)
         self.supports_masking = True
         # TensorFlow's candidate-sampler ops have no XLA kernels: keep Keras'
         # jit_compile="auto" from compiling the training step on GPU machines,
@@ -193,13 +195,16 @@ class SampledOutputLayer(keras.layers.Layer, output_tags.OutputHead):
         if training:
             self._check_nothing_consumes_hidden()
             return output_tags.tag(inputs, self, output_tags.HIDDEN)
+        # The tag carries the inputs: losses and metrics compute exact values
+        # from them and the table in blocks, so a compiled evaluate step never
+        # needs (and prunes) these full outputs.
         logits = self.logits(inputs)
         if self.output_mode == output_tags.PROBABILITIES:
             activation = tf.nn.softmax if self.objective == full_loss.SOFTMAX else tf.sigmoid
             return output_tags.tag(
-                activation(logits), self, output_tags.PROBABILITIES, logits=logits
+                activation(logits), self, output_tags.PROBABILITIES, logits=logits, hidden=inputs
             )
-        return output_tags.tag(logits, self, output_tags.LOGITS)
+        return output_tags.tag(logits, self, output_tags.LOGITS, hidden=inputs)
 
     def _check_nothing_consumes_hidden(self):
         # A layer after the head gets [..., dim] activations while training,
@@ -282,6 +287,7 @@ class SampledOutputLayer(keras.layers.Layer, output_tags.OutputHead):
             bias_regularizer=keras.regularizers.serialize(self.bias_regularizer),
             num_shards=self.num_shards,
             partition_strategy=self.partition_strategy,
+            chunk_size=self.chunk_size,
         )
         return config
 

@@ -59,6 +59,10 @@ class SampledSoftmax(SampledOutputLayer):
       partition_strategy: ``"div"`` (consecutive class ranges) or ``"mod"``;
         training and the full logits use the same rule, so evaluation is
         consistent under either.
+      chunk_size: Optional int, classes per block for the exact loss and
+        metrics of ``evaluate`` (and exact training). None: chosen from the
+        shapes (``tf_sampling.nn.full_softmax_cross_entropy``); a table that
+        fits in one block is computed at once.
       **kwargs: ``keras.layers.Layer`` arguments (``name``, ``dtype``, ...).
 
     Input shape:

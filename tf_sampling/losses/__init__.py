@@ -2,21 +2,24 @@
 
 ``SampledSoftmaxLoss``, ``NCELoss``, ``RankSampledSoftmaxLoss``: the sampled
 loss while training, the exact full loss while evaluating; they find the class
-weights on the output layer (see ``tf_sampling.losses.sampled``). The exact
-evaluation metrics are in ``tf_sampling.metrics``.
+weights on the output layer (see ``tf_sampling.losses.sampled``).
+``FullSoftmaxLoss``: the exact full loss in training too, in class blocks. The
+exact evaluation metrics are in ``tf_sampling.metrics``.
 """
 
 from tf_sampling.losses.registration import register_with_keras_get
 from tf_sampling.losses.sampled import (
+    FullSoftmaxLoss,
     NCELoss,
     RankSampledSoftmaxLoss,
     SampledLoss,
     SampledSoftmaxLoss,
 )
 
-register_with_keras_get(SampledSoftmaxLoss, NCELoss, RankSampledSoftmaxLoss)
+register_with_keras_get(SampledSoftmaxLoss, NCELoss, RankSampledSoftmaxLoss, FullSoftmaxLoss)
 
 __all__ = [
+    "FullSoftmaxLoss",
     "NCELoss",
     "RankSampledSoftmaxLoss",
     "SampledLoss",

@@ -145,6 +145,16 @@ class SampledLoss(keras.losses.Loss):
             return tf.zeros(tf.shape(y_pred)[:-1], tf.float32)
         layer, kind = self._resolve(y_pred)
         num_true = self.num_true or layer.num_true
+        found = output_tags.get_tag(y_pred)
+        if (
+            kind != output_tags.HIDDEN
+            and found is not None
+            and found.layer is layer
+            and (found.hidden is not None)
+        ):
+            # Exact, from the layer's input and table in blocks: y_pred itself
+            # is never read, so no [*batch, num_classes] tensor is needed.
+            return full_loss.exact_from_table(found, y_true, num_true, self.objective_for(layer))
         labels = full_loss.flatten_labels(y_true, y_pred, num_true, layer.num_classes)
         if kind == output_tags.HIDDEN:
             per_row = self._sampled_loss(
@@ -159,9 +169,13 @@ class SampledLoss(keras.losses.Loss):
                 full_loss.flatten_features(logits),
                 num_true,
                 layer.num_classes,
-                self.objective,
+                self.objective_for(layer),
             )
         return full_loss.unflatten(tf.cast(per_row, tf.float32), y_pred)
+
+    def objective_for(self, layer) -> str:
+        """The exact loss of evaluation: the class's ``objective``, else the layer's."""
+        return self.objective or layer.objective
 
     def _resolve(self, y_pred) -> tuple:
         """Returns ``(layer, kind)``: the output layer and what ``y_pred`` holds."""
@@ -266,6 +280,28 @@ class SampledSoftmaxLoss(SampledLoss):
 
     Takes the ``SampledLoss`` arguments (all optional: the layer provides them).
     """
+
+
+@keras.saving.register_keras_serializable(package="tf_sampling")
+class FullSoftmaxLoss(SampledLoss):
+    """The exact loss over every class in ``fit`` too, in bounded memory: no sampling.
+
+    Trains with the loss the sampled losses estimate -- full softmax
+    cross-entropy for ``SampledSoftmax``/``RankSampledSoftmax`` heads, the full
+    sigmoid cross-entropy summed over classes for ``NCE`` heads -- computed in
+    class blocks of the layer's ``chunk_size``
+    (``tf_sampling.nn.full_softmax_cross_entropy``), so no ``[batch,
+    num_classes]`` logits are held. The honest baseline for sampled training.
+    Its weight gradients are dense (every class gets one), so every row of the
+    table is updated every step. Takes the ``SampledLoss`` arguments; the
+    sampling ones are ignored.
+    """
+
+    objective = None
+
+    def _sampled_loss(self, layer, labels, inputs, num_true):
+        found = output_tags.OutputTag(layer, output_tags.LOGITS, hidden=inputs)
+        return full_loss.exact_from_table(found, labels, num_true, self.objective_for(layer))
 
 
 @keras.saving.register_keras_serializable(package="tf_sampling")
