@@ -596,7 +596,7 @@ def check_counts(counts, range_max: int) -> tf.Tensor:
         where = tf.where(bad)
         if where.shape[0]:
             index = int(where[0][0])
-            raise ValueError(f"{message} ({index}, {tensor[index].numpy()!r}).")
+            raise ValueError(f"{message} ({index}, {tensor[index].numpy()}).")
         return tf.cast(tensor, tf.int64)
     first = tf.argmax(tf.cast(bad, tf.int32))
     check = tf.debugging.Assert(

@@ -8,51 +8,46 @@ log(range_max)) work per call and ``range_max`` up to 2^63 - 1.
 
 from __future__ import annotations
 
-import numbers
-
 import tensorflow as tf
 
-from tf_sampling._core.validation import check_int
+from tf_sampling._core import validation
 from tf_sampling.ops import _loader
 
 __all__ = ["learned_unigram_candidate_sampler"]
 
 
-def check_bool(name: str, value) -> bool:
-    """Returns ``value`` after checking it is a bool.
+# The op's limits: int64 attrs, and TensorFlow's samplers hold num_sampled in
+# an int32.
+MAX_RANGE = validation.INT64_MAX
+MAX_NUM_SAMPLED = 2**31 - 1
+
+
+def check_sampler_args(num_true, num_sampled, unique, range_max, seed=None) -> tuple:
+    """Checks the arguments every learned-unigram call takes.
+
+    Returns:
+      tuple: ``(num_true, num_sampled, unique, range_max, seed)`` as ints,
+      bool and int-or-None; ``unique``/``range_max`` may be passed as already
+      checked values.
 
     Raises:
-      TypeError: ``value`` is not a Python (or NumPy) bool.
+      TypeError, ValueError: naming the argument and the value received.
     """
-    if not isinstance(value, bool) and type(value).__name__ != "bool_":
-        raise TypeError(f"`{name}` must be a bool, got {value!r} of type {type(value).__name__}.")
-    return bool(value)
-
-
-def check_seed(seed) -> int | None:
-    """Returns ``seed`` after checking it is None or an int.
-
-    Raises:
-      TypeError: ``seed`` is neither None nor an integer.
-    """
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"`seed` must be None or a Python int, got {seed!r}.")
-    return int(seed)
-
-
-def check_sample_size(num_sampled: int, unique: bool, range_max: int) -> None:
-    """Checks that ``num_sampled`` distinct classes exist when ``unique``.
-
-    Raises:
-      ValueError: ``unique`` and ``num_sampled > range_max``.
-    """
-    if unique and num_sampled > range_max:
-        raise ValueError(
-            "`num_sampled` must be <= `range_max` when unique=True (there are only range_max "
-            f"distinct classes), got num_sampled={num_sampled} and range_max={range_max}."
-        )
+    num_true = validation.check_at_most(
+        validation.check_int(num_true, "num_true"), "num_true", MAX_RANGE, "an int64 attr"
+    )
+    num_sampled = validation.check_at_most(
+        validation.check_int(num_sampled, "num_sampled"),
+        "num_sampled",
+        MAX_NUM_SAMPLED,
+        "TensorFlow's samplers hold it in an int32",
+    )
+    range_max = validation.check_at_most(
+        validation.check_int(range_max, "range_max"), "range_max", MAX_RANGE, "an int64 attr"
+    )
+    unique = validation.check_bool(unique, "unique")
+    validation.check_sample_size(num_sampled, unique, range_max)
+    return num_true, num_sampled, unique, range_max, validation.check_seed(seed)
 
 
 def true_classes_tensor(true_classes, num_true: int) -> tf.Tensor:
@@ -151,12 +146,9 @@ def learned_unigram_candidate_sampler(
         ``[0, range_max)``.
       OpLibraryError: the compiled op library is missing or stale.
     """
-    num_true = check_int(num_true, "num_true")
-    num_sampled = check_int(num_sampled, "num_sampled")
-    range_max = check_int(range_max, "range_max")
-    unique = check_bool("unique", unique)
-    seed = check_seed(seed)
-    check_sample_size(num_sampled, unique, range_max)
+    num_true, num_sampled, unique, range_max, seed = check_sampler_args(
+        num_true, num_sampled, unique, range_max, seed
+    )
     true_classes = true_classes_tensor(true_classes, num_true)
     seed1, seed2 = op_seeds(seed)
     library = _loader.load_op_library()

@@ -22,33 +22,17 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
+from tf_sampling._core import validation
+
 __all__ = [
     "CandidateSampler",
     "FixedUnigramSampler",
     "LogUniformSampler",
     "UniformSampler",
+    "read_vocab_counts",
 ]
 
 SampledValues = tuple[tf.Tensor, tf.Tensor, tf.Tensor]
-
-
-def _check_range_max(range_max) -> int:
-    if isinstance(range_max, bool) or not isinstance(range_max, numbers.Integral):
-        raise TypeError(
-            f"`range_max` (the number of classes) must be a Python int, got {range_max!r} "
-            f"of type {type(range_max).__name__}."
-        )
-    if range_max < 1:
-        raise ValueError(f"`range_max` (the number of classes) must be >= 1, got {range_max}.")
-    return int(range_max)
-
-
-def _check_seed(seed) -> int | None:
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"`seed` must be None or a Python int, got {seed!r}.")
-    return int(seed)
 
 
 class CandidateSampler:
@@ -61,18 +45,19 @@ class CandidateSampler:
         different (sampling without replacement).
       seed: Optional int, op-level seed of the sampling op.
 
-    Subclasses implement ``_sample`` with the ``tf.random`` op they wrap.
+    Subclasses name the ``tf.random`` op they wrap in ``sampler_op`` and add
+    its own options in ``_op_options`` (or override ``_sample`` entirely).
     """
 
     #: Name used by ``tf_sampling.samplers.get`` and in layer configs.
     name: str = ""
+    #: The ``tf.random.*_candidate_sampler`` that ``_sample`` calls.
+    sampler_op = None
 
     def __init__(self, range_max: int, unique: bool = True, seed: int | None = None):
-        self.range_max = _check_range_max(range_max)
-        if not isinstance(unique, bool):
-            raise TypeError(f"`unique` must be a bool, got {unique!r}.")
-        self.unique = unique
-        self.seed = _check_seed(seed)
+        self.range_max = validation.check_int(range_max, "range_max")
+        self.unique = validation.check_bool(unique, "unique")
+        self.seed = validation.check_seed(seed)
 
     def sample(self, true_classes, num_true: int, num_sampled: int) -> SampledValues:
         """Draws ``num_sampled`` candidates for a batch.
@@ -87,12 +72,33 @@ class CandidateSampler:
           float32 [batch_size, num_true], sampled_expected_count float32
           [num_sampled])``. The gradient is stopped on all three.
         """
+        num_true = validation.check_int(num_true, "num_true")
+        num_sampled = validation.check_int(num_sampled, "num_sampled")
+        self._check_sample_size(num_sampled)
         true_classes = tf.cast(true_classes, tf.int64)
-        values = self._sample(true_classes, int(num_true), int(num_sampled))
+        values = self._sample(true_classes, num_true, num_sampled)
         return tuple(tf.stop_gradient(v) for v in values)
 
     def _sample(self, true_classes: tf.Tensor, num_true: int, num_sampled: int) -> SampledValues:
-        raise NotImplementedError
+        if self.sampler_op is None:
+            raise NotImplementedError(f"{type(self).__name__} sets no `sampler_op`.")
+        return self.sampler_op(
+            true_classes=true_classes,
+            num_true=num_true,
+            num_sampled=num_sampled,
+            unique=self.unique,
+            range_max=self.range_max,
+            seed=self.seed,
+            **self._op_options(),
+        )
+
+    def _check_sample_size(self, num_sampled: int) -> None:
+        # TF's own message for this is "Sampler's range is too small".
+        validation.check_sample_size(num_sampled, self.unique, self.range_max)
+
+    def _op_options(self) -> dict:
+        """Returns the keyword arguments of ``sampler_op`` beyond the common ones."""
+        return {}
 
     def get_config(self) -> dict:
         """Returns the sampler's own options (``range_max`` and ``seed`` excluded).
@@ -117,32 +123,14 @@ class LogUniformSampler(CandidateSampler):
     """
 
     name = "log_uniform"
-
-    def _sample(self, true_classes, num_true, num_sampled):
-        return tf.random.log_uniform_candidate_sampler(
-            true_classes=true_classes,
-            num_true=num_true,
-            num_sampled=num_sampled,
-            unique=self.unique,
-            range_max=self.range_max,
-            seed=self.seed,
-        )
+    sampler_op = staticmethod(tf.random.log_uniform_candidate_sampler)
 
 
 class UniformSampler(CandidateSampler):
     """Uniform sampler, ``tf.random.uniform_candidate_sampler``."""
 
     name = "uniform"
-
-    def _sample(self, true_classes, num_true, num_sampled):
-        return tf.random.uniform_candidate_sampler(
-            true_classes=true_classes,
-            num_true=num_true,
-            num_sampled=num_sampled,
-            unique=self.unique,
-            range_max=self.range_max,
-            seed=self.seed,
-        )
+    sampler_op = staticmethod(tf.random.uniform_candidate_sampler)
 
 
 class FixedUnigramSampler(CandidateSampler):
@@ -165,12 +153,22 @@ class FixedUnigramSampler(CandidateSampler):
       unique: bool, sample without replacement.
       seed: Optional int, op-level seed.
 
+    The weights ``unigram ** distortion`` are checked when the sampler is
+    built (for ``vocab_file``, if the file can be read then): TensorFlow
+    would take all-zero, NaN or infinite weights and give NaN losses, or
+    never return from a unique draw.
+
     Raises:
-      ValueError: neither or both of ``unigrams`` and ``vocab_file`` are given,
-        or ``len(unigrams)`` does not match ``range_max - num_reserved_ids``.
+      ValueError: neither or both of ``unigrams`` and ``vocab_file`` are given;
+        ``len(unigrams)`` (or the file's line count) is not ``range_max -
+        num_reserved_ids``; a weight that is negative, NaN or infinite, or
+        ``distortion`` making them infinite or all zero; a malformed file.
+      TypeError: a non-integer ``num_reserved_ids`` or non-real
+        ``distortion``.
     """
 
     name = "fixed_unigram"
+    sampler_op = staticmethod(tf.random.fixed_unigram_candidate_sampler)
 
     def __init__(
         self,
@@ -189,43 +187,49 @@ class FixedUnigramSampler(CandidateSampler):
                 f"received unigrams={'None' if unigrams is None else 'a list'}, "
                 f"vocab_file={vocab_file!r}."
             )
-        if isinstance(num_reserved_ids, bool) or not isinstance(num_reserved_ids, numbers.Integral):
-            raise TypeError(f"`num_reserved_ids` must be an int, got {num_reserved_ids!r}.")
-        if not 0 <= num_reserved_ids < self.range_max:
+        num_reserved_ids = validation.check_int(num_reserved_ids, "num_reserved_ids", 0)
+        if num_reserved_ids >= self.range_max:
             raise ValueError(
                 f"`num_reserved_ids` must be in [0, range_max={self.range_max}), "
-                f"got {num_reserved_ids}."
+                f"got num_reserved_ids={num_reserved_ids}."
             )
-        if unigrams is not None:
-            unigrams = [float(u) for u in unigrams]
-            expected = self.range_max - num_reserved_ids
-            if len(unigrams) != expected:
+        expected = self.range_max - num_reserved_ids
+        source, values = "unigrams", unigrams
+        if vocab_file and tf.io.gfile.exists(vocab_file):
+            source, values = f"vocab_file {vocab_file!r}", read_vocab_counts(vocab_file)
+        # Classes that can be drawn; unknown until TF reads a missing file.
+        self.num_drawable = self.range_max
+        if values is not None:
+            values = list(values)
+            if len(values) != expected:
                 raise ValueError(
-                    f"`unigrams` must hold range_max - num_reserved_ids = {expected} values, "
-                    f"got {len(unigrams)}."
+                    f"`{source}` must hold range_max - num_reserved_ids = {expected} values, "
+                    f"got {len(values)}."
                 )
-            if any(u < 0 for u in unigrams):
-                raise ValueError("`unigrams` must be non-negative counts or probabilities.")
-        if not isinstance(distortion, numbers.Real) or isinstance(distortion, bool):
+            values, self.num_drawable = validation.check_unigrams(values, distortion, source)
+        elif not isinstance(distortion, numbers.Real) or isinstance(distortion, bool):
             raise TypeError(f"`distortion` must be a float, got {distortion!r}.")
-        self.unigrams = unigrams
+        self.unigrams = values if unigrams is not None else None
         self.vocab_file = vocab_file or None
         self.distortion = float(distortion)
-        self.num_reserved_ids = int(num_reserved_ids)
+        self.num_reserved_ids = num_reserved_ids
 
-    def _sample(self, true_classes, num_true, num_sampled):
-        return tf.random.fixed_unigram_candidate_sampler(
-            true_classes=true_classes,
-            num_true=num_true,
-            num_sampled=num_sampled,
-            unique=self.unique,
-            range_max=self.range_max,
-            vocab_file=self.vocab_file or "",
-            distortion=self.distortion,
-            num_reserved_ids=self.num_reserved_ids,
-            unigrams=self.unigrams or (),
-            seed=self.seed,
-        )
+    def _check_sample_size(self, num_sampled: int) -> None:
+        super()._check_sample_size(num_sampled)
+        if self.unique and num_sampled > self.num_drawable:
+            # TF would reject repeats forever.
+            raise ValueError(
+                f"`num_sampled` must be <= the {self.num_drawable} classes of positive weight "
+                f"when unique=True, got num_sampled={num_sampled}."
+            )
+
+    def _op_options(self) -> dict:
+        return {
+            "vocab_file": self.vocab_file or "",
+            "distortion": self.distortion,
+            "num_reserved_ids": self.num_reserved_ids,
+            "unigrams": self.unigrams or (),
+        }
 
     def get_config(self) -> dict:
         config = super().get_config()
@@ -243,3 +247,38 @@ class FixedUnigramSampler(CandidateSampler):
             f"FixedUnigramSampler(range_max={self.range_max}, {source}, "
             f"distortion={self.distortion}, unique={self.unique}, seed={self.seed})"
         )
+
+
+def read_vocab_counts(path: str) -> list[float]:
+    """Reads the counts of a fixed-unigram ``vocab_file`` as TensorFlow does.
+
+    Each line is split at commas and its last field is the count.
+
+    Args:
+      path: File path (any ``tf.io.gfile`` scheme).
+
+    Returns:
+      list: one float per line.
+
+    Raises:
+      ValueError: a line whose last field is not a number (TensorFlow's
+        "Wrong vocabulary format").
+    """
+    with tf.io.gfile.GFile(path, "r") as handle:
+        lines = handle.read().split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # The newline that ends the last line.
+    counts = []
+    for number, line in enumerate(lines, 1):
+        field = line.rstrip("\r").rsplit(",", 1)[-1].strip()
+        try:
+            counts.append(float(field))
+        except ValueError:
+            try:
+                counts.append(float.fromhex(field))
+            except ValueError:
+                raise ValueError(
+                    f"`vocab_file` {path!r} must end each line with a count, got line {number}: "
+                    f"{line!r}."
+                ) from None
+    return counts

@@ -29,20 +29,18 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tf_sampling._core.validation import check_int
+from tf_sampling._core import validation
 from tf_sampling.ops import _loader
-from tf_sampling.ops.learned_unigram import (
-    check_bool,
-    check_sample_size,
-    check_seed,
-    op_seeds,
-    true_classes_tensor,
-)
+from tf_sampling.ops.learned_unigram import check_sampler_args, op_seeds, true_classes_tensor
 
 __all__ = ["LearnedUnigramSampler", "count_tree_size"]
 
 # Entries per block of the count tree: one 64-byte cache line of int64.
 _FANOUT = 8
+
+#: Largest ``range_max`` of a ``LearnedUnigramSampler``: its count tree (about
+#: 8/7 entries of 8 bytes per class) must be addressable in bytes as an int64.
+MAX_RANGE = 2**59
 
 
 def count_tree_size(range_max: int) -> int:
@@ -58,7 +56,7 @@ def count_tree_size(range_max: int) -> int:
     Returns:
       int: the length of ``LearnedUnigramSampler.tree``.
     """
-    range_max = check_int(range_max, "range_max")
+    range_max = validation.check_int(range_max, "range_max")
     size = 0
     entries = range_max
     while True:
@@ -108,9 +106,14 @@ class LearnedUnigramSampler(keras.layers.Layer):
     def __init__(self, range_max: int, unique: bool = True, seed: int | None = None, **kwargs):
         kwargs.pop("trainable", None)  # The counts are never trained.
         super().__init__(trainable=False, **kwargs)
-        self.range_max = check_int(range_max, "range_max")
-        self.unique = check_bool("unique", unique)
-        self.seed = check_seed(seed)
+        self.range_max = validation.check_at_most(
+            validation.check_int(range_max, "range_max"),
+            "range_max",
+            MAX_RANGE,
+            "the count tree holds about 9.2 bytes per class",
+        )
+        self.unique = validation.check_bool(unique, "unique")
+        self.seed = validation.check_seed(seed)
         self.supports_jit = False
         # Fail now, not in the middle of a training step, if the op is missing.
         _loader.load_op_library()
@@ -169,9 +172,9 @@ class LearnedUnigramSampler(keras.layers.Layer):
           tf.errors.InvalidArgumentError: (when run) a true class outside
             ``[0, range_max)``; the counts are then left unchanged.
         """
-        num_true = check_int(num_true, "num_true")
-        num_sampled = check_int(num_sampled, "num_sampled")
-        check_sample_size(num_sampled, self.unique, self.range_max)
+        num_true, num_sampled, _, _, _ = check_sampler_args(
+            num_true, num_sampled, self.unique, self.range_max
+        )
         true_classes = true_classes_tensor(true_classes, num_true)
         seed1, seed2 = op_seeds(self.seed)
         library = _loader.load_op_library()
@@ -207,23 +210,27 @@ class LearnedUnigramSampler(keras.layers.Layer):
     def set_counts(self, counts) -> None:
         """Replaces the learned counts, e.g. to warm-start from known frequencies.
 
+        The counts are left unchanged by a call that fails.
+
         Args:
-          counts: Non-negative integer tensor-like ``[range_max]``.
+          counts: Non-negative tensor-like ``[range_max]`` of any integer
+            dtype, or of floats that are all whole numbers; ``range_max +
+            sum(counts)`` must be at most 2^63 - 1.
 
         Raises:
-          ValueError: ``counts`` has the wrong shape.
-          tf.errors.InvalidArgumentError: (when run) a negative count.
+          TypeError: ``counts`` is not numeric (strings, bools).
+          ValueError: a static shape other than ``[range_max]``, values that
+            are not int64 counts, or (eagerly) a float that is not a finite
+            whole number.
+          tf.errors.InvalidArgumentError: (when run) a negative count, a sum
+            past 2^63 - 1 - range_max, a length other than range_max (for a
+            tensor of unknown length), or a bad float in a graph.
         """
-        counts = tf.cast(tf.convert_to_tensor(counts), tf.int64)
-        if counts.shape.rank is not None and counts.shape.as_list() not in (
-            [self.range_max],
-            [None],
-        ):
-            raise ValueError(
-                f"`counts` must have shape [range_max] = [{self.range_max}], got {counts.shape}."
-            )
+        counts = validation.check_counts(counts, self.range_max)
         library = _loader.load_op_library()
-        self.tree.assign(library.tf_sampling_learned_unigram_counts_to_tree(counts))
+        self.tree.assign(
+            library.tf_sampling_learned_unigram_counts_to_tree(counts, range_max=self.range_max)
+        )
 
     def get_config(self) -> dict:
         """Returns the constructor arguments (the counts are weights, not config)."""

@@ -103,11 +103,77 @@ class SeenSet {
   Int64HashMap map_;
 };
 
-// Draws `num_sampled` candidates from `tree` into `out`: independently, or for
-// `unique` by rejecting repeats. Returns the number of draws made.
+// Unique draws past which rejection stops. TensorFlow reserves 2048 32-bit
+// random values per sampled class and call, and a draw takes one or two (two
+// above 2^32 total weight): within the budget, the draws are TensorFlow's and
+// stay inside the call's reserved stream, so calls do not replay each other's
+// values (TensorFlow's own sampler does, once a call draws past it).
+inline int64_t RejectionBudget(int64_t num_sampled) {
+  return 1024 * num_sampled;
+}
+
+// The number of draws rejection sampling makes up to and including its first
+// unpicked class, when the picked classes weigh `picked_weight` of
+// `total_weight`: geometric, with success probability 1 - picked / total.
+// Saturates at 2^62 (only ever used as a float exponent).
+inline int64_t RejectionTries(tensorflow::random::SimplePhilox* rng,
+                              int64_t picked_weight, int64_t total_weight) {
+  if (picked_weight == 0) return 1;
+  const double total = static_cast<double>(total_weight);
+  const double picked = static_cast<double>(picked_weight);
+  // log(picked / total), accurate at both ends.
+  const double log_reject = picked < 0.5 * total
+                                ? std::log(picked / total)
+                                : std::log1p(-(total - picked) / total);
+  const double u = 1.0 - rng->RandDouble();  // (0, 1]
+  const double misses = std::floor(std::log(u) / log_reject);
+  constexpr double kMax = 4.0e18;
+  return misses >= kMax ? static_cast<int64_t>(kMax)
+                        : 1 + static_cast<int64_t>(misses);
+}
+
+// Completes a unique sample whose rejection sampling ran out of budget: takes
+// the `picked` classes' weights out of `tree`, draws each further class from
+// the unpicked ones, and restores the tree. The law of the sample and of the
+// number of draws is that of going on rejecting: given the picked classes,
+// the next new class is proportional to weight among the unpicked ones, and
+// the draws until it are geometric (RejectionTries), independent of which it
+// is. Costs O(num_sampled * log(range)) whatever the weights. `rng` should be
+// independent of the stream the rejections used. Returns the total number of
+// draws.
 template <typename Store>
-int64_t DrawCandidates(const CountTree<Store>& tree, int64_t total_weight,
+int64_t DrawUnpicked(CountTree<Store>* tree, int64_t total_weight,
+                     tensorflow::random::SimplePhilox* rng, int64_t num_sampled,
+                     int64_t picked, int64_t num_tries, int64_t* out) {
+  std::vector<int64_t> weights(static_cast<size_t>(num_sampled));
+  int64_t picked_weight = 0;
+  auto take = [&](int64_t i) {
+    weights[i] = tree->Weight(out[i]);
+    picked_weight += weights[i];
+    tree->Add(out[i], -weights[i]);
+  };
+  for (int64_t i = 0; i < picked; ++i) take(i);
+  for (; picked < num_sampled; ++picked) {
+    const int64_t tries = RejectionTries(rng, picked_weight, total_weight);
+    num_tries = tries > INT64_MAX - num_tries ? INT64_MAX : num_tries + tries;
+    const UniformBelowN uniform(
+        static_cast<uint64_t>(total_weight - picked_weight));
+    const int64_t r = static_cast<int64_t>(uniform(rng));
+    tree->FindGroup(&r, 1, out + picked);
+    take(picked);
+  }
+  for (int64_t i = 0; i < num_sampled; ++i) tree->Add(out[i], weights[i]);
+  return num_tries;
+}
+
+// Draws `num_sampled` candidates from `tree` into `out`: independently, or for
+// `unique` by rejecting repeats (for at most about RejectionBudget draws, then
+// by DrawUnpicked with `rest_rng`; the tree is the same on return). Returns
+// the number of draws made.
+template <typename Store>
+int64_t DrawCandidates(CountTree<Store>* tree, int64_t total_weight,
                        bool unique, tensorflow::random::SimplePhilox* rng,
+                       tensorflow::random::SimplePhilox* rest_rng,
                        int64_t num_sampled, int64_t* out) {
   // Draws are made in groups (see CountTree::FindGroup), in stream order.
   // With `unique`, the last group may draw a few values past the last one
@@ -124,25 +190,30 @@ int64_t DrawCandidates(const CountTree<Store>& tree, int64_t total_weight,
       for (int j = 0; j < n; ++j) {
         r[j] = static_cast<int64_t>(uniform(rng));
       }
-      tree.FindGroup(r, n, out + i);
+      tree->FindGroup(r, n, out + i);
     }
     return num_sampled;
   }
-  SeenSet seen(tree.range(), num_sampled);
+  SeenSet seen(tree->range(), num_sampled);
   int64_t num_tries = 0;
   int64_t picked = 0;
-  while (picked < num_sampled) {
+  const int64_t budget = RejectionBudget(num_sampled);
+  while (picked < num_sampled && num_tries < budget) {
     // No more draws than could still be needed if all were new.
     const int n =
         static_cast<int>(std::min<int64_t>(kGroup, num_sampled - picked));
     for (int j = 0; j < n; ++j) {
       r[j] = static_cast<int64_t>(uniform(rng));
     }
-    tree.FindGroup(r, n, found);
+    tree->FindGroup(r, n, found);
     for (int j = 0; j < n && picked < num_sampled; ++j) {
       ++num_tries;
       if (seen.Insert(found[j])) out[picked++] = found[j];
     }
+  }
+  if (picked < num_sampled) {
+    num_tries = DrawUnpicked(tree, total_weight, rest_rng, num_sampled, picked,
+                             num_tries, out);
   }
   return num_tries;
 }

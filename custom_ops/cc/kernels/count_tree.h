@@ -354,6 +354,16 @@ class CountTree {
     return shape_.range() + store_->Block(shape_.top_level(), 0)[kFanout - 1];
   }
 
+  // Adds `delta` to class c's count (any sign; a count of -1 gives c weight 0,
+  // which no descent lands on). Walks every level: for single classes only.
+  void Add(int64_t c, int64_t delta) {
+    for (int level = 0; level < shape_.num_levels(); ++level) {
+      AddToSuffix(store_->MutableBlock(level, c >> kFanoutBits),
+                  static_cast<int>(c & (kFanout - 1)), delta);
+      c >>= kFanoutBits;
+    }
+  }
+
   // Adds one occurrence of each of the `n` classes. Below the small levels,
   // each class rewrites one block per level. On the small levels every class
   // would rewrite the same few lines, each write queueing behind the last, so
@@ -473,6 +483,26 @@ inline void CountsToFlatTree(const TreeShape& shape, const int64_t* counts,
                 parents + shape.num_blocks(level + 1) * kFanout, 0);
     }
   }
+}
+
+// Whether the flat `tree` [shape.flat_size()] can be the count tree of
+// shape.range() classes, as far as O(levels) reads tell: the padding of each
+// level's last block adds nothing (else entries past the range, e.g. the
+// classes of a tree of another range with the same size, could be drawn), and
+// the total weight range + counts is in [range, 2^63 - 1].
+inline bool FlatTreeFitsRange(const TreeShape& shape, const int64_t* tree) {
+  int64_t entries = shape.range();
+  for (int level = 0; level < shape.num_levels(); ++level) {
+    const int64_t last = shape.num_blocks(level) - 1;
+    const int64_t* block = tree + shape.offset(level) + last * kFanout;
+    const int valid = static_cast<int>(entries - last * kFanout);
+    for (int k = valid; k < kFanout; ++k) {
+      if (block[k] != block[valid - 1]) return false;
+    }
+    entries = shape.num_blocks(level);
+  }
+  const int64_t total = tree[shape.offset(shape.top_level()) + kFanout - 1];
+  return total >= 0 && total <= INT64_MAX - shape.range();
 }
 
 // Reads the per-class counts [shape.range()] out of `tree`; O(range).

@@ -36,6 +36,18 @@ using ::tensorflow::TensorShape;
 // under storage='auto'; larger ones in a hash map.
 constexpr int64_t kMaxDenseRange = int64_t{1} << 26;
 
+// TensorFlow's candidate samplers hold num_sampled in an int32.
+constexpr int64_t kMaxNumSampled = (int64_t{1} << 31) - 1;
+
+// The error for a tree variable that FlatTreeFitsRange refuses.
+absl::Status TreeMismatch(const TreeShape& shape) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "the count tree is not one of range_max=", shape.range(),
+      " classes: it counts classes >= range_max, or its total weight is "
+      "outside [range_max, 2^63 - 1] (was it restored from a sampler with "
+      "another range_max?)"));
+}
+
 // Attributes, validation and output allocation shared by the sampling ops.
 class SamplerKernelBase : public OpKernel {
  public:
@@ -45,6 +57,10 @@ class SamplerKernelBase : public OpKernel {
     OP_REQUIRES_OK(context, context->GetAttr("num_sampled", &num_sampled_));
     OP_REQUIRES_OK(context, context->GetAttr("unique", &unique_));
     OP_REQUIRES_OK(context, context->GetAttr("range_max", &range_max_));
+    OP_REQUIRES(context, num_sampled_ <= kMaxNumSampled,
+                absl::InvalidArgumentError(absl::StrCat(
+                    "num_sampled must be <= 2^31 - 1, got num_sampled=",
+                    num_sampled_)));
     OP_REQUIRES(context, !unique_ || num_sampled_ <= range_max_,
                 absl::InvalidArgumentError(absl::StrCat(
                     "num_sampled must be <= range_max when unique=True, got "
@@ -112,17 +128,37 @@ class SamplerKernelBase : public OpKernel {
   // the same stream positions as theirs.
   int64_t SamplesPerCall() const { return (2048 * num_sampled_ + 3) / 4; }
 
+  // Refuses a call whose counting would take the total weight past int64
+  // (checked before anything changes).
+  absl::Status CheckRoom(int64_t total_weight, const Outputs& out) const {
+    if (out.num_true_classes <= INT64_MAX - total_weight) {
+      return absl::OkStatus();
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the learned-unigram total weight range_max + sum(counts) = ",
+        total_weight, " plus this call's ", out.num_true_classes,
+        " true classes would exceed 2^63 - 1 (range_max=", range_max_, ")"));
+  }
+
   // Samples from `tree` with `philox`, fills the expected counts, then counts
   // the true classes: the order TensorFlow's LearnedUnigramCandidateSampler
-  // uses.
+  // uses. Callers have checked CheckRoom.
   template <typename Store>
   void SampleThenLearn(CountTree<Store>* tree,
                        tensorflow::random::PhiloxRandom philox,
                        const Outputs& out) {
+    // A stream of its own for completing skewed unique samples: the call's
+    // counter under another key, independent of every call's rejections.
+    auto key = philox.key();
+    key[0] ^= 0x9E3779B9u;
+    key[1] ^= 0x7F4A7C15u;
+    tensorflow::random::PhiloxRandom rest(philox.counter(), key);
+    tensorflow::random::SimplePhilox rest_rng(&rest);
     tensorflow::random::SimplePhilox rng(&philox);
     const int64_t total_weight = tree->TotalWeight();
-    const int64_t num_tries = DrawCandidates(*tree, total_weight, unique_, &rng,
-                                             num_sampled_, out.sampled);
+    const int64_t num_tries =
+        DrawCandidates(tree, total_weight, unique_, &rng, &rest_rng,
+                       num_sampled_, out.sampled);
     FillExpectedCounts(*tree, total_weight, num_sampled_, num_tries,
                        out.sampled, num_sampled_, out.sampled_expected);
     LearnTrueClasses(tree, total_weight, num_sampled_, num_tries,
@@ -165,17 +201,21 @@ class LearnedUnigramCandidateSamplerOp : public SamplerKernelBase {
     // One exclusive lock for sampling and learning: concurrent calls of this
     // kernel see each other's updates whole, never half applied.
     absl::MutexLock lock(&mu_);
-    const auto philox = generator_.ReserveSamples128(SamplesPerCall());
     if (dense_) {
-      CountTree<OwnedFlatStore> tree(shape_, dense_.get());
-      SampleThenLearn(&tree, philox, out);
+      Run(CountTree<OwnedFlatStore>(shape_, dense_.get()), context, out);
     } else {
-      CountTree<SparseStore> tree(shape_, sparse_.get());
-      SampleThenLearn(&tree, philox, out);
+      Run(CountTree<SparseStore>(shape_, sparse_.get()), context, out);
     }
   }
 
  private:
+  template <typename Store>
+  void Run(CountTree<Store> tree, OpKernelContext* context,
+           const Outputs& out) {
+    OP_REQUIRES_OK(context, CheckRoom(tree.TotalWeight(), out));
+    SampleThenLearn(&tree, generator_.ReserveSamples128(SamplesPerCall()), out);
+  }
+
   const TreeShape shape_;
   absl::Mutex mu_;
   tensorflow::GuardedPhiloxRandom generator_;
@@ -220,6 +260,13 @@ class LearnedUnigramSampleAndUpdateOp : public SamplerKernelBase {
             "] (the count tree of range_max=", range_max_, "), got ",
             tensorflow::DataTypeString(state->dtype()), " with shape ",
             state->shape().DebugString())));
+    OP_REQUIRES(context,
+                FlatTreeFitsRange(shape_, state->flat<int64_t>().data()),
+                TreeMismatch(shape_));
+    FlatStore store(shape_, state->flat<int64_t>().data());
+    OP_REQUIRES_OK(
+        context,
+        CheckRoom(CountTree<FlatStore>(shape_, &store).TotalWeight(), out));
     Tensor* offset = offset_var->tensor();
     OP_REQUIRES(context,
                 offset->dtype() == tensorflow::DT_INT64 && offset->dims() == 0,
@@ -242,7 +289,8 @@ class LearnedUnigramSampleAndUpdateOp : public SamplerKernelBase {
     tensorflow::random::PhiloxRandom philox(static_cast<uint64_t>(seed_),
                                             static_cast<uint64_t>(seed2_));
     philox.Skip(static_cast<uint64_t>(position));
-    FlatStore store(shape_, state->flat<int64_t>().data());
+    // The copy above may have moved the buffer.
+    store = FlatStore(shape_, state->flat<int64_t>().data());
     CountTree<FlatStore> tree(shape_, &store);
     SampleThenLearn(&tree, philox, out);
     // The offset is a scalar: always write a new buffer (never alias).
@@ -274,6 +322,9 @@ class TreeToCountsOp : public OpKernel {
                     "tree must be a vector [", shape_->flat_size(),
                     "] (the count tree of range_max=", shape_->range(),
                     "), got shape ", tree.shape().DebugString())));
+    OP_REQUIRES(context,
+                FlatTreeFitsRange(*shape_, tree.flat<int64_t>().data()),
+                TreeMismatch(*shape_));
     Tensor* counts = nullptr;
     OP_REQUIRES_OK(context, context->allocate_output(
                                 0, TensorShape({shape_->range()}), &counts));
@@ -289,7 +340,9 @@ class TreeToCountsOp : public OpKernel {
 // TreeToCountsOp).
 class CountsToTreeOp : public OpKernel {
  public:
-  using OpKernel::OpKernel;
+  explicit CountsToTreeOp(OpKernelConstruction* context) : OpKernel(context) {
+    OP_REQUIRES_OK(context, context->GetAttr("range_max", &range_max_));
+  }
 
   void Compute(OpKernelContext* context) override {
     const Tensor& counts = context->input(0);
@@ -298,11 +351,25 @@ class CountsToTreeOp : public OpKernel {
                     "counts must be a non-empty vector [range_max], got shape ",
                     counts.shape().DebugString())));
     const int64_t n = counts.dim_size(0);
+    OP_REQUIRES(context, range_max_ == 0 || n == range_max_,
+                absl::InvalidArgumentError(absl::StrCat(
+                    "counts must have shape [range_max] = [", range_max_,
+                    "], got shape ", counts.shape().DebugString())));
     const int64_t* in = counts.flat<int64_t>().data();
+    // The sampler's total weight n + sum(counts) must fit in int64.
+    int64_t room = INT64_MAX - n;
     for (int64_t i = 0; i < n; ++i) {
       OP_REQUIRES(context, in[i] >= 0,
                   absl::InvalidArgumentError(absl::StrCat(
                       "counts must be >= 0, got counts[", i, "] = ", in[i])));
+      OP_REQUIRES(context, in[i] <= room,
+                  absl::InvalidArgumentError(absl::StrCat(
+                      "counts must sum to at most 2^63 - 1 - range_max = ",
+                      INT64_MAX - n,
+                      " (the sampler's total weight is range_max + "
+                      "sum(counts)); the sum passes it at counts[",
+                      i, "] = ", in[i])));
+      room -= in[i];
     }
     const TreeShape shape(n);
     Tensor* tree = nullptr;
@@ -310,6 +377,9 @@ class CountsToTreeOp : public OpKernel {
                                 0, TensorShape({shape.flat_size()}), &tree));
     CountsToFlatTree(shape, in, tree->flat<int64_t>().data());
   }
+
+ private:
+  int64_t range_max_ = 0;
 };
 
 REGISTER_KERNEL_BUILDER(

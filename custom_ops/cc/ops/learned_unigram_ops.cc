@@ -100,8 +100,17 @@ absl::Status CountsToTreeShape(InferenceContext* c) {
   TF_RETURN_IF_ERROR(CheckVectorInput(c, "counts"));
   ShapeHandle counts;
   TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 1, &counts));
+  int64_t range_max = 0;
+  TF_RETURN_IF_ERROR(c->GetAttr("range_max", &range_max));
   DimensionHandle range = c->Dim(counts, 0);
-  if (c->ValueKnown(range) && c->Value(range) >= 1) {
+  if (range_max > 0) {
+    if (c->ValueKnown(range) && c->Value(range) != range_max) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("counts must have shape [range_max] = [", range_max,
+                       "], got shape ", c->DebugString(counts)));
+    }
+    c->set_output(0, c->Vector(TreeShape(range_max).flat_size()));
+  } else if (c->ValueKnown(range) && c->Value(range) >= 1) {
     c->set_output(0, c->Vector(TreeShape(c->Value(range)).flat_size()));
   } else {
     c->set_output(0, c->Vector(c->UnknownDim()));
@@ -132,7 +141,11 @@ Drop-in equivalent of TensorFlow's LearnedUnigramCandidateSampler: each op
 instance (kernel) keeps its own counts; every class starts at weight 1 and
 gains 1 per occurrence in `true_classes`, applied after the call's sampling.
 Costs O((batch_size * num_true + num_sampled) * log(range_max)) per call, and
-accepts any range_max that fits in int64.
+accepts any range_max that fits in int64; a call that would take the total
+weight range_max + sum(counts) past 2^63 - 1 fails and changes nothing.
+Unique sampling rejects repeats for at most 1024 * num_sampled draws (within
+them the draws are TensorFlow's), then draws the rest from the classes not yet
+picked, with the same law; num_sampled must be < 2^31.
 
 true_classes: [batch_size, num_true] target classes, in [0, range_max).
 sampled_candidates: [num_sampled] sampled classes.
@@ -191,13 +204,17 @@ Decodes the count tree of range_max classes into per-class counts
 REGISTER_OP("TfSampling>LearnedUnigramCountsToTree")
     .Input("counts: int64")
     .Output("tree: int64")
+    .Attr("range_max: int >= 0 = 0")
     .SetShapeFn(CountsToTreeShape)
     .Doc(R"doc(
 Encodes per-class counts [range_max] as the count tree the sampler reads:
 level 0 holds one entry per class, level l + 1 one entry per block of 8
 entries of level l, up to a single block; each block of 8 holds the inclusive
 prefix sums of its entries' counts, and each level is padded to whole blocks.
-The inverse of TfSampling>LearnedUnigramTreeToCounts; O(range_max).
+The inverse of TfSampling>LearnedUnigramTreeToCounts; O(range_max). Fails
+on a negative count, on counts summing past 2^63 - 1 - range_max (the
+sampler's total weight must fit in int64), and, when range_max > 0, on a
+length other than range_max (range_max = 0 takes the length as given).
 )doc");
 
 }  // namespace tf_sampling
