@@ -538,6 +538,65 @@ def check_sample_size(num_sampled: int, unique: bool, range_max: int) -> None:
 INT64_MAX = 2**63 - 1
 
 
+# The learned-unigram op's limits: int64 attrs, and TensorFlow's samplers hold
+# num_sampled in an int32.
+MAX_NUM_SAMPLED = 2**31 - 1
+
+
+def check_sampler_args(num_true, num_sampled, unique, range_max, seed=None) -> tuple:
+    """Checks the arguments of a learned-unigram sampling call.
+
+    Returns:
+      tuple: ``(num_true, num_sampled, unique, range_max, seed)`` as ints,
+      bool and int-or-None.
+
+    Raises:
+      TypeError, ValueError: naming the argument and the value received.
+    """
+    num_true = check_at_most(check_int(num_true, "num_true"), "num_true", INT64_MAX, "an int64")
+    num_sampled = check_at_most(
+        check_int(num_sampled, "num_sampled"),
+        "num_sampled",
+        MAX_NUM_SAMPLED,
+        "TensorFlow's samplers hold it in an int32",
+    )
+    range_max = check_at_most(check_int(range_max, "range_max"), "range_max", INT64_MAX, "an int64")
+    unique = check_bool(unique, "unique")
+    check_sample_size(num_sampled, unique, range_max)
+    return num_true, num_sampled, unique, range_max, check_seed(seed)
+
+
+def check_true_classes(true_classes, num_true: int) -> tf.Tensor:
+    """Returns a sampler's ``true_classes`` as int64 ``[batch_size, num_true]``.
+
+    Args:
+      true_classes: Integer tensor-like ``[batch_size, num_true]``; other
+        integer dtypes are cast to int64.
+      num_true: int, the expected number of columns.
+
+    Returns:
+      tf.Tensor: int64 ``[batch_size, num_true]``.
+
+    Raises:
+      TypeError: ``true_classes`` is not of an integer dtype.
+      ValueError: its static shape is not ``[batch_size, num_true]``.
+    """
+    tensor = tf.convert_to_tensor(true_classes)
+    if not tensor.dtype.is_integer:
+        raise TypeError(
+            "`true_classes` must be an integer (int64) tensor of class ids, got dtype "
+            f"{tensor.dtype.name}."
+        )
+    if not tensor.shape.is_compatible_with([None, num_true]):
+        need = (
+            f"have num_true={num_true} columns"
+            if tensor.shape.rank == 2
+            else "be a matrix [batch_size, num_true]"
+        )
+        raise ValueError(f"`true_classes` must {need}, got shape {tensor.shape}.")
+    return tf.cast(tensor, tf.int64) if tensor.dtype != tf.int64 else tensor
+
+
 def check_counts(counts, range_max: int) -> tf.Tensor:
     """Returns learned-unigram ``counts`` as int64 ``[range_max]`` after checking them.
 

@@ -16,72 +16,6 @@ from tf_sampling.ops import _loader
 __all__ = ["learned_unigram_candidate_sampler"]
 
 
-# The op's limits: int64 attrs, and TensorFlow's samplers hold num_sampled in
-# an int32.
-MAX_RANGE = validation.INT64_MAX
-MAX_NUM_SAMPLED = 2**31 - 1
-
-
-def check_sampler_args(num_true, num_sampled, unique, range_max, seed=None) -> tuple:
-    """Checks the arguments every learned-unigram call takes.
-
-    Returns:
-      tuple: ``(num_true, num_sampled, unique, range_max, seed)`` as ints,
-      bool and int-or-None; ``unique``/``range_max`` may be passed as already
-      checked values.
-
-    Raises:
-      TypeError, ValueError: naming the argument and the value received.
-    """
-    num_true = validation.check_at_most(
-        validation.check_int(num_true, "num_true"), "num_true", MAX_RANGE, "an int64 attr"
-    )
-    num_sampled = validation.check_at_most(
-        validation.check_int(num_sampled, "num_sampled"),
-        "num_sampled",
-        MAX_NUM_SAMPLED,
-        "TensorFlow's samplers hold it in an int32",
-    )
-    range_max = validation.check_at_most(
-        validation.check_int(range_max, "range_max"), "range_max", MAX_RANGE, "an int64 attr"
-    )
-    unique = validation.check_bool(unique, "unique")
-    validation.check_sample_size(num_sampled, unique, range_max)
-    return num_true, num_sampled, unique, range_max, validation.check_seed(seed)
-
-
-def true_classes_tensor(true_classes, num_true: int) -> tf.Tensor:
-    """Converts ``true_classes`` to an int64 ``[batch_size, num_true]`` tensor.
-
-    Args:
-      true_classes: Integer tensor-like ``[batch_size, num_true]``; int32 and
-        other integer dtypes are cast to int64.
-      num_true: int, the expected number of columns.
-
-    Returns:
-      tf.Tensor: int64 ``[batch_size, num_true]``.
-
-    Raises:
-      TypeError: ``true_classes`` is not of an integer dtype.
-      ValueError: its static shape is not ``[batch_size, num_true]``.
-    """
-    tensor = tf.convert_to_tensor(true_classes)
-    if not tensor.dtype.is_integer:
-        raise TypeError(
-            "`true_classes` must be an integer (int64) tensor of class ids, got dtype "
-            f"{tensor.dtype.name}."
-        )
-    if tensor.shape.rank is not None and tensor.shape.rank != 2:
-        raise ValueError(
-            f"`true_classes` must be a matrix [batch_size, num_true], got shape {tensor.shape}."
-        )
-    if tensor.shape.rank == 2 and tensor.shape[1] is not None and tensor.shape[1] != num_true:
-        raise ValueError(
-            f"`true_classes` must have num_true={num_true} columns, got shape {tensor.shape}."
-        )
-    return tf.cast(tensor, tf.int64) if tensor.dtype != tf.int64 else tensor
-
-
 def op_seeds(seed: int | None) -> tuple[int, int]:
     """Returns the two op seeds for ``seed``, as TensorFlow's samplers pick them.
 
@@ -146,10 +80,10 @@ def learned_unigram_candidate_sampler(
         ``[0, range_max)``.
       OpLibraryError: the compiled op library is missing or stale.
     """
-    num_true, num_sampled, unique, range_max, seed = check_sampler_args(
+    num_true, num_sampled, unique, range_max, seed = validation.check_sampler_args(
         num_true, num_sampled, unique, range_max, seed
     )
-    true_classes = true_classes_tensor(true_classes, num_true)
+    true_classes = validation.check_true_classes(true_classes, num_true)
     seed1, seed2 = op_seeds(seed)
     library = _loader.load_op_library()
     # A namedtuple (sampled_candidates, true_expected_count,

@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from tf_sampling._core import validation
 from tf_sampling.ops import _loader
-from tf_sampling.ops.learned_unigram import check_sampler_args, op_seeds, true_classes_tensor
+from tf_sampling.ops.learned_unigram import op_seeds
 
 __all__ = ["LearnedUnigramSampler", "count_tree_size"]
 
@@ -172,10 +172,10 @@ class LearnedUnigramSampler(keras.layers.Layer):
           tf.errors.InvalidArgumentError: (when run) a true class outside
             ``[0, range_max)``; the counts are then left unchanged.
         """
-        num_true, num_sampled, _, _, _ = check_sampler_args(
+        num_true, num_sampled, _, _, _ = validation.check_sampler_args(
             num_true, num_sampled, self.unique, self.range_max
         )
-        true_classes = true_classes_tensor(true_classes, num_true)
+        true_classes = validation.check_true_classes(true_classes, num_true)
         seed1, seed2 = op_seeds(self.seed)
         library = _loader.load_op_library()
         outputs = library.tf_sampling_learned_unigram_sample_and_update(
