@@ -18,7 +18,16 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-__all__ = ["accidental_hit_mask", "compute_accidental_hits", "last_occurrences"]
+__all__ = ["accidental_hit_mask", "compute_accidental_hits", "in_xla_context", "last_occurrences"]
+
+
+def in_xla_context() -> bool:
+    """Whether the ops built now are compiled by XLA (e.g. in ``tf.function(jit_compile=True)``).
+
+    TensorFlow's CPU-only ops (its samplers, ``tf.nn.compute_accidental_hits``)
+    cannot run there; the plain-op equivalents here can.
+    """
+    return tf.__internal__.get_enclosing_xla_context() is not None
 
 
 def last_occurrences(values: tf.Tensor) -> tf.Tensor:
