@@ -352,3 +352,50 @@ def test_rank_loss_broadcast_counts_match_numpy(true_shape, sampled_shape):
         np.ones(2),
     )[0]
     np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("sampled_shape", [(300,), (1, 300), (6, 300), (6, 1)], ids=str)
+@pytest.mark.parametrize("kind", sorted(FUNCTIONS))
+def test_broadcast_counts_on_the_many_samples_path(kind, sampled_shape):
+    """Above 256 samples the offset goes through bias_add; per-example counts come after."""
+    rng = np.random.default_rng(9)
+    num_classes, num_sampled, batch, dim = 500, 300, 6, 4
+    w = rng.normal(size=(num_classes, dim)).astype(np.float32)
+    b = rng.normal(size=(num_classes,)).astype(np.float32)
+    x = rng.normal(size=(batch, dim)).astype(np.float32)
+    labels = rng.integers(0, num_classes, size=(batch, 2))
+    sv = (
+        rng.choice(num_classes, num_sampled, replace=False),
+        counts((batch, 1), 3),
+        counts(sampled_shape, 4),
+    )
+    ct = rng.uniform(0.5, 1.5, size=batch)
+    kwargs = dict(num_sampled=num_sampled, num_classes=num_classes, num_true=2,
+                  remove_accidental_hits=True)
+    name = FUNCTIONS[kind]
+    ours = loss_harness.run(getattr(tsn, name), "function", [w], [b], labels, x, ct, sv, **kwargs)
+    builtin = loss_harness.run(
+        getattr(tf.compat.v1.nn, name), "function", [w], [b], labels, x, ct, sv, **kwargs
+    )
+    assert_same(ours, builtin, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float64", "int32"])
+def test_counts_of_other_dtypes_in_a_graph(dtype):
+    """Counts of any real dtype are cast; the run-time positivity check reads them all."""
+    w, b, labels, x, _, _ = tf_test_problem(2)
+    true_counts = tf.constant(np.full((TF_BATCH, 1), 2), dtype)
+    sampled_counts = tf.constant(np.array([1, 2, 1, 2]), dtype)
+
+    @tf.function
+    def loss(true_counts, sampled_counts):
+        return tsn.nce_loss(w, b, labels, x, 4, TF_CLASSES, num_true=2,
+                            sampled_values=(TF_SAMPLED, true_counts, sampled_counts))
+
+    expected = numpy_reference.sampled_loss(
+        "nce", w, b, labels, x, (TF_SAMPLED, np.full((TF_BATCH, 1), 2.0), [1.0, 2.0, 1.0, 2.0]),
+        False, np.ones(TF_BATCH),
+    )[0]
+    np.testing.assert_allclose(loss(true_counts, sampled_counts).numpy(), expected, rtol=1e-5)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"sampled_values\[2\]"):
+        loss(true_counts, sampled_counts * 0)

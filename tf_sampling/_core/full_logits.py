@@ -41,11 +41,7 @@ def full_logits(weights, biases, inputs, partition_strategy: str = "mod") -> tf.
         bias_table = sharding.as_sharded_table(biases, partition_strategy, "biases")
         validation.check_floating(weight_table.dtype, "weights")
         validation.check_floating(bias_table.dtype, "biases")
-        if weight_table.sizes != bias_table.sizes:
-            raise ValueError(
-                f"`biases` must have the shard sizes of `weights` {list(weight_table.sizes)}, "
-                f"got shard sizes {list(bias_table.sizes)}."
-            )
+        validation.check_same_shards(weight_table.sizes, bias_table.sizes)
         dtype = compute_dtype(inputs.dtype, weight_table.dtype)
         x = tf.cast(inputs, dtype)
         parts = [

@@ -166,12 +166,7 @@ def rank_sampled_softmax_loss(
     num_true = validation.check_int(num_true, "num_true")
     num_classes = validation.check_int(num_classes, "num_classes")
     num_sampled = validation.check_num_sampled(num_sampled, num_classes, unique=True)
-    num_resampled = validation.check_int(num_resampled, "num_resampled")
-    if num_sampled <= num_resampled:
-        raise ValueError(
-            f"`num_resampled` must be less than `num_sampled` ({num_sampled}), got "
-            f"`num_resampled` ({num_resampled})."
-        )
+    num_resampled = validation.check_num_resampled(num_resampled, num_sampled)
     validation.check_partition_strategy(partition_strategy)
     with tf.name_scope(name or "rank_sampled_softmax_loss"):
         temperature = check_resampling_temperature(resampling_temperature)

@@ -58,22 +58,11 @@ def class_tables(
         validation.check_table(params, arg_name, shape)
         table = sharding.as_sharded_table(params, partition_strategy, arg_name)
         validation.check_floating(table.dtype, arg_name)
-        if table.num_rows != num_classes:
-            what = "shard sizes" if len(table.shards) > 1 else "first dimension"
-            raise ValueError(
-                f"`{arg_name}` must have `num_classes` rows, got {what} {list(table.sizes)} "
-                f"adding up to {table.num_rows} rows for num_classes={num_classes}."
-            )
-        if table.row_shape.rank != row_rank:
-            raise ValueError(f"`{arg_name}` must be {shape}, got rows of shape {table.row_shape}.")
-        tables.append(table)
-    dim = tables[0].row_shape[0]
-    if inputs.shape[1] is not None and dim is not None and inputs.shape[1] != dim:
-        raise ValueError(
-            f"`inputs` must have the `weights` dim {dim} as last dimension, got dim "
-            f"{inputs.shape[1]} (inputs shape {inputs.shape}, weights rows of shape "
-            f"{tables[0].row_shape})."
+        validation.check_table_rows(
+            arg_name, table.sizes, num_classes, table.row_shape, row_rank, shape
         )
+        tables.append(table)
+    validation.check_inputs_dim(inputs, tables[0].row_shape[0])
     return tables[0], tables[1]
 
 

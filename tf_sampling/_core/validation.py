@@ -139,6 +139,77 @@ def check_floating(dtype: tf.DType, name: str) -> tf.DType:
     return dtype
 
 
+def check_table_rows(
+    name: str, sizes, num_classes: int, row_shape, row_rank: int, shape_text: str
+) -> None:
+    """Checks a class table's shard sizes add up to ``num_classes`` rows of the right rank.
+
+    Args:
+      name: The argument's name (``"weights"`` or ``"biases"``).
+      sizes: Static row count of each shard.
+      num_classes: The rows the table must hold.
+      row_shape: ``tf.TensorShape`` of one row.
+      row_rank: The rank a row must have (1 for weights, 0 for biases).
+      shape_text: The expected table shape, e.g. ``"[num_classes, dim]"``.
+
+    Raises:
+      ValueError: the rows do not add up, or a row has the wrong rank.
+    """
+    sizes = list(sizes)
+    if sum(sizes) != num_classes:
+        what = "shard sizes" if len(sizes) > 1 else "first dimension"
+        raise ValueError(
+            f"`{name}` must have `num_classes` rows, got {what} {sizes} adding up to "
+            f"{sum(sizes)} rows for num_classes={num_classes}."
+        )
+    if row_shape.rank != row_rank:
+        raise ValueError(f"`{name}` must be {shape_text}, got rows of shape {row_shape}.")
+
+
+def check_inputs_dim(inputs: tf.Tensor, dim) -> None:
+    """Checks the last dimension of ``inputs`` against the ``weights`` dim, when both are known.
+
+    Raises:
+      ValueError: they differ.
+    """
+    got = inputs.shape[-1] if inputs.shape.rank else None
+    if got is not None and dim is not None and got != dim:
+        raise ValueError(
+            f"`inputs` must have the `weights` dim {dim} as last dimension, got dim {got} "
+            f"(inputs shape {inputs.shape})."
+        )
+
+
+def check_same_shards(weight_sizes, bias_sizes) -> None:
+    """Checks ``biases`` are sharded as ``weights`` are.
+
+    Raises:
+      ValueError: the shard sizes differ.
+    """
+    if tuple(weight_sizes) != tuple(bias_sizes):
+        raise ValueError(
+            f"`biases` must have the shard sizes of `weights` {list(weight_sizes)}, got shard "
+            f"sizes {list(bias_sizes)}."
+        )
+
+
+def check_num_resampled(num_resampled, num_sampled: int) -> int:
+    """Returns ``num_resampled`` after checking ``1 <= num_resampled < num_sampled``.
+
+    Raises:
+      TypeError: not an integer.
+      ValueError: out of range; the message quotes both counts in parentheses,
+        as TF 1.x contrib's did.
+    """
+    num_resampled = check_int(num_resampled, "num_resampled")
+    if num_resampled >= num_sampled:
+        raise ValueError(
+            f"`num_resampled` must be less than `num_sampled` ({num_sampled}), got "
+            f"`num_resampled` ({num_resampled})."
+        )
+    return num_resampled
+
+
 def static_or_dynamic_batch_size(inputs: tf.Tensor) -> int | tf.Tensor:
     """``inputs``' batch size: the static int when known, else a scalar int32 tensor."""
     static = inputs.shape[0] if inputs.shape.rank is not None else None
