@@ -46,10 +46,13 @@ order until ``num_sampled`` are held, and ``num_tries`` counts the draws up
 to the one that completed the set. Rounds repeat (a ``tf.while_loop``) until
 the set is complete, so the result has TensorFlow's distribution exactly
 (not an approximation that stops after a fixed number of draws), and the
-expected counts are TensorFlow's formula for that ``num_tries``, computed in
-float32 as TensorFlow does. Only the float rounding of the probabilities can
-differ from TensorFlow's in the last bits: ``P`` is computed in float64 and
-rounded to float32 (TensorFlow sums the fixed-unigram weights in float32).
+expected counts are TensorFlow's formula for that ``num_tries``. Only float
+rounding can differ from TensorFlow's, in the last bits of the float32
+results: ``P`` and the expected counts are computed in float64 and rounded
+once to float32 (TensorFlow computes them in float32 and sums the
+fixed-unigram weights in float32). Compiled or not, the same state gives the
+same candidates (the uniforms are made from Philox integer bits, which XLA
+and TensorFlow's kernels agree on).
 
 The log-uniform and fixed-unigram draws use float64 uniforms (float32 would
 not resolve the rarest classes of a million-class table), so they need a
@@ -97,14 +100,19 @@ def expected_count(probability, num_tries, num_sampled: int) -> tf.Tensor:
 
     Returns:
       tf.Tensor: float32 ``[...]``: ``probability * num_sampled`` if no draw
-      was rejected, else ``-expm1(num_tries * log1p(-probability))``.
+      was rejected, else ``-expm1(num_tries * log1p(-probability))``
+      (computed in float64, TensorFlow computes it in float32: they agree to
+      float32 rounding).
     """
-    p = tf.cast(probability, tf.float32)
-    tries = tf.cast(num_tries, tf.float32)
+    # In float64, rounded once: XLA's and Eigen's float32 expm1/log1p differ
+    # in the last bit, their float64 ones almost never by a float32 bit.
+    p = tf.cast(probability, tf.float64)
+    tries = tf.cast(num_tries, tf.float64)
     inclusion = -tf.math.expm1(tries * tf.math.log1p(-p))
-    return tf.where(
+    count = tf.where(
         tf.equal(tf.cast(num_tries, tf.int64), num_sampled), p * float(num_sampled), inclusion
     )
+    return tf.cast(count, tf.float32)
 
 
 def first_occurrences(values: tf.Tensor) -> tf.Tensor:
@@ -188,6 +196,7 @@ class CompilableSampler(keras.layers.Layer):
             "stream_key", lambda shape, dtype=None: tf.constant(key, tf.int64)
         )
         self.step = self._state_weight("stream_step", "zeros")
+        self.built = True
 
     def _state_weight(self, name: str, initializer, shape=(), dtype="int64"):
         return self.add_weight(
@@ -204,6 +213,8 @@ class CompilableSampler(keras.layers.Layer):
         self.built = True
 
     # ---------------------------------------------------------------- sampling
+    # Static Python control flow only: nothing for AutoGraph to convert.
+    @tf.autograph.experimental.do_not_convert
     def sample(self, true_classes, num_true: int, num_sampled: int) -> SampledValues:
         """Draws ``num_sampled`` candidates for a batch.
 
@@ -292,7 +303,14 @@ class CompilableSampler(keras.layers.Layer):
         return found, num_tries
 
     def _uniform(self, seed: tf.Tensor, n: int) -> tf.Tensor:
-        return tf.random.stateless_uniform([n], seed=seed, dtype=tf.float64, alg=_ALG)
+        # From 53 random bits: XLA's float uniforms differ from TensorFlow's
+        # kernel, its integer bits do not, so the draws are the same compiled or not.
+        bits = tf.random.stateless_uniform(
+            [n], seed=seed, dtype=tf.uint64, minval=None, maxval=None, alg=_ALG
+        )
+        return tf.cast(tf.bitwise.right_shift(bits, tf.constant(11, tf.uint64)), tf.float64) * (
+            2.0**-53
+        )
 
     def _draw(self, seed: tf.Tensor, n: int) -> tf.Tensor:
         raise NotImplementedError
@@ -302,6 +320,7 @@ class CompilableSampler(keras.layers.Layer):
 
     def _after_sample(self, true_classes: tf.Tensor) -> None:
         """State updates after a call (none for the fixed distributions)."""
+        return None
 
     # ---------------------------------------------------------------- config
     def sampler_options(self) -> dict:
