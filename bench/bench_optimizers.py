@@ -14,6 +14,13 @@ run, its dense temporaries would exceed the memory budget) and the full
 softmax, up to 1000x slower, are then timed each in their own loop. Medians of
 ``--repeats`` steps (``--large-repeats`` for the slow ones) after 3 warm-up steps.
 
+Each size runs in its own child process, one after the other (``--one-process``
+runs them all in this one): a model with a ``tf_sampling.layers`` head is never
+freed in this version (its traced training graph keeps the layer, hence its
+tables, alive), and the 10^6 and 10^7 tables together would exceed the
+benchmark's 8 GB memory budget. Ratios between optimizers always come from one
+process; growth across sizes from consecutive processes.
+
 Usage:
   python bench/bench_optimizers.py                  # the table, JSON and the PNG plot
   python bench/bench_optimizers.py --quick          # 10^4 and 10^5 only
@@ -29,15 +36,11 @@ import json
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# oneDNN keeps the host memory it frees (and takes ~3x a table's size to
-# initialize it), which makes a 10^6..10^7-row sweep in one process run out of
-# memory; without it freed tables go back to the OS. Same setting for every
-# optimizer. Run with TF_ENABLE_ONEDNN_OPTS=1 to keep oneDNN.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
@@ -51,8 +54,7 @@ from tf_sampling import optimizers  # noqa: E402
 
 BATCH, NUM_SAMPLED = 256, 1024
 # (num_classes, dim)
-# 10^7 first, in a fresh process: TensorFlow keeps freed host memory for reuse.
-SIZES = [(10**7, 32), (10**4, 32), (10**4, 128), (10**5, 128), (10**6, 128)]
+SIZES = [(10**4, 128), (10**5, 128), (10**6, 128), (10**4, 32), (10**7, 32)]
 QUICK_SIZES = [(10**4, 128), (10**5, 128)]
 OPTIMIZERS = {
     "SGD": lambda: keras.optimizers.SGD(0.01),
@@ -68,14 +70,8 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def current_rss_gb() -> float:
-    """Resident memory of this process now, in GB (Linux)."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
-
-
 def release_memory() -> None:
-    """Frees the last models' tensors and hands the freed heap back to the OS."""
+    """Frees what the last models left that can be freed, and trims the heap."""
     keras.backend.clear_session()
     gc.collect()
     try:
@@ -124,48 +120,67 @@ def time_interleaved(models: dict, x, y, repeats: int, warmup: int = 3) -> dict:
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def run_table(args) -> list[dict]:
+def measure_size(args, num_classes: int, dim: int) -> dict:
+    """One row of the table: median step times of every model at one size."""
     rng = np.random.default_rng(0)
+    keras.utils.set_random_seed(0)
+    x = tf.constant(rng.normal(size=(BATCH, dim)).astype(np.float32))
+    y = tf.constant(rng.zipf(1.2, size=BATCH) % num_classes, tf.int64)
+    # SGD and LazyAdam interleaved; Keras Adam and the full softmax, up to
+    # 1000x slower at 10^6 classes, each in their own loop afterwards (a
+    # second-long step between two fast ones would evict their caches).
+    models = {name: sampled_model(num_classes, dim, OPTIMIZERS[name]()) for name in FAST}
+    medians = time_interleaved(models, x, y, args.repeats)
+    del models
+    release_memory()
+    slow = args.repeats if num_classes * dim <= 2 * 10**7 else args.large_repeats
+    if num_classes <= args.adam_max_classes:
+        adam = sampled_model(num_classes, dim, OPTIMIZERS["Adam"]())
+        medians.update(time_interleaved({"Adam": adam}, x, y, slow))
+        del adam
+        release_memory()
+    if num_classes <= args.full_max_classes and dim == 128:
+        medians.update(time_interleaved({FULL: full_model(num_classes, dim)}, x, y, slow))
+        release_memory()
+    row = {"num_classes": num_classes, "dim": dim, "repeats": {"fast": args.repeats, "slow": slow}}
+    row.update({name: medians.get(name) for name in [*OPTIMIZERS, FULL]})
+    row["peak_rss_gb"] = peak_rss_gb()
+    return row
+
+
+def run_table(args) -> list[dict]:
+    """Measures every size, each in a child process (or all here with --one-process)."""
     sizes = QUICK_SIZES if args.quick else SIZES
     rows = []
     header = f"{'classes':>10}{'dim':>5}" + "".join(f"{n:>20}" for n in [*OPTIMIZERS, FULL])
-    print(header + f"{'peak RSS GB':>13}{'RSS after':>11}")
-    print("-" * (len(header) + 24))
+    print(header + f"{'peak RSS GB':>13}")
+    print("-" * (len(header) + 13))
+    passed = [
+        f"--repeats={args.repeats}",
+        f"--large-repeats={args.large_repeats}",
+        f"--adam-max-classes={args.adam_max_classes}",
+        f"--full-max-classes={args.full_max_classes}",
+    ]
     for num_classes, dim in sizes:
-        keras.utils.set_random_seed(0)
-        x = tf.constant(rng.normal(size=(BATCH, dim)).astype(np.float32))
-        y = tf.constant(rng.zipf(1.2, size=BATCH) % num_classes, tf.int64)
-        # SGD and LazyAdam interleaved; Keras Adam and the full softmax, up to
-        # 1000x slower at 10^6 classes, each in their own loop afterwards (a
-        # second-long step between two fast ones would evict their caches).
-        models = {name: sampled_model(num_classes, dim, OPTIMIZERS[name]()) for name in FAST}
-        medians = time_interleaved(models, x, y, args.repeats)
-        del models
-        release_memory()
-        slow = args.repeats if num_classes * dim <= 2 * 10**7 else args.large_repeats
-        if num_classes <= args.adam_max_classes:
-            adam = sampled_model(num_classes, dim, OPTIMIZERS["Adam"]())
-            medians.update(time_interleaved({"Adam": adam}, x, y, slow))
-            del adam
-            release_memory()
-        if num_classes <= args.full_max_classes and dim == 128:
-            medians.update(time_interleaved({FULL: full_model(num_classes, dim)}, x, y, slow))
-            release_memory()
-        repeats = {"fast": args.repeats, "slow": slow}
-        row = {"num_classes": num_classes, "dim": dim, "repeats": repeats}
-        row.update({name: medians.get(name) for name in [*OPTIMIZERS, FULL]})
-        row["peak_rss_gb"] = peak_rss_gb()
-        row["rss_after_gb"] = current_rss_gb()
+        if args.one_process:
+            row = measure_size(args, num_classes, dim)
+        else:
+            child = subprocess.run(
+                [sys.executable, os.path.abspath(__file__), "--child", str(num_classes), str(dim)]
+                + passed,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if child.returncode != 0:
+                raise SystemExit(f"size {num_classes} x {dim} failed:\n{child.stderr[-3000:]}")
+            row = json.loads(child.stdout.strip().splitlines()[-1])
         rows.append(row)
         cells = "".join(
             f"{'-' if row[n] is None else f'{row[n] * 1e3:.1f} ms':>20}"
             for n in [*OPTIMIZERS, FULL]
         )
-        print(
-            f"{num_classes:>10}{dim:>5}{cells}{row['peak_rss_gb']:>13.2f}"
-            f"{row['rss_after_gb']:>11.2f}",
-            flush=True,
-        )
+        print(f"{num_classes:>10}{dim:>5}{cells}{row['peak_rss_gb']:>13.2f}", flush=True)
     return rows
 
 
@@ -342,13 +357,20 @@ def main(argv=None):
     parser.add_argument(
         "--plot", default=os.path.join(ROOT, "docs", "optimizers_step_time.png"), help="PNG path"
     )
+    parser.add_argument(
+        "--one-process", action="store_true", help="all sizes in this process (see above)"
+    )
+    parser.add_argument("--child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(measure_size(args, *args.child)))
+        return
     if args.survey:
         survey()
         return
     print(
         f"TensorFlow {tf.__version__}, Keras {keras.__version__}, "
-        f"TF_ENABLE_ONEDNN_OPTS={os.environ['TF_ENABLE_ONEDNN_OPTS']}"
+        f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default')}"
     )
     rows = run_table(args)
     summarize(rows)

@@ -545,3 +545,27 @@ def test_mirrored_strategy_two_logical_cpus_equals_one_device():
     init = np.random.default_rng(0).normal(size=(10, 3)).astype("float32")
     untouched = [0, 3, 4, 6, 7, 9]
     np.testing.assert_array_equal(np.array(result["one"][0])[untouched], init[untouched])
+
+
+def test_mixed_float16_fit_with_sparse_loss_scale_optimizer():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    import tf_sampling.layers
+    import tf_sampling.losses
+
+    inputs = keras.Input((6,))
+    hidden = keras.layers.Dense(8)(inputs)
+    head = tf_sampling.layers.SampledSoftmax(200, num_sampled=10, seed=3)
+    model = keras.Model(inputs, head(hidden))
+    opt = optimizers.SparseLossScaleOptimizer(optimizers.LazyAdam(0.01))
+    model.compile(optimizer=opt, loss=tf_sampling.losses.SampledSoftmaxLoss())
+    assert model.optimizer is opt  # compile did not wrap it in Keras' LossScaleOptimizer
+    table = head.weights[0]
+    assert table.dtype == "float32"
+    before = table.numpy()
+    x = np.random.default_rng(13).normal(size=(8, 6)).astype("float32")
+    loss = model.train_on_batch(x, np.arange(8))
+    assert np.isfinite(loss)
+    changed = np.any(before != table.numpy(), axis=1)
+    assert changed[:8].all()
+    assert 8 <= changed.sum() <= 18
+    assert int(opt.iterations.numpy()) == 1
