@@ -352,3 +352,33 @@ def test_full_logits_argument_errors():
         full_logits(w.astype(np.int64), b, x)
     with pytest.raises(ValueError, match=r"`biases` must have the shard sizes .*\[6, 6\].*\[12\]"):
         full_logits([w[0::2], w[1::2]], b, x)
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_flags_seeds_and_sparse_arguments(name):
+    p = problem()
+    args = (p["weights"], p["biases"], p["labels"], p["inputs"], p["sampled_values"])
+    # TF reads any truthy value as True: "no" would silently mask accidental hits.
+    with pytest.raises(TypeError, match="`remove_accidental_hits` must be a bool, got 'no'"):
+        call(name, *args, remove_accidental_hits="no")
+    for flag in (0, 1):
+        np.testing.assert_array_equal(
+            call(name, *args, remove_accidental_hits=flag).numpy(),
+            call(name, *args, remove_accidental_hits=bool(flag)).numpy(),
+        )
+    ragged = tf.ragged.constant(p["labels"].tolist())
+    with pytest.raises(TypeError, match="`labels` must be a dense tensor .*got a RaggedTensor"):
+        call(name, p["weights"], p["biases"], ragged, p["inputs"], p["sampled_values"])
+    sparse = tf.sparse.from_dense(p["inputs"])
+    with pytest.raises(TypeError, match="`inputs` must be a dense tensor .*got a SparseTensor"):
+        call(name, p["weights"], p["biases"], p["labels"], sparse, p["sampled_values"])
+
+
+@pytest.mark.parametrize("seed", [1.5, "7", True])
+def test_seed_must_be_an_integer(seed):
+    p = problem()
+    with pytest.raises(TypeError, match="`seed` must be None or a Python int"):
+        tsn.sampled_softmax_loss(
+            p["weights"], p["biases"], p["labels"], p["inputs"], NUM_SAMPLED, NUM_CLASSES,
+            num_true=NUM_TRUE, seed=seed,
+        )

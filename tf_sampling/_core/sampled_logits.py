@@ -114,6 +114,10 @@ def compute_sampled_logits(
         num_sampled, num_classes, unique=sampled_values is None
     )
     validation.check_partition_strategy(partition_strategy)
+    remove_accidental_hits = validation.check_flag(
+        remove_accidental_hits, "remove_accidental_hits"
+    )
+    seed = validation.check_seed(seed)
     inputs = validation.check_inputs(inputs)
     weight_table, bias_table = class_tables(
         weights, biases, inputs, num_classes, partition_strategy

@@ -103,7 +103,7 @@ def check_inputs(inputs: tf.Tensor) -> tf.Tensor:
       ValueError: ``inputs`` is statically not of rank 2.
       tf.errors.InvalidArgumentError: (at run time) it is not of rank 2.
     """
-    inputs = tf.convert_to_tensor(inputs, name="inputs")
+    inputs = tf.convert_to_tensor(check_dense(inputs, "inputs"), name="inputs")
     if not inputs.dtype.is_floating:
         raise TypeError(f"`inputs` must be a floating-point tensor, got dtype {inputs.dtype.name}.")
     if inputs.shape.rank is None:
@@ -210,6 +210,34 @@ def check_num_resampled(num_resampled, num_sampled: int) -> int:
     return num_resampled
 
 
+def check_flag(value, name: str) -> bool:
+    """Returns ``value`` as a bool: a Python/NumPy bool, or the integer 0 or 1.
+
+    TF's functional losses read any truthy value as True; 0/1 stay meaningful,
+    anything else (a string such as ``"no"``, a tensor) is an error.
+
+    Raises:
+      TypeError: any other value.
+    """
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value in (0, 1):
+        return bool(value)
+    return check_bool(value, name)
+
+
+def check_dense(value, name: str):
+    """Returns ``value`` after checking it is not a ``tf.RaggedTensor``/``tf.SparseTensor``.
+
+    Raises:
+      TypeError: a ragged or sparse tensor (the losses need dense rows).
+    """
+    if isinstance(value, (tf.RaggedTensor, tf.SparseTensor)):
+        raise TypeError(
+            f"`{name}` must be a dense tensor (convert it with .to_tensor() or "
+            f"tf.sparse.to_dense), got a {type(value).__name__}."
+        )
+    return value
+
+
 def static_or_dynamic_batch_size(inputs: tf.Tensor) -> int | tf.Tensor:
     """``inputs``' batch size: the static int when known, else a scalar int32 tensor."""
     static = inputs.shape[0] if inputs.shape.rank is not None else None
@@ -275,7 +303,7 @@ def normalize_labels(
       tf.errors.InvalidArgumentError: (at run time) the same, for shapes only
         known then.
     """
-    labels = tf.convert_to_tensor(labels, name="labels")
+    labels = tf.convert_to_tensor(check_dense(labels, "labels"), name="labels")
     if not labels.dtype.is_integer:
         raise TypeError(f"`labels` must be integer class ids, got dtype {labels.dtype.name}.")
     static_batch = batch_size if isinstance(batch_size, int) else None
