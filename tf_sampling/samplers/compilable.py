@@ -149,8 +149,8 @@ def _true_classes(true_classes, num_true: int) -> tf.Tensor:
 class CompilableSampler(keras.layers.Layer):
     """Base of the compilable samplers: random state, the unique rounds, expected counts.
 
-    Subclasses define ``_draw(seed, n)`` (``n`` independent int64 draws) and
-    ``_probability(classes)`` (float64 ``P(c)`` of int64 classes), and may
+    Subclasses define ``draw(seed, n)`` (``n`` independent int64 draws) and
+    ``probability(classes)`` (float64 ``P(c)`` of int64 classes), and may
     override ``_after_sample(true_classes)`` (state updates after a call).
 
     Args:
@@ -236,15 +236,15 @@ class CompilableSampler(keras.layers.Layer):
         num_true = validation.check_int(num_true, "num_true")
         num_sampled = validation.check_int(num_sampled, "num_sampled")
         self._check_sample_size(num_sampled)
-        true_classes = _true_classes(true_classes, num_true)
+        true_classes = self._check_true_classes(_true_classes(true_classes, num_true))
         seed = self._next_seed()
         if self.unique:
             sampled, num_tries = self._draw_unique(seed, num_sampled)
         else:
-            sampled = self._draw(seed, num_sampled)
+            sampled = self.draw(seed, num_sampled)
             num_tries = tf.constant(num_sampled, tf.int64)
-        true_expected = expected_count(self._probability(true_classes), num_tries, num_sampled)
-        sampled_expected = expected_count(self._probability(sampled), num_tries, num_sampled)
+        true_expected = expected_count(self.probability(true_classes), num_tries, num_sampled)
+        sampled_expected = expected_count(self.probability(sampled), num_tries, num_sampled)
         self._after_sample(true_classes)
         return tuple(tf.stop_gradient(t) for t in (sampled, true_expected, sampled_expected))
 
@@ -267,7 +267,7 @@ class CompilableSampler(keras.layers.Layer):
         found = tf.fill([num_sampled], tf.constant(-1, tf.int64))
 
         def body(found, num_found, num_tries, round_index):
-            draws = self._draw(
+            draws = self.draw(
                 tf.random.experimental.stateless_fold_in(seed, round_index), per_round
             )
             # The held classes come first, so a draw repeating one is not new.
@@ -312,11 +312,36 @@ class CompilableSampler(keras.layers.Layer):
             2.0**-53
         )
 
-    def _draw(self, seed: tf.Tensor, n: int) -> tf.Tensor:
+    def draw(self, seed: tf.Tensor, n: int) -> tf.Tensor:
+        """``n`` independent draws (with replacement) for a stateless seed; no state changes.
+
+        ``sample`` makes its candidates from these: call ``k`` uses the seed
+        ``[key, k]`` (``unique=False``) or, for round ``r`` of a unique call,
+        ``tf.random.experimental.stateless_fold_in([key, k], r)``.
+
+        Args:
+          seed: int64 ``[2]`` stateless seed.
+          n: int, number of draws.
+
+        Returns:
+          tf.Tensor: int64 ``[n]`` classes in ``[0, range_max)``.
+        """
         raise NotImplementedError
 
-    def _probability(self, classes: tf.Tensor) -> tf.Tensor:
+    def probability(self, classes: tf.Tensor) -> tf.Tensor:
+        """The probability of each class per draw (from the current state).
+
+        Args:
+          classes: int64 ``[...]`` classes in ``[0, range_max)``.
+
+        Returns:
+          tf.Tensor: float64 ``[...]``.
+        """
         raise NotImplementedError
+
+    def _check_true_classes(self, true_classes: tf.Tensor) -> tf.Tensor:
+        """Run-time checks of the true classes (none: any id has a probability)."""
+        return true_classes
 
     def _after_sample(self, true_classes: tf.Tensor) -> None:
         """State updates after a call (none for the fixed distributions)."""
@@ -350,13 +375,13 @@ class CompilableLogUniformSampler(CompilableSampler):
 
     sampler_name = "log_uniform"
 
-    def _draw(self, seed, n):
+    def draw(self, seed, n):
         log_range = np.log1p(float(self.range_max))
         values = tf.math.floor(tf.math.exp(self._uniform(seed, n) * log_range)) - 1.0
         # exp can round up to range_max + 1 for u just below 1.
         return tf.clip_by_value(tf.cast(values, tf.int64), 0, self.range_max - 1)
 
-    def _probability(self, classes):
+    def probability(self, classes):
         c = tf.cast(classes, tf.float64)
         return tf.math.log1p(1.0 / (c + 1.0)) / np.log1p(float(self.range_max))
 
@@ -370,12 +395,12 @@ class CompilableUniformSampler(CompilableSampler):
 
     sampler_name = "uniform"
 
-    def _draw(self, seed, n):
+    def draw(self, seed, n):
         return tf.random.stateless_uniform(
             [n], seed=seed, minval=0, maxval=self.range_max, dtype=tf.int64, alg=_ALG
         )
 
-    def _probability(self, classes):
+    def probability(self, classes):
         return tf.fill(tf.shape(classes), tf.constant(1.0 / self.range_max, tf.float64))
 
 
@@ -463,7 +488,7 @@ class CompilableFixedUnigramSampler(CompilableSampler):
                 f"when unique=True, got num_sampled={num_sampled}."
             )
 
-    def _draw(self, seed, n):
+    def draw(self, seed, n):
         target = self._uniform(seed, n) * self._total
         table = self.cumulative.value
         # Smallest index whose cumulative weight exceeds the target.
@@ -476,7 +501,7 @@ class CompilableFixedUnigramSampler(CompilableSampler):
             high = tf.where(right, high, middle)
         return tf.minimum(low, self._last_drawable)
 
-    def _probability(self, classes):
+    def probability(self, classes):
         return tf.gather(self.weights_table.value, classes) / self._total
 
     def sampler_options(self) -> dict:
@@ -542,7 +567,7 @@ class CompilableLearnedUnigramSampler(CompilableSampler):
         counted = tf.reduce_sum(tf.gather(self.fenwick.value, tf.constant(nodes, tf.int64)))
         return counted + self.range_max
 
-    def _draw(self, seed, n):
+    def draw(self, seed, n):
         target = tf.random.stateless_uniform(
             [n], seed=seed, minval=0, maxval=self._total_weight(), dtype=tf.int64, alg=_ALG
         )
@@ -561,14 +586,17 @@ class CompilableLearnedUnigramSampler(CompilableSampler):
             target = tf.where(right, target - weight, target)
         return position
 
-    def _probability(self, classes):
+    def probability(self, classes):
         count = tf.gather(self.counts_table.value, classes)
         return tf.cast(count + 1, tf.float64) / tf.cast(self._total_weight(), tf.float64)
 
+    def _check_true_classes(self, true_classes):
+        # Before any state changes. Compiled by XLA, the assert is a no-op and
+        # invalid classes are skipped by the update.
+        return validation.assert_in_range(true_classes, self.range_max, "true_classes")
+
     def _after_sample(self, true_classes):
         flat = tf.reshape(true_classes, [-1])
-        # Compiled by XLA, the assert is a no-op and invalid classes are skipped.
-        flat = validation.assert_in_range(flat, self.range_max, "true_classes")
         valid = (flat >= 0) & (flat < self.range_max)
         self.counts_table.value.scatter_add(
             tf.IndexedSlices(tf.cast(valid, tf.int64), tf.where(valid, flat, 0))

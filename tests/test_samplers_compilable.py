@@ -1,0 +1,350 @@
+"""Compilable samplers (tf_sampling.samplers.compilable): distributions, expected counts, state, XLA."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_sampling import samplers
+from tf_sampling.samplers import compilable
+
+# Chi-square tests: seeds are fixed, so every test is deterministic; the
+# thresholds are the chi-square quantiles of probability 1 - 1e-4
+# (Wilson-Hilferty, accurate to well under 1% for these degrees of freedom).
+Z_1E4 = 3.719
+
+
+def chi2_threshold(df: int) -> float:
+    a = 2.0 / (9.0 * df)
+    return df * (1.0 - a + Z_1E4 * math.sqrt(a)) ** 3
+
+
+def homogeneity_statistic(counts_a, counts_b, min_count=10):
+    """Two-sample chi-square statistic and degrees of freedom; sparse classes pooled."""
+    counts_a, counts_b = np.asarray(counts_a, float), np.asarray(counts_b, float)
+    dense = counts_a + counts_b >= min_count
+    table = np.stack([counts_a[dense], counts_b[dense]], 1)
+    if (~dense).any():
+        table = np.vstack([table, [counts_a[~dense].sum(), counts_b[~dense].sum()]])
+    table = table[table.sum(1) > 0]
+    expected = table.sum(1, keepdims=True) * table.sum(0, keepdims=True) / table.sum()
+    return float(((table - expected) ** 2 / expected).sum()), table.shape[0] - 1
+
+
+def goodness_of_fit_statistic(counts, probabilities, min_expected=5):
+    counts = np.asarray(counts, float)
+    expected = np.asarray(probabilities, float) * counts.sum()
+    dense = expected >= min_expected
+    observed, wanted = list(counts[dense]), list(expected[dense])
+    if (~dense).any() and expected[~dense].sum() > 0:
+        observed.append(counts[~dense].sum())
+        wanted.append(expected[~dense].sum())
+    observed, wanted = np.array(observed), np.array(wanted)
+    return float(((observed - wanted) ** 2 / wanted).sum()), len(observed) - 1
+
+
+def assert_same_distribution(counts_a, counts_b):
+    statistic, df = homogeneity_statistic(counts_a, counts_b)
+    assert statistic < chi2_threshold(df), (statistic, df, chi2_threshold(df))
+
+
+def assert_fits(counts, probabilities):
+    statistic, df = goodness_of_fit_statistic(counts, probabilities)
+    assert statistic < chi2_threshold(df), (statistic, df, chi2_threshold(df))
+
+
+RANGE = 40
+UNIGRAMS = [float((7 * i) % 11 + (i % 3 == 0) * 20) for i in range(RANGE - 2)]  # some zeros
+
+
+def numpy_probabilities(kind, range_max=RANGE, counts=None):
+    c = np.arange(range_max, dtype=np.float64)
+    if kind == "log_uniform":
+        return np.log((c + 2) / (c + 1)) / np.log(range_max + 1)
+    if kind == "uniform":
+        return np.full(range_max, 1.0 / range_max)
+    if kind == "fixed_unigram":
+        weights = np.concatenate([[0.0, 0.0], np.power(np.float32(UNIGRAMS), np.float32(0.75))])
+        return weights / weights.sum()
+    weights = 1.0 + np.asarray(counts, np.float64)
+    return weights / weights.sum()
+
+
+def make(kind, unique=True, seed=1, range_max=RANGE, **kwargs):
+    if kind == "fixed_unigram":
+        kwargs.update(unigrams=UNIGRAMS, distortion=0.75, num_reserved_ids=2)
+    return samplers.get(kind, range_max, unique=unique, seed=seed, compilable=True, **kwargs)
+
+
+def tf_sampler(kind, true_classes, num_sampled, unique, seed):
+    options = dict(
+        true_classes=true_classes,
+        num_true=true_classes.shape[1],
+        num_sampled=num_sampled,
+        unique=unique,
+        range_max=RANGE,
+        seed=seed,
+    )
+    if kind == "log_uniform":
+        return tf.random.log_uniform_candidate_sampler(**options)
+    if kind == "uniform":
+        return tf.random.uniform_candidate_sampler(**options)
+    return tf.random.fixed_unigram_candidate_sampler(
+        **options, unigrams=UNIGRAMS, distortion=0.75, num_reserved_ids=2
+    )
+
+
+LABELS = tf.constant([[0], [3], [17]], tf.int64)
+FIXED_KINDS = ["log_uniform", "uniform", "fixed_unigram"]
+
+
+# ------------------------------------------------------------- distributions
+@pytest.mark.parametrize("kind", FIXED_KINDS)
+def test_draws_with_replacement_match_tensorflow(kind):
+    n = 40_000
+    ours = make(kind, unique=False, seed=3).sample(LABELS, 1, n)[0].numpy()
+    theirs = tf_sampler(kind, LABELS, n, unique=False, seed=3)[0].numpy()
+    counts_ours = np.bincount(ours, minlength=RANGE)
+    counts_theirs = np.bincount(theirs, minlength=RANGE)
+    assert_same_distribution(counts_ours, counts_theirs)
+    assert_fits(counts_ours, numpy_probabilities(kind))
+    if kind == "fixed_unigram":
+        assert counts_ours[numpy_probabilities(kind) == 0].sum() == 0
+    # The tests have power: another distribution is told apart.
+    other = "uniform" if kind != "uniform" else "log_uniform"
+    counts_other = np.bincount(tf_sampler(other, LABELS, n, False, 3)[0].numpy(), minlength=RANGE)
+    assert homogeneity_statistic(counts_ours, counts_other)[0] > 10 * chi2_threshold(RANGE)
+
+
+def _tries_from_counts(expected, probability, num_sampled):
+    """The number of draws TF's unique formula was evaluated with."""
+    if np.isclose(expected, probability * num_sampled, rtol=1e-6):
+        return num_sampled
+    return int(round(np.log1p(-expected) / np.log1p(-probability)))
+
+
+@pytest.mark.parametrize("kind", FIXED_KINDS)
+def test_unique_draws_match_tensorflow(kind):
+    calls, num_sampled = 500, 8
+    sampler = make(kind, unique=True, seed=5)
+    ours_fn = tf.function(lambda: sampler.sample(LABELS, 1, num_sampled))
+    p = numpy_probabilities(kind)
+    inclusion = {"ours": np.zeros(RANGE), "tf": np.zeros(RANGE)}
+    first = {"ours": np.zeros(RANGE), "tf": np.zeros(RANGE)}
+    tries = {"ours": [], "tf": []}
+    for call in range(calls):
+        for who, (cands, _, sampled_expected) in (
+            ("ours", ours_fn()),
+            ("tf", tf_sampler(kind, LABELS, num_sampled, True, seed=call + 1)),
+        ):
+            cands = cands.numpy()
+            assert len(set(cands.tolist())) == num_sampled
+            inclusion[who][cands] += 1
+            first[who][cands[0]] += 1
+            tries[who].append(
+                _tries_from_counts(sampled_expected.numpy()[0], p[cands[0]], num_sampled)
+            )
+    assert_same_distribution(inclusion["ours"], inclusion["tf"])
+    # The first candidate is a plain draw from P.
+    assert_same_distribution(first["ours"], first["tf"])
+    assert_fits(first["ours"], p)
+    # The number of draws the rejection took has TF's distribution.
+    a, b = np.array(tries["ours"], float), np.array(tries["tf"], float)
+    assert a.min() >= num_sampled
+    assert abs(a.mean() - b.mean()) < 4.5 * math.sqrt(a.var() / calls + b.var() / calls)
+    top = int(max(a.max(), b.max())) + 1
+    assert_same_distribution(
+        np.bincount(a.astype(int), minlength=top), np.bincount(b.astype(int), minlength=top)
+    )
+
+
+def test_learned_unigram_samples_its_counts():
+    counts = np.array([(i * 37) % 50 if i % 4 else 0 for i in range(RANGE)], np.int64)
+    sampler = make("learned_unigram", unique=False, seed=2)
+    sampler.set_counts(counts)
+    drawn = sampler.draw(tf.constant([2, 9], tf.int64), 40_000).numpy()
+    p = numpy_probabilities("learned_unigram", counts=counts)
+    assert_fits(np.bincount(drawn, minlength=RANGE), p)
+    # Power: the uniform distribution is rejected.
+    assert goodness_of_fit_statistic(
+        np.bincount(drawn, minlength=RANGE), np.full(RANGE, 1 / RANGE)
+    )[0] > 10 * chi2_threshold(RANGE)
+
+
+def test_learned_unigram_samples_before_it_counts_like_tensorflow():
+    sampler = make("learned_unigram", unique=False, seed=2)
+    labels = tf.constant([[4, 4], [9, 1]], tf.int64)
+    _, true_expected, sampled_expected = sampler.sample(labels, 2, 6)
+    # First call: all weights 1.
+    np.testing.assert_allclose(true_expected.numpy(), np.full((2, 2), 6 / RANGE), rtol=1e-6)
+    np.testing.assert_allclose(sampled_expected.numpy(), np.full(6, 6 / RANGE), rtol=1e-6)
+    want = np.bincount([4, 4, 9, 1], minlength=RANGE)
+    np.testing.assert_array_equal(sampler.counts().numpy(), want)
+    _, true_expected, _ = sampler.sample(labels, 2, 6)
+    total = RANGE + 4
+    np.testing.assert_allclose(
+        true_expected.numpy(),
+        [[3 * 6 / total, 3 * 6 / total], [2 * 6 / total, 2 * 6 / total]],
+        rtol=1e-6,
+    )
+    np.testing.assert_array_equal(sampler.counts().numpy(), 2 * want)
+
+
+# ----------------------------------------------------- expected-count replay
+def numpy_unique_replay(sampler, seed, num_sampled, per_round):
+    """TensorFlow's rejection loop in NumPy over the sampler's own raw draws."""
+    chosen, tries, round_index = [], 0, 0
+    while len(chosen) < num_sampled:
+        round_seed = tf.random.experimental.stateless_fold_in(seed, round_index)
+        for value in sampler.draw(round_seed, per_round).numpy():
+            tries += 1
+            if value not in chosen:
+                chosen.append(int(value))
+                if len(chosen) == num_sampled:
+                    break
+        round_index += 1
+    return np.array(chosen), tries
+
+
+def numpy_expected(p, tries, num_sampled):
+    p = np.asarray(p, np.float64)
+    if tries == num_sampled:
+        return p * num_sampled
+    return -np.expm1(tries * np.log1p(-p))
+
+
+@pytest.mark.parametrize("kind", [*FIXED_KINDS, "learned_unigram"])
+@pytest.mark.parametrize("unique", [True, False])
+def test_expected_counts_replayed_in_numpy(kind, unique):
+    counts = np.arange(RANGE) % 5
+    labels = tf.constant([[0, 5], [3, 3], [17, 39]], tf.int64)
+    num_sampled, per_round = 12, 5  # several rounds per unique call
+    sampler = make(kind, unique=unique, seed=11, draws_per_round=per_round)
+    if kind == "learned_unigram":
+        sampler.set_counts(counts)
+    p = numpy_probabilities(kind, counts=counts)
+    for _ in range(3):
+        seed = tf.stack([sampler.key.value, sampler.step.value])
+        if unique:
+            want_cands, tries = numpy_unique_replay(sampler, seed, num_sampled, per_round)
+        else:
+            want_cands, tries = sampler.draw(seed, num_sampled).numpy(), num_sampled
+        cands, true_expected, sampled_expected = sampler.sample(labels, 2, num_sampled)
+        np.testing.assert_array_equal(cands.numpy(), want_cands)
+        assert cands.dtype == tf.int64 and true_expected.dtype == tf.float32
+        assert true_expected.shape == (3, 2) and sampled_expected.shape == (num_sampled,)
+        np.testing.assert_allclose(
+            sampled_expected.numpy(), numpy_expected(p[want_cands], tries, num_sampled), rtol=1e-6
+        )
+        np.testing.assert_allclose(
+            true_expected.numpy(), numpy_expected(p[labels.numpy()], tries, num_sampled), rtol=1e-6
+        )
+        if kind == "learned_unigram":
+            counts = counts + np.bincount(labels.numpy().ravel(), minlength=RANGE)
+            p = numpy_probabilities(kind, counts=counts)
+            np.testing.assert_array_equal(sampler.counts().numpy(), counts)
+
+
+def test_expected_count_formula_is_tensorflows():
+    """Our formula with TF's number of tries reproduces TF's own expected counts."""
+    p = numpy_probabilities("log_uniform")
+    for seed in range(1, 30):
+        cands, true_expected, sampled_expected = tf.random.log_uniform_candidate_sampler(
+            LABELS, 1, 16, True, RANGE, seed=seed
+        )
+        cands = cands.numpy()
+        tries = _tries_from_counts(sampled_expected.numpy()[0], p[cands[0]], 16)
+        tries = tf.constant(tries, tf.int64)
+        np.testing.assert_allclose(
+            compilable.expected_count(p[cands], tries, 16).numpy(),
+            sampled_expected.numpy(),
+            rtol=2e-6,
+        )
+        np.testing.assert_allclose(
+            compilable.expected_count(p[LABELS.numpy()], tries, 16).numpy(),
+            true_expected.numpy(),
+            rtol=2e-6,
+        )
+
+
+# ------------------------------------------------------------ state and XLA
+ALL_KINDS = [*FIXED_KINDS, "learned_unigram"]
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_same_seed_same_draws_compiled_or_not(kind):
+    eager, compiled, other = make(kind, seed=7), make(kind, seed=7), make(kind, seed=8)
+    compiled_fn = tf.function(lambda: compiled.sample(LABELS, 1, 10), jit_compile=True)
+    differs = False
+    for _ in range(3):
+        a, b, c = eager.sample(LABELS, 1, 10), compiled_fn(), other.sample(LABELS, 1, 10)
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x.numpy(), y.numpy())
+        differs |= not np.array_equal(a[0].numpy(), c[0].numpy())
+    assert differs
+    assert int(eager.step.numpy()) == int(compiled.step.numpy()) == 3
+    if kind == "learned_unigram":
+        counts = 3 * np.bincount(LABELS.numpy().ravel(), minlength=RANGE)
+        np.testing.assert_array_equal(compiled.counts().numpy(), counts)
+        np.testing.assert_array_equal(eager.counts().numpy(), counts)
+        # The Fenwick tree over the counts: entry i - 1 sums classes (i - lowbit(i), i].
+        i = np.arange(1, RANGE + 1)
+        prefix = np.concatenate([[0], np.cumsum(counts)])
+        want = prefix[i] - prefix[i - (i & -i)]
+        np.testing.assert_array_equal(compiled.fenwick.numpy(), want)
+        np.testing.assert_array_equal(eager.fenwick.numpy(), want)
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_checkpoint_restores_the_stream(kind, tmp_path):
+    sampler = make(kind, seed=None)
+    for _ in range(2):
+        sampler.sample(LABELS, 1, 10)
+    path = tf.train.Checkpoint(sampler=sampler).save(str(tmp_path / "ckpt"))
+    after = [sampler.sample(LABELS, 1, 10) for _ in range(2)]
+    # A fresh sampler with another seed takes the saved key, step and counts.
+    fresh = make(kind, seed=123)
+    tf.train.Checkpoint(sampler=fresh).restore(path).assert_consumed()
+    for want in after:
+        for x, y in zip(want, fresh.sample(LABELS, 1, 10), strict=True):
+            np.testing.assert_array_equal(x.numpy(), y.numpy())
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_config_and_serialize_round_trip(kind):
+    sampler = make(kind, unique=False, seed=4, draws_per_round=7)
+    rebuilt = type(sampler).from_config(sampler.get_config())
+    assert rebuilt.get_config() == sampler.get_config()
+    identifier = samplers.serialize(sampler)
+    assert identifier["name"] == kind and identifier["compilable"] is True
+    again = samplers.get(identifier, RANGE, seed=4)
+    assert type(again) is type(sampler)
+    assert again.unique is False and again.draws_per_round == 7
+    for x, y in zip(sampler.sample(LABELS, 1, 6), again.sample(LABELS, 1, 6), strict=True):
+        np.testing.assert_array_equal(x.numpy(), y.numpy())
+
+
+# ------------------------------------------------------------------- errors
+def test_bad_arguments_raise_and_leave_state_unchanged():
+    sampler = make("learned_unigram", seed=1)
+    with pytest.raises(ValueError, match="num_sampled"):
+        sampler.sample(LABELS, 1, RANGE + 1)
+    with pytest.raises(TypeError, match="true_classes"):
+        sampler.sample(tf.constant([[1.0]]), 1, 3)
+    with pytest.raises(ValueError, match="true_classes"):
+        sampler.sample(tf.constant([1, 2], tf.int64), 1, 3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="true_classes"):
+        sampler.sample(tf.constant([[RANGE]], tf.int64), 1, 3)
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        sampler.set_counts(-np.ones(RANGE, np.int64))
+    np.testing.assert_array_equal(sampler.counts().numpy(), np.zeros(RANGE))
+    np.testing.assert_array_equal(sampler.fenwick.numpy(), np.zeros(RANGE))
+    with pytest.raises(ValueError, match="Unknown compilable sampler"):
+        samplers.get("zipf", RANGE, compilable=True)
+    with pytest.raises(ValueError, match="vocab_file"):
+        samplers.get("fixed_unigram", RANGE, compilable=True, vocab_file="/nonexistent/vocab")
+    with pytest.raises(ValueError, match="num_sampled"):
+        make("fixed_unigram").sample(LABELS, 1, RANGE - 3)  # 3 classes have weight 0
+    with pytest.raises(ValueError, match="draws_per_round"):
+        make("uniform", draws_per_round=0)
