@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tf_sampling._core import sharding, validation
+from tf_sampling._core import accidental_hits, sharding, validation
 
 # The masking value TF uses, whatever the compute dtype.
 _FLOAT32_MIN = float(tf.float32.min)
@@ -187,7 +187,13 @@ def compute_sampled_logits(
     if per_example_log_q is not None:
         sampled_logits -= per_example_log_q
 
-    if remove_accidental_hits:
+    if remove_accidental_hits and accidental_hits.in_xla_context():
+        # TF's op has no XLA kernel: the same hits as a [batch, num_sampled]
+        # mask of plain ops, and the same penalty (slower than TF's op when not
+        # compiled, bench/bench_compiled.py; XLA fuses it into the logits).
+        hits = accidental_hits.accidental_hit_mask(labels, sampled, num_true)
+        sampled_logits += tf.where(hits, tf.constant(_FLOAT32_MIN, dtype), tf.constant(0.0, dtype))
+    elif remove_accidental_hits:
         # TF's CPU op finds the (row, position) pairs in O(batch * num_true); a
         # class sampled twice is masked at its last position only, as in TF.
         rows, positions, _ = tf.nn.compute_accidental_hits(labels, sampled, num_true=num_true)
