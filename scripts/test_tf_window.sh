@@ -46,6 +46,10 @@ fi
 
 dist="$(python3 scripts/tf_requirement.py choose)"
 mkdir -p "$workdir"
+if [[ -n "$ref" ]]; then
+  ref="$(git rev-parse --short "$ref^{commit}")"  # One commit for every version.
+  echo "[window] testing commit $ref"
+fi
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 
 # The working tree as git sees it (tracked and untracked, minus ignored files
@@ -104,6 +108,6 @@ for v in "${versions[@]}"; do
   summary+=("$(printf '%-14s %-22s %5d s  %s' "$v" "$dist" $((SECONDS - start)) "$status")")
 done
 
-echo "[window] results (pytest ${pytest_args[*]}):"
+echo "[window] results for ${ref:-the working tree} (pytest ${pytest_args[*]}):"
 printf '  %s\n' "${summary[@]}"
 exit "$failed"
