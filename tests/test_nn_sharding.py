@@ -179,3 +179,53 @@ def test_full_logits_are_in_class_order(strategy, num_shards):
     seq = full_logits(w, b, np.stack([x, x]), strategy)
     assert seq.shape == (2, BATCH, NUM_CLASSES)
     np.testing.assert_allclose(seq.numpy()[1], x @ w.T + b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "wrap_name,strategy,mode",
+    [("list", s, m) for s in ("mod", "div") for m in loss_harness.MODES]
+    # A ShardedVariable is a TF2 object: eager and tf.function only.
+    + [("sharded_variable", s, m) for s in ("mod", "div") for m in ("eager", "function")],
+)
+@pytest.mark.parametrize("name", ["sampled_softmax_loss", "nce_loss"])
+def test_sharded_tables_with_broadcast_expected_counts(name, wrap_name, strategy, mode):
+    """[batch, 1] true counts with num_true=3 (as TF's tests pass them) on every shard layout."""
+    w, b, labels, x, sv, ct = make_problem(3, True)
+    sv = (sv[0], sv[1][:, :1], sv[2])
+    layout = "div" if wrap_name == "sharded_variable" else strategy
+    ws, bs = split(w, layout, num_shards=3), split(b, layout, num_shards=3)
+    wrap = ShardedVariable if wrap_name == "sharded_variable" else None
+    kwargs = dict(
+        num_sampled=NUM_SAMPLED, num_classes=NUM_CLASSES, num_true=3,
+        partition_strategy=strategy, remove_accidental_hits=True,
+    )
+    ours = loss_harness.run(getattr(tsn, name), mode, ws, bs, labels, x, ct, sv, wrap=wrap,
+                            **kwargs)
+    kind = "softmax" if name == "sampled_softmax_loss" else "nce"
+    loss, dw, db, dx = numpy_reference.sampled_loss(kind, w, b, labels, x, sv, True, ct)
+    np.testing.assert_allclose(ours.loss, loss, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(merge_grads(ours.grad_weights, layout, NUM_CLASSES), dw,
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(merge_grads(ours.grad_biases, layout, NUM_CLASSES), db,
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ours.grad_inputs, dx, rtol=1e-5, atol=1e-5)
+    if wrap_name == "list":
+        builtin = loss_harness.run(getattr(tf.compat.v1.nn, name), mode, ws, bs, labels, x, ct,
+                                   sv, **kwargs)
+        np.testing.assert_allclose(ours.loss, builtin.loss, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("strategy", ["mod", "div"])
+def test_rank_loss_sharded_variable_with_broadcast_counts(strategy):
+    w, b, labels, x, sv, _ = make_problem(2, True)
+    sv = (sv[0], 0.5, sv[2])  # one true count for every example and class
+    ws = ShardedVariable([tf.Variable(s) for s in split(w, "div", num_shards=3)])
+    bs = ShardedVariable([tf.Variable(s) for s in split(b, "div", num_shards=3)])
+    loss = tsn.rank_sampled_softmax_loss(
+        ws, bs, labels, x, NUM_SAMPLED, 4, NUM_CLASSES, 2, sv, 0.7, True, strategy
+    )
+    resampled = numpy_reference.rank_resampled_values(w, b, x, sv, 4, 0.7)
+    expected = numpy_reference.sampled_loss(
+        "softmax", w, b, labels, x, resampled, True, np.ones(len(x))
+    )[0]
+    np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-5)
