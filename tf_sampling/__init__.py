@@ -16,7 +16,17 @@ Submodules:
 from tf_sampling import _tf_version_check  # noqa: F401
 
 # isort: split
-from tf_sampling import compat, layers, losses, metrics, nn, ops, samplers
+from tf_sampling import compat, layers, losses, metrics, nn, ops, optimizers, samplers
 from tf_sampling.version import __version__
 
-__all__ = ["__version__", "compat", "layers", "losses", "metrics", "nn", "ops", "samplers"]
+__all__ = [
+    "__version__",
+    "compat",
+    "layers",
+    "losses",
+    "metrics",
+    "nn",
+    "ops",
+    "optimizers",
+    "samplers",
+]
