@@ -348,3 +348,127 @@ def test_bad_arguments_raise_and_leave_state_unchanged():
         make("fixed_unigram").sample(LABELS, 1, RANGE - 3)  # 3 classes have weight 0
     with pytest.raises(ValueError, match="draws_per_round"):
         make("uniform", draws_per_round=0)
+
+
+# ------------------------------------------------------- compiled training
+def _loss_and_gradients(loss_fn, weights, biases, labels, inputs, sampled_values, **options):
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        loss = loss_fn(weights, biases, labels, inputs, sampled_values=sampled_values, **options)
+        total = tf.reduce_sum(loss)
+    grad_w, grad_b, grad_x = tape.gradient(total, [weights, biases, inputs])
+    return loss, tf.convert_to_tensor(grad_w), tf.convert_to_tensor(grad_b), grad_x
+
+
+@pytest.mark.parametrize(
+    "loss_name", ["sampled_softmax_loss", "nce_loss", "rank_sampled_softmax_loss"]
+)
+def test_compiled_step_equals_non_compiled_for_the_same_samples(loss_name):
+    import tf_sampling.nn as tsn
+
+    num_classes, dim, batch, num_true, num_sampled = 30, 6, 5, 2, 12
+    rng = np.random.default_rng(3)
+    weights = tf.Variable(rng.normal(size=(num_classes, dim)).astype(np.float32))
+    biases = tf.Variable(rng.normal(size=num_classes).astype(np.float32))
+    inputs = tf.constant(rng.normal(size=(batch, dim)).astype(np.float32))
+    # Hits guaranteed: the candidates repeat and include true classes.
+    labels = tf.constant([[0, 1], [1, 1], [2, 5], [7, 0], [3, 4]], tf.int64)
+    sampler = make("log_uniform", unique=False, seed=9, range_max=num_classes)
+    sampled_values = sampler.sample(labels, num_true, num_sampled)
+    assert len(set(sampled_values[0].numpy().tolist())) < num_sampled
+    options = dict(num_classes=num_classes, num_true=num_true, remove_accidental_hits=True)
+    if loss_name == "rank_sampled_softmax_loss":
+        options.update(
+            num_sampled=num_sampled,
+            num_resampled=6,
+            resampling_temperature=0.5,
+            partition_strategy="div",
+        )
+    else:
+        options.update(num_sampled=num_sampled)
+    loss_fn = getattr(tsn, loss_name)
+    args = (loss_fn, weights, biases, labels, inputs, sampled_values)
+    want = _loss_and_gradients(*args, **options)
+    got = tf.function(lambda: _loss_and_gradients(*args, **options), jit_compile=True)()
+    for w, g in zip(want, got, strict=True):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-5, atol=1e-5)
+    # The masked candidates matter: without removal the loss differs.
+    options["remove_accidental_hits"] = False
+    unmasked = _loss_and_gradients(*args, **options)[0]
+    assert not np.allclose(unmasked.numpy(), want[0].numpy())
+
+
+def test_layers_support_jit_only_with_a_compilable_sampler():
+    import tf_sampling
+
+    assert not tf_sampling.layers.SampledSoftmax(20, 4).supports_jit
+    head = tf_sampling.layers.SampledSoftmax(
+        20, 4, sampler={"name": "uniform", "compilable": True, "unique": False}
+    )
+    assert head.supports_jit and head.sampler.supports_jit
+    config = head.get_config()
+    assert config["sampler"] == {"name": "uniform", "compilable": True, "unique": False}
+    rebuilt = tf_sampling.layers.SampledSoftmax.from_config(config)
+    assert isinstance(rebuilt.sampler, compilable.CompilableUniformSampler)
+    assert rebuilt.supports_jit and rebuilt.sampler.unique is False
+
+
+def test_keras_jit_fit_lowers_the_full_loss_of_every_layer(tmp_path):
+    import keras
+
+    import tf_sampling
+
+    num_classes, dim = 30, 8
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, dim)).astype("float32")
+    y = np.argmax(x @ rng.normal(size=(dim, num_classes)), 1).astype("int64")
+    keras.utils.set_random_seed(1)
+
+    def sampler(name):
+        return {"name": name, "compilable": True}
+
+    heads = [
+        tf_sampling.layers.SampledSoftmax(
+            num_classes, 10, sampler=sampler("log_uniform"), seed=1, name="softmax"
+        ),
+        tf_sampling.layers.NCE(num_classes, 10, sampler=sampler("uniform"), seed=1, name="nce"),
+        tf_sampling.layers.RankSampledSoftmax(
+            num_classes,
+            10,
+            num_resampled=5,
+            sampler=sampler("learned_unigram"),
+            seed=1,
+            name="tapas",
+        ),
+    ]
+    # One model, one compiled step for the three heads (compiling is the slow part).
+    inputs = keras.Input((dim,))
+    model = keras.Model(inputs, [head(inputs) for head in heads])
+    model.compile(
+        keras.optimizers.Adam(0.05),
+        loss=[
+            tf_sampling.losses.SampledSoftmaxLoss(),
+            tf_sampling.losses.NCELoss(),
+            tf_sampling.losses.RankSampledSoftmaxLoss(),
+        ],
+        jit_compile=True,
+    )
+    assert model.jit_compile is True  # Keras did not fall back
+    before = model.evaluate(x, [y, y, y], verbose=0, return_dict=True)
+    model.fit(x, [y, y, y], batch_size=64, epochs=3, verbose=0)
+    after = model.evaluate(x, [y, y, y], verbose=0, return_dict=True)
+    for name in ("softmax_loss", "nce_loss", "tapas_loss"):
+        assert after[name] < 0.85 * before[name], (name, before[name], after[name])
+    # The learned counts were updated inside the compiled steps: 3 epochs of y.
+    learned = heads[2].sampler
+    want_counts = 3 * np.bincount(y, minlength=num_classes)
+    np.testing.assert_array_equal(learned.counts().numpy(), want_counts)
+    assert int(learned.step.numpy()) == 3 * 4
+    # ... and are saved with the model.
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    restored = loaded.get_layer("tapas").sampler
+    np.testing.assert_array_equal(restored.counts().numpy(), want_counts)
+    assert int(restored.step.numpy()) == 12
+    assert loaded.get_layer("softmax").supports_jit
