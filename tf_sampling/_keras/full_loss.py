@@ -18,13 +18,18 @@ SOFTMAX = "softmax"
 SIGMOID = "sigmoid"
 
 
-def flatten_labels(y_true, y_pred: tf.Tensor, num_true: int, num_classes: int) -> tf.Tensor:
+def flatten_labels(
+    y_true, y_pred: tf.Tensor, num_true: int, num_classes: int, output_shape=None
+) -> tf.Tensor:
     """Checks ``y_true`` against ``y_pred`` and returns int64 ``[n, num_true]`` labels.
 
     Args:
       y_true: int32/int64 ``[*batch]`` (when ``num_true`` is 1), ``[*batch, 1]``
         or ``[*batch, num_true]`` class ids.
-      y_pred: float ``[*batch, features]`` model output.
+      y_pred: float ``[*batch, features]``: the model output, or the head's
+        input when the loss is computed from it (only its batch shape is used).
+      output_shape: Optional static shape of the model output, quoted in the
+        error instead of ``y_pred``'s.
       num_true: int, number of target classes per example.
       num_classes: int, number of classes (ids must lie in ``[0, num_classes)``).
 
@@ -56,7 +61,8 @@ def flatten_labels(y_true, y_pred: tf.Tensor, num_true: int, num_classes: int) -
         if not fits:
             raise ValueError(
                 f"`y_true` (the labels) must have shape {' or '.join(map(str, accepted))} to "
-                f"match the model output of shape {y_pred.shape.as_list()} with "
+                f"match the model output of shape "
+                f"{tf.TensorShape(output_shape or y_pred.shape).as_list()} with "
                 f"num_true={num_true}; got shape {y_true.shape.as_list()}."
             )
     rows = tf.reduce_prod(tf.shape(y_pred)[:-1])
@@ -153,7 +159,9 @@ def _exact_per_row(found, hidden, y_true, num_true, objective):
     layer = found.layer
     key = ("exact", objective, num_true)
     if key not in found.cache:
-        labels = flatten_labels(y_true, hidden, num_true, layer.num_classes)
+        labels = flatten_labels(
+            y_true, hidden, num_true, layer.num_classes, hidden.shape[:-1] + [layer.num_classes]
+        )
         loss_fn = (
             full_softmax.full_softmax_cross_entropy
             if validation.check_choice(objective, "objective", (SOFTMAX, SIGMOID)) == SOFTMAX
@@ -173,19 +181,6 @@ def _exact_per_row(found, hidden, y_true, num_true, objective):
     return found.cache[key]
 
 
-def exact_loss_of_hidden(layer, hidden: tf.Tensor, y_true, num_true: int, objective: str):
-    """Exact per-example loss over all classes for hidden activations ``[*batch, dim]``.
-
-    What exact (full-softmax) training computes; the same blocks as
-    :func:`exact_from_table`, with gradients to ``hidden`` and the table.
-
-    Returns:
-      tf.Tensor: float32 ``[*batch]``.
-    """
-    found = output_tags.OutputTag(layer, output_tags.LOGITS, hidden=hidden)
-    return _exact_per_row(found, hidden, y_true, num_true, objective)
-
-
 def exact_top_k_hits(found: output_tags.OutputTag, y_true, k: int) -> tf.Tensor:
     """float32 ``[*batch]``: 1 where the (first) target is among the ``k`` best classes.
 
@@ -193,7 +188,9 @@ def exact_top_k_hits(found: output_tags.OutputTag, y_true, k: int) -> tf.Tensor:
     go to the lower class id, as ``tf.math.top_k`` breaks them).
     """
     layer, hidden = found.layer, found.hidden
-    labels = flatten_labels(y_true, hidden, layer.num_true, layer.num_classes)
+    labels = flatten_labels(
+        y_true, hidden, layer.num_true, layer.num_classes, hidden.shape[:-1] + [layer.num_classes]
+    )
     _, ids = full_softmax.full_top_k(
         layer.kernel,
         layer.bias,
