@@ -317,3 +317,62 @@ def test_fixed_unigram_unique_sample_larger_than_its_support_is_refused():
 def test_builtin_unique_sample_larger_than_the_range_is_named(name):
     with pytest.raises(ValueError, match=r"`num_sampled` must be <= `range_max`.*num_sampled=11"):
         samplers.get(name, 10).sample([[0]], 1, 11)
+
+
+# Found in the adversarial pass.
+
+
+def test_fixed_unigram_unique_sample_that_rejection_cannot_finish_is_refused():
+    sampler = samplers.get("fixed_unigram", 3, unigrams=[1e30, 1.0, 1.0], seed=1)
+    with pytest.raises(ValueError, match=r"`num_sampled` must be small enough.*num_sampled=2"):
+        sampler.sample([[0]], 1, 2)
+    assert sampler.sample([[0]], 1, 1)[0].numpy().tolist() == [0]
+    # Non-unique draws never reject.
+    nonunique = samplers.get("fixed_unigram", 3, unigrams=[1e30, 1.0, 1.0], unique=False)
+    assert nonunique.sample([[0]], 1, 3)[0].shape == (3,)
+    # A skew that rejection gets through quickly is still sampled.
+    sampled, _, sampled_expected = samplers.get(
+        "fixed_unigram", 3, unigrams=[1e5, 1.0, 1.0], seed=4
+    ).sample([[0]], 1, 3)
+    assert sorted(sampled.numpy().tolist()) == [0, 1, 2]
+    assert np.all(sampled_expected.numpy() > 0) and np.all(sampled_expected.numpy() <= 1)
+
+
+def test_unique_draws_bound_matches_the_coupon_collector():
+    from tf_sampling.samplers.builtin import unique_draws_bound
+
+    bound = unique_draws_bound([1.0] * 4, 1.0)
+    np.testing.assert_allclose(bound, [1, 1 + 4 / 3, 1 + 4 / 3 + 2, 1 + 4 / 3 + 2 + 4])
+    assert np.isinf(unique_draws_bound([1.0, 0.0], 1.0)[1])
+
+
+def test_fixed_unigram_non_numbers_are_named():
+    with pytest.raises(TypeError, match=r"`unigrams` must be a sequence of numbers.*'x'"):
+        samplers.get("fixed_unigram", 3, unigrams=["1", "x", "2"])
+
+
+def test_numpy_bools_are_bools():
+    sampled, _, _ = ts_ops.learned_unigram_candidate_sampler(
+        [[0]], np.int64(1), np.int32(3), np.bool_(True), np.int64(10), seed=np.int64(4)
+    )
+    assert len(set(sampled.numpy().tolist())) == 3
+    assert LearnedUnigramSampler(10, unique=np.bool_(False)).unique is False
+
+
+def test_uint64_true_classes_past_int64_are_named_not_wrapped():
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"`true_classes` must be < 2\^63"):
+        ts_ops.learned_unigram_candidate_sampler(
+            tf.constant([[2**63]], tf.uint64), 1, 3, True, 10, seed=1
+        )
+    sampled, _, _ = ts_ops.learned_unigram_candidate_sampler(
+        tf.constant([[7]], tf.uint64), 1, 3, True, 10, seed=1
+    )
+    assert sampled.shape == (3,)
+
+
+def test_stream_offset_wraps_around_instead_of_overflowing():
+    sampler = LearnedUnigramSampler(10, seed=1)
+    sampler.offset.assign(INT64_MAX - 1)
+    sampler.sample([[0]], 1, 3)
+    # 2048 * 3 / 4 Philox samples per call, modulo 2^64.
+    assert int(sampler.offset.numpy()) == INT64_MAX - 1 + 1536 - 2**64

@@ -586,7 +586,7 @@ def check_bool(value, name: str) -> bool:
     Raises:
       TypeError: ``value`` is not a bool (TF would read 0/1 or a string as one).
     """
-    if not isinstance(value, bool) and type(value).__name__ != "bool_":
+    if not isinstance(value, bool | np.bool_):
         raise TypeError(f"`{name}` must be a bool, got {value!r} of type {type(value).__name__}.")
     return bool(value)
 
@@ -693,7 +693,40 @@ def check_true_classes(true_classes, num_true: int) -> tf.Tensor:
             else "be a matrix [batch_size, num_true]"
         )
         raise ValueError(f"`true_classes` must {need}, got shape {tensor.shape}.")
+    if tensor.dtype == tf.uint64:
+        # Cast, 2^63 and above would be quoted as negative ids.
+        check = tf.debugging.assert_less_equal(
+            tensor, tf.constant(INT64_MAX, tf.uint64), message="`true_classes` must be < 2^63"
+        )
+        with tf.control_dependencies([check]):
+            tensor = tf.identity(tensor)
     return tf.cast(tensor, tf.int64) if tensor.dtype != tf.int64 else tensor
+
+
+#: Most rejection draws a unique sample of a fixed distribution may need at
+#: worst (about a minute of TensorFlow's sampler).
+MAX_UNIQUE_DRAWS = 2**32
+
+
+def check_unique_draws(num_sampled: int, worst_draws: float) -> None:
+    """Refuses a unique sample whose rejection sampling could take forever.
+
+    Args:
+      num_sampled: int, the sample size.
+      worst_draws: Expected rejection draws if the heaviest classes are
+        picked first (the likely order when the weights are skewed).
+
+    Raises:
+      ValueError: ``worst_draws > MAX_UNIQUE_DRAWS``.
+    """
+    if worst_draws > MAX_UNIQUE_DRAWS:
+        raise ValueError(
+            f"`num_sampled` must be small enough for unique rejection sampling of these weights "
+            f"to end (at most 2^32 expected draws), got num_sampled={num_sampled}, which may "
+            f"need about {worst_draws:.3g} draws: the classes left after the "
+            f"{num_sampled - 1} heaviest hold too little weight. Use unique=False or fewer "
+            "samples."
+        )
 
 
 def check_counts(counts, range_max: int) -> tf.Tensor:
@@ -792,7 +825,10 @@ def check_unigrams(unigrams, distortion, source: str = "unigrams") -> tuple[list
         raise TypeError(f"`distortion` must be a float, got {distortion!r}.")
     if not math.isfinite(distortion):
         raise ValueError(f"`distortion` must be finite, got distortion={distortion!r}.")
-    values = [float(u) for u in unigrams]
+    try:
+        values = [float(u) for u in unigrams]
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"`{source}` must be a sequence of numbers, got {err}.") from None
     as_float32 = np.asarray(values, np.float32)
     bad = np.flatnonzero(~np.isfinite(as_float32) | (as_float32 < 0))
     if bad.size:

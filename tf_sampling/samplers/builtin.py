@@ -20,6 +20,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from tf_sampling._core import validation
@@ -30,6 +31,7 @@ __all__ = [
     "LogUniformSampler",
     "UniformSampler",
     "read_vocab_counts",
+    "unique_draws_bound",
 ]
 
 SampledValues = tuple[tf.Tensor, tf.Tensor, tf.Tensor]
@@ -199,6 +201,7 @@ class FixedUnigramSampler(CandidateSampler):
             source, values = f"vocab_file {vocab_file!r}", read_vocab_counts(vocab_file)
         # Classes that can be drawn; unknown until TF reads a missing file.
         self.num_drawable = self.range_max
+        self._unique_draws = None
         if values is not None:
             values = list(values)
             if len(values) != expected:
@@ -207,6 +210,7 @@ class FixedUnigramSampler(CandidateSampler):
                     f"got {len(values)}."
                 )
             values, self.num_drawable = validation.check_unigrams(values, distortion, source)
+            self._unique_draws = unique_draws_bound(values, float(distortion))
         elif not isinstance(distortion, numbers.Real) or isinstance(distortion, bool):
             raise TypeError(f"`distortion` must be a float, got {distortion!r}.")
         self.unigrams = values if unigrams is not None else None
@@ -222,6 +226,8 @@ class FixedUnigramSampler(CandidateSampler):
                 f"`num_sampled` must be <= the {self.num_drawable} classes of positive weight "
                 f"when unique=True, got num_sampled={num_sampled}."
             )
+        if self.unique and self._unique_draws is not None:
+            validation.check_unique_draws(num_sampled, float(self._unique_draws[num_sampled - 1]))
 
     def _op_options(self) -> dict:
         return {
@@ -282,3 +288,28 @@ def read_vocab_counts(path: str) -> list[float]:
                     f"{line!r}."
                 ) from None
     return counts
+
+
+def unique_draws_bound(unigrams: Sequence[float], distortion: float) -> np.ndarray:
+    """Expected rejection draws of unique samples of each size, heaviest classes first.
+
+    When the ``j`` heaviest classes have been picked, the next new class
+    takes ``1 / tail_j`` draws on average, ``tail_j`` being the weight of
+    the others; skewed weights are picked about in that order.
+
+    Args:
+      unigrams: The checked weights before distortion.
+      distortion: The exponent TensorFlow applies (in float32).
+
+    Returns:
+      np.ndarray: float64 ``[len(unigrams)]``; entry ``k - 1`` is the bound
+      for ``num_sampled = k`` (inf past the classes of positive weight).
+    """
+    with np.errstate(under="ignore"):
+        weights = np.power(np.asarray(unigrams, np.float32), np.float32(distortion))
+    ascending = np.sort(weights.astype(np.float64))
+    # tail[j]: weight left once the j heaviest are picked, summed from the
+    # smallest up so that a tiny tail is not lost to cancellation.
+    tail = np.cumsum(ascending)[::-1] / ascending.sum()
+    with np.errstate(divide="ignore"):
+        return np.cumsum(1.0 / tail)

@@ -297,7 +297,10 @@ class LearnedUnigramSampleAndUpdateOp : public SamplerKernelBase {
     Tensor next;
     OP_REQUIRES_OK(context, context->allocate_temp(tensorflow::DT_INT64,
                                                    TensorShape({}), &next));
-    next.scalar<int64_t>()() = position + SamplesPerCall();
+    // Wraps around like the uint64 position Skip reads (no signed overflow).
+    next.scalar<int64_t>()() =
+        static_cast<int64_t>(static_cast<uint64_t>(position) +
+                             static_cast<uint64_t>(SamplesPerCall()));
     *offset = next;
   }
 
