@@ -124,7 +124,7 @@ def rank_sampled_softmax_loss(
         ``PartitionedVariable`` or ``ShardedVariable`` of that logical shape.
         The (possibly sharded) class embeddings.
       biases: ``[num_classes]`` class biases, sharded like ``weights``.
-      labels: int32/int64 ``[batch_size, num_true]`` target classes
+      labels: integer (any dtype) ``[batch_size, num_true]`` target classes
         (``[batch_size]`` accepted when ``num_true`` is 1).
       inputs: float ``[batch_size, dim]`` forward activations (float16 and
         bfloat16 are computed in float32).
@@ -137,7 +137,9 @@ def rank_sampled_softmax_loss(
       sampled_values: ``None``, or the first-pass ``(sampled_candidates
         [num_sampled], true_expected_count [batch_size, num_true],
         sampled_expected_count [num_sampled])`` returned by a
-        ``*_candidate_sampler``. ``None`` samples with
+        ``*_candidate_sampler``; the counts may broadcast as in
+        ``sampled_softmax_loss`` (contrib's tests pass ``[[0.5], [0.5]]`` with
+        ``num_true=2``), per-candidate counts following their candidates. ``None`` samples with
         ``tf_sampling.ops.learned_unigram_candidate_sampler`` (``unique=True``,
         ``range_max=num_classes``).
       resampling_temperature: Positive Python float, or a positive scalar

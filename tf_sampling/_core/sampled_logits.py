@@ -86,7 +86,7 @@ def compute_sampled_logits(
       weights: ``[num_classes, dim]`` table (tensor, variable, list of shards,
         ``PartitionedVariable`` or ``ShardedVariable``).
       biases: ``[num_classes]`` table, sharded like ``weights``.
-      labels: int32/int64 ``[batch_size, num_true]`` (or ``[batch_size]`` when
+      labels: integer ``[batch_size, num_true]`` (or ``[batch_size]`` when
         ``num_true`` is 1) target classes.
       inputs: float ``[batch_size, dim]`` activations (float16, bfloat16,
         float32 or float64).

@@ -65,16 +65,19 @@ def sampled_softmax_loss(
       weights: ``[num_classes, dim]`` tensor/variable, or a list of shards,
         ``PartitionedVariable`` or ``ShardedVariable`` of that logical shape.
       biases: ``[num_classes]`` class biases, sharded like ``weights``.
-      labels: int32/int64 ``[batch_size, num_true]`` target classes
-        (``[batch_size]`` accepted when ``num_true`` is 1).
+      labels: integer ``[batch_size, num_true]`` target classes, any integer
+        dtype (``[batch_size]`` accepted when ``num_true`` is 1).
       inputs: float ``[batch_size, dim]`` forward activations.
       num_sampled: int, number of classes to sample per batch.
       num_classes: int, number of possible classes.
       num_true: int, number of target classes per example.
       sampled_values: Optional ``(sampled_candidates [num_sampled],
         true_expected_count [batch_size, num_true], sampled_expected_count
-        [num_sampled])`` from a ``*_candidate_sampler``; default
-        ``tf.random.log_uniform_candidate_sampler`` with ``unique=True``.
+        [num_sampled])`` from a ``*_candidate_sampler`` (Python lists and
+        NumPy arrays too); the counts may have any shape that broadcasts to
+        those, as in TF (e.g. ``[batch_size, 1]`` true counts), and must be
+        positive and finite. Default: ``tf.random.log_uniform_candidate_sampler``
+        with ``unique=True``.
       remove_accidental_hits: bool, mask sampled classes equal to a true class.
       partition_strategy: ``"mod"`` or ``"div"``, for sharded tables.
       name: Name scope of the operation.
@@ -86,9 +89,12 @@ def sampled_softmax_loss(
 
     Raises:
       ValueError, TypeError: for invalid arguments, naming the argument and
-        the value received.
+        the value received (``ValueError`` for bad Python/NumPy expected
+        counts).
       tf.errors.InvalidArgumentError: at run time for labels outside
-        ``[0, num_classes)``.
+        ``[0, num_classes)``, expected counts in tensors that are not positive
+        and finite, or shapes the graph left open that do not fit (labels of
+        another batch size than ``inputs``, counts that would grow the logits).
     """
     with tf.name_scope(name or "sampled_softmax_loss"):
         true_logits, sampled_logits = compute_sampled_logits(
@@ -136,14 +142,15 @@ def nce_loss(
       weights: ``[num_classes, dim]`` tensor/variable, or a list of shards,
         ``PartitionedVariable`` or ``ShardedVariable`` of that logical shape.
       biases: ``[num_classes]`` class biases, sharded like ``weights``.
-      labels: int32/int64 ``[batch_size, num_true]`` target classes
+      labels: integer (any dtype) ``[batch_size, num_true]`` target classes
         (``[batch_size]`` accepted when ``num_true`` is 1).
       inputs: float ``[batch_size, dim]`` forward activations.
       num_sampled: int, number of noise classes to sample per batch.
       num_classes: int, number of possible classes.
       num_true: int, number of target classes per example.
-      sampled_values: Optional sampler triple as in :func:`sampled_softmax_loss`;
-        default ``tf.random.log_uniform_candidate_sampler`` with ``unique=True``.
+      sampled_values: Optional sampler triple as in :func:`sampled_softmax_loss`
+        (broadcasting, positive counts); default
+        ``tf.random.log_uniform_candidate_sampler`` with ``unique=True``.
       remove_accidental_hits: bool, mask sampled classes equal to a true class.
         False by default, as in TensorFlow.
       partition_strategy: ``"mod"`` or ``"div"``, for sharded tables.
@@ -157,7 +164,8 @@ def nce_loss(
       ValueError, TypeError: for invalid arguments, naming the argument and
         the value received.
       tf.errors.InvalidArgumentError: at run time for labels outside
-        ``[0, num_classes)``.
+        ``[0, num_classes)``, bad expected counts or shapes, as in
+        :func:`sampled_softmax_loss`.
     """
     with tf.name_scope(name or "nce_loss"):
         true_logits, sampled_logits = compute_sampled_logits(
