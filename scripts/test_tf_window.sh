@@ -88,7 +88,7 @@ for v in "${versions[@]}"; do
       # (its build compiles the op against this venv's TensorFlow).
       (cd "$src" && "$venv/bin/python" -m pip install -q --no-build-isolation ".[demo,test]") &&
       # What is installed now: nothing may have added a second TensorFlow.
-      "$venv/bin/python" -m pip list 2>/dev/null | grep -iE '^(tensorflow|tf-nightly)(-cpu|-gpu)? '
+      "$venv/bin/python" -m pip list 2>/dev/null | grep -iE '^(tensorflow|tf[-_]nightly)([-_]cpu|[-_]gpu)? '
   } >"$log" 2>&1 || status="setup failed"
   if [[ "$status" == ok ]]; then
     echo "[window] $(grep -iE '^(tensorflow|tf-nightly)' "$log" | tr -s ' ' | paste -sd, -); running pytest"
