@@ -140,7 +140,7 @@ class LocalCluster(contextlib.AbstractContextManager):
                             break
                     except OSError:
                         if time.monotonic() > deadline:
-                            raise TimeoutError(f"task {job}:{index} not up after {timeout} s")
+                            raise TimeoutError(f"task {job}:{index} not up after {timeout} s") from None
                         time.sleep(0.2)
 
     def __enter__(self):
@@ -193,6 +193,12 @@ def table_partitioner(num_classes: int, num_shards: int):
     return partitioner
 
 
+def _ShardedVariable(shards):  # noqa: N802 (a class, looked up lazily)
+    import tensorflow as tf
+
+    return tf.__internal__.distribute.ShardedVariable(shards)
+
+
 def _shards(variable) -> list:
     return list(getattr(variable, "variables", [variable]))
 
@@ -214,7 +220,9 @@ class ShardedLazyAdam:
       learning_rate, beta_1, beta_2, epsilon: Adam's hyperparameters (floats).
     """
 
-    def __init__(self, strategy, variables, learning_rate=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    def __init__(
+        self, strategy, variables, learning_rate=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-7
+    ):
         import tensorflow as tf
 
         self.learning_rate, self.beta_1, self.beta_2, self.epsilon = (
@@ -239,15 +247,26 @@ class ShardedLazyAdam:
                             for slot in ("m", "v")
                         )
                     )
+        # Per logical variable, its slots as one (sharded) table each: the
+        # checkpoint then holds logical [num_classes, dim] moments, which
+        # restore into any number of shards, as the table does.
+        self.logical_slots = []
+        slots = iter(self.slots)
+        for v in variables:
+            pairs = [next(slots) for _ in _shards(v)]
+            if len(pairs) == 1:
+                self.logical_slots.append(list(pairs[0]))
+            else:
+                self.logical_slots.append(
+                    [_ShardedVariable([p[k] for p in pairs]) for k in range(2)]
+                )
 
     def apply(self, gradients) -> None:
         """Applies one gradient per shard, in the order of ``self.variables``."""
         import tensorflow as tf
 
         step = tf.cast(self.iterations.assign_add(1), tf.float32)
-        alpha = (
-            self.learning_rate * tf.sqrt(1 - self.beta_2**step) / (1 - self.beta_1**step)
-        )
+        alpha = self.learning_rate * tf.sqrt(1 - self.beta_2**step) / (1 - self.beta_1**step)
         for var, (m, v), grad in zip(self.variables, self.slots, gradients, strict=True):
             if grad is None:
                 continue
@@ -260,7 +279,9 @@ class ShardedLazyAdam:
                 v_rows = tf.gather(v, ids) * self.beta_2 + (1 - self.beta_2) * tf.square(g)
                 m.scatter_update(tf.IndexedSlices(m_rows, ids))
                 v.scatter_update(tf.IndexedSlices(v_rows, ids))
-                var.scatter_sub(tf.IndexedSlices(alpha * m_rows / (tf.sqrt(v_rows) + self.epsilon), ids))
+                var.scatter_sub(
+                    tf.IndexedSlices(alpha * m_rows / (tf.sqrt(v_rows) + self.epsilon), ids)
+                )
             else:
                 m.assign(m * self.beta_1 + (1 - self.beta_1) * grad)
                 v.assign(v * self.beta_2 + (1 - self.beta_2) * tf.square(grad))
@@ -268,14 +289,15 @@ class ShardedLazyAdam:
 
     def checkpoint_items(self) -> dict:
         """The optimizer state as ``tf.train.Checkpoint`` keyword arguments."""
-        return {"iterations": self.iterations, "slots": [list(s) for s in self.slots]}
+        return {"iterations": self.iterations, "slots": self.logical_slots}
 
 
 def teacher_data(num_classes: int, in_dim: int, batch: int, seed: int):
     """An endless ``tf.data`` stream: labels and features ``teacher[label] + noise``."""
     import tensorflow as tf
 
-    teacher = tf.random.stateless_normal([num_classes, in_dim], seed=[seed, 0])
+    # One teacher for every stream (training, per worker, and evaluation).
+    teacher = tf.random.stateless_normal([num_classes, in_dim], seed=[1234, 0])
     # Zipf-like labels: class c has weight 1 / (c + 10).
     logits = -tf.math.log(tf.range(num_classes, dtype=tf.float32) + 10.0)
 
@@ -283,7 +305,9 @@ def teacher_data(num_classes: int, in_dim: int, batch: int, seed: int):
         labels = tf.random.stateless_categorical(
             logits[None], batch, seed=tf.stack([tf.cast(seed, tf.int64) + 1, step])
         )[0]
-        noise = tf.random.stateless_normal([batch, in_dim], seed=tf.stack([tf.cast(seed, tf.int64) + 2, step]))
+        noise = tf.random.stateless_normal(
+            [batch, in_dim], seed=tf.stack([tf.cast(seed, tf.int64) + 2, step])
+        )
         return tf.gather(teacher, labels) + noise, labels
 
     return tf.data.Dataset.range(2**62).map(make)
@@ -412,7 +436,9 @@ class _Init:
         self.fn, self.shape = fn, shape
 
     def __call__(self, partition_shape=None, partition_offset=None):
-        return self.fn(self.shape, partition_shape=partition_shape, partition_offset=partition_offset)
+        return self.fn(
+            self.shape, partition_shape=partition_shape, partition_offset=partition_offset
+        )
 
 
 def restore_single_device(checkpoint_path: str, args) -> dict:
@@ -424,7 +450,9 @@ def restore_single_device(checkpoint_path: str, args) -> dict:
     """
     import tensorflow as tf
 
-    with tf.device("/job:chief/task:0/device:CPU:0") if args.in_cluster else contextlib.nullcontext():
+    with (
+        tf.device("/job:chief/task:0/device:CPU:0") if args.in_cluster else contextlib.nullcontext()
+    ):
         weights = tf.Variable(tf.zeros([args.num_classes, args.dim]))
         biases = tf.Variable(tf.zeros([args.num_classes]))
         projection = tf.Variable(tf.zeros([args.in_dim, args.dim]))
@@ -466,7 +494,9 @@ def train(args) -> dict:
 
         def dataset_fn(context):
             # One stream per worker (its pipeline id), each batch of args.batch.
-            return teacher_data(args.num_classes, args.in_dim, args.batch, seed=100 + context.input_pipeline_id)
+            return teacher_data(
+                args.num_classes, args.in_dim, args.batch, seed=100 + context.input_pipeline_id
+            )
 
         per_worker = coordinator.create_per_worker_dataset(
             lambda: strategy.distribute_datasets_from_function(dataset_fn)
@@ -485,7 +515,9 @@ def train(args) -> dict:
         eval_features, eval_labels = next(
             iter(teacher_data(args.num_classes, args.in_dim, args.eval_batch, seed=7))
         )
-        loss_before = float(coordinator.schedule(eval_step, args=(eval_features, eval_labels)).fetch())
+        loss_before = float(
+            coordinator.schedule(eval_step, args=(eval_features, eval_labels)).fetch()
+        )
         began = time.monotonic()
         killed = False
         for step in range(args.steps):
@@ -504,7 +536,9 @@ def train(args) -> dict:
         coordinator.join()
         seconds = time.monotonic() - began
         final_path = manager.save(checkpoint_number=start_step + args.steps)
-        loss_after = float(coordinator.schedule(eval_step, args=(eval_features, eval_labels)).fetch())
+        loss_after = float(
+            coordinator.schedule(eval_step, args=(eval_features, eval_labels)).fetch()
+        )
         # The same evaluation on one device in this (chief) process, from the checkpoint.
         chief_eval = trainer.full_loss(eval_features, eval_labels)
         values = restore_single_device(final_path, args)
@@ -519,14 +553,18 @@ def train(args) -> dict:
             "loss_before": loss_before,
             "loss_after": loss_after,
             "chief_loss_after": float(chief_eval),
-            "numpy_loss_after": numpy_full_softmax(values, eval_features.numpy(), eval_labels.numpy()),
+            "numpy_loss_after": numpy_full_softmax(
+                values, eval_features.numpy(), eval_labels.numpy()
+            ),
             "table_type": type(trainer.weights).__name__,
             "table_shards": [
                 {"device": s.device, "rows": int(s.shape[0])} for s in _shards(trainer.weights)
             ],
             "bias_shards": [s.device for s in _shards(trainer.biases)],
             "slot_devices": [[m.device, v.device] for m, v in trainer.optimizer.slots],
-            "sampler_device": None if trainer.sampler is None else trainer.sampler.tree.value.device,
+            "sampler_device": None
+            if trainer.sampler is None
+            else trainer.sampler.tree.value.device,
             "sampler_counts_sum": None
             if trainer.sampler is None
             else int(tf.reduce_sum(trainer.sampler.counts())),
@@ -549,13 +587,17 @@ def parse_args(argv=None):
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--eval-batch", type=int, default=512)
     parser.add_argument("--num-sampled", type=int, default=64)
-    parser.add_argument("--learning-rate", type=float, default=0.05)
-    parser.add_argument("--sampler", choices=["log_uniform", "learned_unigram"], default="learned_unigram")
+    parser.add_argument("--learning-rate", type=float, default=0.02)
+    parser.add_argument(
+        "--sampler", choices=["log_uniform", "learned_unigram"], default="learned_unigram"
+    )
     parser.add_argument("--checkpoint-dir", default="/tmp/tf_sampling_ps_ckpt")
     parser.add_argument("--checkpoint-every", type=int, default=20)
     parser.add_argument("--restore", default=None, help="checkpoint directory to resume from")
-    parser.add_argument("--kill-worker-at", type=int, default=None, help="kill the last worker at this step")
-    parser.add_argument("--start-timeout", type=float, default=120.0)
+    parser.add_argument(
+        "--kill-worker-at", type=int, default=None, help="kill the last worker at this step"
+    )
+    parser.add_argument("--start-timeout", type=float, default=300.0)
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
     args = parser.parse_args(argv)
     args.in_cluster = True
@@ -571,11 +613,15 @@ def main(argv=None) -> None:
     if args.json:
         print(json.dumps(result))
         return
-    print(f"{args.workers} workers, {args.ps} PS: {result['table_type']} in shards on "
-          f"{[s['device'] for s in result['table_shards']]}")
-    print(f"exact full-softmax loss: {result['loss_before']:.4f} -> {result['loss_after']:.4f} "
-          f"(one device, NumPy: {result['numpy_loss_after']:.4f}); "
-          f"{result['steps_per_second']:.1f} steps/s; checkpoints: {result['checkpoints']}")
+    print(
+        f"{args.workers} workers, {args.ps} PS: {result['table_type']} in shards on "
+        f"{[s['device'] for s in result['table_shards']]}"
+    )
+    print(
+        f"exact full-softmax loss: {result['loss_before']:.4f} -> {result['loss_after']:.4f} "
+        f"(one device, NumPy: {result['numpy_loss_after']:.4f}); "
+        f"{result['steps_per_second']:.1f} steps/s; checkpoints: {result['checkpoints']}"
+    )
 
 
 if __name__ == "__main__":

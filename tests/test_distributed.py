@@ -99,3 +99,89 @@ def test_fit_and_evaluate_under_a_strategy_scope():
     z = logits - logits.max(-1, keepdims=True)
     expected = np.mean(np.log(np.exp(z).sum(-1)) - z[np.arange(32), y])
     np.testing.assert_allclose(model.evaluate(x, y, verbose=0), expected, rtol=1e-5)
+
+
+# --------------------------------------------------------------------------- parameter servers
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _cluster(tmp, *extra, timeout=420) -> dict:
+    args = [str(PS_EXAMPLE), "--json", "--checkpoint-dir", str(tmp), "--start-timeout", "180"]
+    result = _run([*args, *extra], timeout=timeout)
+    assert not [pid for pid in result["task_pids"] if _alive(pid)], "cluster tasks left running"
+    return result
+
+
+@pytest.fixture(scope="module")
+def ps_run(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("ps_ckpt")
+    result = _cluster(directory, "--workers", "2", "--ps", "2", "--steps", "40")
+    return directory, result
+
+
+@pytest.mark.slow
+def test_ps_cluster_trains_a_sharded_table_and_matches_one_device(ps_run):
+    _, r = ps_run
+    # A short run lowers the exact full-softmax loss on held-out batches.
+    assert r["loss_after"] < r["loss_before"] - 0.3
+    # The class table is a ShardedVariable with one shard per PS task, its
+    # biases and Adam slots on the same tasks.
+    assert r["table_type"] == "ShardedVariable"
+    devices = [s["device"] for s in r["table_shards"]]
+    assert len(devices) == 2 and [s["rows"] for s in r["table_shards"]] == [1000, 1000]
+    assert devices == [f"/job:ps/replica:0/task:{k}/device:CPU:0" for k in range(2)]
+    assert r["bias_shards"] == devices
+    assert [m for m, _ in r["slot_devices"][:4]] == devices * 2
+    assert all(m == v for m, v in r["slot_devices"])
+    # Evaluation on a worker = on the chief = NumPy on the checkpoint restored
+    # into plain one-device variables.
+    np.testing.assert_allclose(r["loss_after"], r["chief_loss_after"], rtol=1e-6)
+    np.testing.assert_allclose(r["loss_after"], r["numpy_loss_after"], rtol=1e-5)
+    # Every scheduled step ran once; the one shared sampler counted every
+    # worker's labels (40 steps x batch 64).
+    assert r["iterations"] == 40
+    assert r["sampler_device"].startswith("/job:ps/")
+    assert r["sampler_counts_sum"] == 40 * 64
+
+
+@pytest.mark.slow
+def test_ps_checkpoint_restores_into_other_worker_and_shard_counts(ps_run, tmp_path):
+    directory, first = ps_run
+    r = _cluster(
+        tmp_path, "--restore", str(directory), "--workers", "1", "--ps", "3", "--steps", "8"
+    )
+    assert r["restored_from"].endswith("ckpt-40")
+    assert r["start_step"] == 40 and r["iterations"] == 48
+    assert len(r["table_shards"]) == 3
+    # Restored exactly: the same held-out loss the first run ended with.
+    np.testing.assert_allclose(r["loss_before"], first["loss_after"], rtol=1e-6)
+    assert r["sampler_counts_sum"] == 48 * 64
+    np.testing.assert_allclose(r["loss_after"], r["numpy_loss_after"], rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_ps_worker_killed_mid_training_recovers_without_losing_checkpoints(tmp_path):
+    r = _cluster(
+        tmp_path,
+        "--steps",
+        "40",
+        "--checkpoint-every",
+        "10",
+        "--kill-worker-at",
+        "12",
+        "--sampler",
+        "log_uniform",
+    )
+    assert r["killed_worker"]
+    # The killed worker's steps were rescheduled: all 40 ran, every checkpoint exists.
+    assert r["iterations"] == 40
+    assert [p.rsplit("-", 1)[1] for p in r["checkpoints"]] == ["10", "20", "30", "40"]
+    assert all(os.path.exists(p + ".index") for p in r["checkpoints"])
+    assert r["loss_after"] < r["loss_before"]
