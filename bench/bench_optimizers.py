@@ -34,6 +34,7 @@ import ctypes
 import gc
 import json
 import os
+import pathlib
 import resource
 import statistics
 import subprocess
@@ -150,7 +151,7 @@ def measure_size(args, num_classes: int, dim: int) -> dict:
 
 def run_table(args) -> list[dict]:
     """Measures every size, each in a child process (or all here with --one-process)."""
-    sizes = QUICK_SIZES if args.quick else SIZES
+    sizes = args.sizes or (QUICK_SIZES if args.quick else SIZES)
     rows = []
     header = f"{'classes':>10}{'dim':>5}" + "".join(f"{n:>20}" for n in [*OPTIMIZERS, FULL])
     print(header + f"{'peak RSS GB':>13}")
@@ -341,6 +342,15 @@ def survey() -> None:
         print(f"{name:<38}{len(ops):>28}{'yes' if changed else 'no':>24}", flush=True)
 
 
+def _parse_sizes(text: str) -> list[tuple[int, int]]:
+    try:
+        return [tuple(int(v) for v in item.split("x")) for item in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"`--sizes` must be a list like 10000x128,1000000x32, got {text!r}"
+        ) from None
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -360,6 +370,14 @@ def main(argv=None):
     parser.add_argument(
         "--one-process", action="store_true", help="all sizes in this process (see above)"
     )
+    parser.add_argument(
+        "--sizes",
+        type=_parse_sizes,
+        help="classes x dim list, e.g. 10000x32,10000000x32 (default: all of the table)",
+    )
+    parser.add_argument(
+        "--load", nargs="+", metavar="JSON", help="summarize and plot earlier --json files instead"
+    )
     parser.add_argument("--child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -372,7 +390,10 @@ def main(argv=None):
         f"TensorFlow {tf.__version__}, Keras {keras.__version__}, "
         f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default')}"
     )
-    rows = run_table(args)
+    if args.load:
+        rows = [row for path in args.load for row in json.loads(pathlib.Path(path).read_text())]
+    else:
+        rows = run_table(args)
     summarize(rows)
     if args.json:
         with open(args.json, "w") as f:
