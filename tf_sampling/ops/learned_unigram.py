@@ -53,7 +53,10 @@ def learned_unigram_candidate_sampler(
     With ``unique=True`` the candidates are drawn by rejection sampling and the
     expected counts are the inclusion probabilities given the number of draws
     ``n`` it took: ``1 - (1 - p)^n`` (``p * num_sampled`` when no draw was
-    rejected); otherwise ``p * num_sampled``.
+    rejected); otherwise ``p * num_sampled``. After 1024 * num_sampled
+    rejection draws, the rest of a unique sample is drawn from the classes not
+    yet picked, with the same law (see docs/learned_unigram.md), so a call
+    always ends.
 
     Args:
       true_classes: int64 ``[batch_size, num_true]`` target classes in
@@ -74,10 +77,13 @@ def learned_unigram_candidate_sampler(
     Raises:
       TypeError: a non-integer argument or ``true_classes`` dtype, or a
         non-bool ``unique``.
-      ValueError: an argument < 1, ``num_sampled > range_max`` with
+      ValueError: an argument < 1, ``range_max`` or ``num_true`` past 2^63 - 1,
+        ``num_sampled`` past 2^31 - 1, ``num_sampled > range_max`` with
         ``unique``, or ``true_classes`` not ``[batch_size, num_true]``.
       tf.errors.InvalidArgumentError: (when run) a true class outside
-        ``[0, range_max)``.
+        ``[0, range_max)``, or true classes that would take the total weight
+        ``range_max + sum(counts)`` past 2^63 - 1 (the call then changes
+        nothing).
       OpLibraryError: the compiled op library is missing or stale.
     """
     num_true, num_sampled, unique, range_max, seed = validation.check_sampler_args(

@@ -99,7 +99,8 @@ class LearnedUnigramSampler(keras.layers.Layer):
       **kwargs: ``keras.layers.Layer`` arguments (``name``, ...).
 
     Raises:
-      TypeError, ValueError: invalid ``range_max``, ``unique`` or ``seed``.
+      TypeError, ValueError: invalid ``range_max`` (at most ``MAX_RANGE`` =
+        2^59), ``unique`` or ``seed``.
       OpLibraryError: the compiled op library is missing or stale.
     """
 
@@ -170,7 +171,10 @@ class LearnedUnigramSampler(keras.layers.Layer):
             range_max`` with ``unique``, or ``true_classes`` not ``[batch_size,
             num_true]``.
           tf.errors.InvalidArgumentError: (when run) a true class outside
-            ``[0, range_max)``; the counts are then left unchanged.
+            ``[0, range_max)``, true classes that would take ``range_max +
+            sum(counts)`` past 2^63 - 1, or a count tree that is not one of
+            ``range_max`` classes (e.g. restored from a sampler with another
+            ``range_max``); the counts are then left unchanged.
         """
         num_true, num_sampled, _, _, _ = validation.check_sampler_args(
             num_true, num_sampled, self.unique, self.range_max
