@@ -29,6 +29,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import statistics
@@ -58,14 +59,19 @@ def _available_gb() -> float:
 
 
 def estimate_gb(impl: str, classes: int, dim: int, batch: int, k: int) -> float:
-    """Rough peak footprint of a case (table, logits and their copies), for the budget check."""
+    """Peak footprint of a case (table, logits and copies), for the budget check.
+
+    Factors measured at 10^5 x 512, batch 1024: the one-shot forward holds
+    about 1.1x the logits (TF's cross-entropy kernel reuses the logits buffer
+    for its gradient), the one-shot step the logits plus the weight gradient.
+    """
     table = classes * dim * 4
     logits = batch * classes * 4
     extra = {
         "matmul": logits,
-        "oneshot_ce": 2 * logits,
-        "oneshot_topk": logits,
-        "oneshot_step": 3 * logits + table,
+        "oneshot_ce": 1.2 * logits,
+        "oneshot_topk": 1.2 * logits,
+        "oneshot_step": 1.2 * logits + table,
         "chunked_ce": 256 * MB,
         "chunked_topk": 256 * MB,
         "chunked_step": table + 512 * MB,
@@ -73,8 +79,27 @@ def estimate_gb(impl: str, classes: int, dim: int, batch: int, k: int) -> float:
     return (table + extra) / 2**30 + 0.8  # + TensorFlow itself
 
 
-def run_case(impl: str, classes: int, dim: int, batch: int, k: int, repeats: int, chunk):
+def _watchdog(limit_mb: float, record: dict):
+    """Ends this process if its RSS passes ``limit_mb`` (a shared machine)."""
+    import threading
+
+    def watch():
+        while True:
+            rss = _status_mb("VmRSS")
+            if rss > limit_mb:
+                record["exceeded"] = f"RSS {rss:.0f} MB passed the {limit_mb:.0f} MB limit"
+                print("RESULT " + json.dumps(record), flush=True)
+                os._exit(3)
+            time.sleep(0.02)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def run_case(impl: str, classes: int, dim: int, batch: int, k: int, repeats: int, chunk, limit_gb):
     """Child process: builds, traces, measures one case and prints one JSON line."""
+    _watchdog(
+        limit_gb * 1024, {"impl": impl, "classes": classes, "dim": dim, "batch": batch, "k": k}
+    )
     sys.path.insert(0, ROOT)
     import numpy as np
     import tensorflow as tf
@@ -83,13 +108,19 @@ def run_case(impl: str, classes: int, dim: int, batch: int, k: int, repeats: int
     from tf_sampling._core.full_logits import full_logits
 
     tf.random.set_seed(0)
-    # Built in slices: one tf.random.normal of the whole table would double
-    # the peak before the measurement starts.
-    weights = tf.Variable(tf.zeros([classes, dim]))
-    rows = max(1, (64 * MB) // (4 * dim))
-    for start in range(0, classes, rows):
-        size = min(rows, classes - start)
-        weights[start : start + size].assign(tf.random.normal([size, dim], stddev=0.05))
+    # Created empty and filled slice by slice inside one tf.function: a
+    # random tensor of the whole table, or eager slice assignments (the first
+    # copies the table), would double the table before the measurement.
+    weights = tf.Variable(lambda: tf.zeros([classes, dim]), shape=[classes, dim], dtype=tf.float32)
+    rows = max(1, (4 * MB) // (4 * dim))
+
+    @tf.function
+    def fill():
+        for start in tf.range(0, classes, rows):
+            size = tf.minimum(rows, classes - start)
+            weights[start : start + size].assign(tf.random.normal([size, dim], stddev=0.05))
+
+    fill()
     biases = tf.Variable(tf.random.normal([classes], stddev=0.1))
     inputs = tf.random.normal([batch, dim])
     labels = tf.random.uniform([batch, 1], maxval=classes, dtype=tf.int64)
@@ -124,6 +155,9 @@ def run_case(impl: str, classes: int, dim: int, batch: int, k: int, repeats: int
     }
     fn = tf.function(cases[impl])
     fn.get_concrete_function()
+    # Freed heap pages (the table's build slices) would otherwise stay
+    # resident and be reused unseen by the measured step.
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
     before = _status_mb("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
@@ -178,6 +212,7 @@ def spawn(impl, classes, dim, batch, k, repeats, chunk, budget_gb):
         str(k),
         str(repeats),
         str(chunk or 0),
+        str(budget_gb),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     for line in proc.stdout.splitlines():
@@ -200,7 +235,7 @@ def table(records, reference_of):
     for r in records:
         shape = f"{r['classes']:,} x {r['dim']}, {r['batch']}"
         if "peak_growth_mb" not in r:
-            why = r.get("skipped") or "failed"
+            why = r.get("skipped") or r.get("exceeded") or "failed"
             lines.append(f"| {r['impl']} | {shape} | {why} | | | | |")
             continue
         ref_name = reference_of(r)
@@ -252,8 +287,17 @@ def plot(records, path):
 
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        impl, classes, dim, batch, k, repeats, chunk = sys.argv[2:9]
-        run_case(impl, int(classes), int(dim), int(batch), int(k), int(repeats), int(chunk) or None)
+        impl, classes, dim, batch, k, repeats, chunk, limit = sys.argv[2:10]
+        run_case(
+            impl,
+            int(classes),
+            int(dim),
+            int(batch),
+            int(k),
+            int(repeats),
+            int(chunk) or None,
+            float(limit),
+        )
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small shapes only")
@@ -264,11 +308,44 @@ def main():
     parser.add_argument("--chunk", type=int, default=0, help="chunk size (0: automatic)")
     parser.add_argument("--plot", default=os.path.join(ROOT, "docs", "full_softmax_memory.png"))
     parser.add_argument("--json", default=None, help="also write every record here")
+    parser.add_argument(
+        "--groups",
+        default="main,big,sweep",
+        help="comma-separated: main (10^6 x 512 and 2.5x10^5 x 512), big (10^7 x 128), sweep (plot)",
+    )
+    parser.add_argument(
+        "--skip",
+        default="",
+        help="comma-separated impl:classes cases to leave out (already measured)",
+    )
+    parser.add_argument("--records", default=None, help="JSON of earlier records to include")
     args = parser.parse_args()
     chunk = args.chunk or None
 
+    skip = set(filter(None, args.skip.split(",")))
+    groups = set(args.groups.split(","))
+    earlier = []
+    if args.records:
+        with open(args.records) as f:
+            earlier = json.load(f)
+
     def go(impl, classes, dim, batch, k=100, repeats=None):
-        return spawn(impl, classes, dim, batch, k, repeats or args.repeats, chunk, args.budget_gb)
+        for r in earlier:
+            if (r["impl"], r["classes"], r["dim"], r["batch"]) == (impl, classes, dim, batch):
+                return r
+        if f"{impl}:{classes}" in skip:
+            return {
+                "impl": impl,
+                "classes": classes,
+                "dim": dim,
+                "batch": batch,
+                "skipped": "--skip",
+            }
+        record = spawn(impl, classes, dim, batch, k, repeats or args.repeats, chunk, args.budget_gb)
+        if args.json:
+            with open(args.json + "l", "a") as f:
+                f.write(json.dumps(record) + "\n")
+        return record
 
     records = []
     if args.quick:
@@ -281,7 +358,13 @@ def main():
         big = [(10_000_000, 128, 1024)]
         sweep = [10_000, 30_000, 100_000, 300_000, 1_000_000]
         sweep_shape = (512, 1024)
-    if not args.plot_only:
+    if args.plot_only or "main" not in groups:
+        main_shapes = []
+    if args.plot_only or "big" not in groups:
+        big = []
+    if "sweep" not in groups:
+        args.no_plot = True
+    if main_shapes or big:
         for classes, dim, batch in main_shapes:
             for impl in ("matmul", "oneshot_ce", "chunked_ce", "oneshot_step", "chunked_step"):
                 records.append(go(impl, classes, dim, batch))
