@@ -376,3 +376,30 @@ def test_stream_offset_wraps_around_instead_of_overflowing():
     sampler.sample([[0]], 1, 3)
     # 2048 * 3 / 4 Philox samples per call, modulo 2^64.
     assert int(sampler.offset.numpy()) == INT64_MAX - 1 + 1536 - 2**64
+
+
+def test_completion_of_skewed_unique_samples_is_the_same_in_sparse_storage():
+    library = ts_ops.load_op_library()
+
+    def run(storage):
+        sample = tf.function(
+            lambda tc: library.tf_sampling_learned_unigram_candidate_sampler(
+                true_classes=tc,
+                num_true=1,
+                num_sampled=6,
+                unique=True,
+                range_max=6,
+                seed=5,
+                seed2=7,
+                storage=storage,
+            ),
+            input_signature=[tf.TensorSpec([None, 1], tf.int64)],
+        )
+        sample(tf.zeros([1 << 22, 1], tf.int64))  # Past the rejection budget from now on.
+        return [[t.numpy() for t in sample(tf.constant([[1]], tf.int64))] for _ in range(3)]
+
+    dense, sparse = run("dense"), run("sparse")
+    for step_dense, step_sparse in zip(dense, sparse, strict=True):
+        assert sorted(step_dense[0].tolist()) == list(range(6))
+        for a, b in zip(step_dense, step_sparse, strict=True):
+            np.testing.assert_array_equal(a, b)
