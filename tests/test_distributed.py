@@ -90,7 +90,11 @@ def test_fit_and_evaluate_under_a_strategy_scope():
         inputs = keras.Input((6,))
         head = tf_sampling.layers.SampledSoftmax(30, 5, seed=1)
         model = keras.Model(inputs, head(keras.layers.Dense(4)(inputs)))
-        model.compile("adam", loss=tf_sampling.losses.SampledSoftmaxLoss())
+        model.compile(
+            "adam",
+            loss=tf_sampling.losses.SampledSoftmaxLoss(),
+            metrics=[tf_sampling.metrics.Perplexity(), tf_sampling.metrics.TopKAccuracy(k=3)],
+        )
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(32, 6)).astype("float32"), rng.integers(0, 30, 32)
     history = model.fit(x, y, batch_size=16, epochs=1, verbose=0)
@@ -98,7 +102,12 @@ def test_fit_and_evaluate_under_a_strategy_scope():
     logits = model.predict(x, verbose=0)
     z = logits - logits.max(-1, keepdims=True)
     expected = np.mean(np.log(np.exp(z).sum(-1)) - z[np.arange(32), y])
-    np.testing.assert_allclose(model.evaluate(x, y, verbose=0), expected, rtol=1e-5)
+    result = model.evaluate(x, y, verbose=0, return_dict=True)
+    np.testing.assert_allclose(result["loss"], expected, rtol=1e-5)
+    ce = np.log(np.exp(z).sum(-1)) - z[np.arange(32), y]
+    np.testing.assert_allclose(result["perplexity"], np.exp(ce.mean()), rtol=1e-5)
+    top3 = np.argsort(-logits, -1)[:, :3]
+    np.testing.assert_allclose(result["top_3_accuracy"], np.mean((top3 == y[:, None]).any(-1)))
 
 
 # --------------------------------------------------------------------------- parameter servers
