@@ -140,7 +140,9 @@ class LocalCluster(contextlib.AbstractContextManager):
                             break
                     except OSError:
                         if time.monotonic() > deadline:
-                            raise TimeoutError(f"task {job}:{index} not up after {timeout} s") from None
+                            raise TimeoutError(
+                                f"task {job}:{index} not up after {timeout} s"
+                            ) from None
                         time.sleep(0.2)
 
     def __enter__(self):
@@ -218,10 +220,18 @@ class ShardedLazyAdam:
       strategy: The strategy whose scope creates the slots.
       variables: list of ``tf.Variable`` / ``ShardedVariable`` to train.
       learning_rate, beta_1, beta_2, epsilon: Adam's hyperparameters (floats).
+      slots: False for plain (lazy) SGD with no moments.
     """
 
     def __init__(
-        self, strategy, variables, learning_rate=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-7
+        self,
+        strategy,
+        variables,
+        learning_rate=0.01,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-7,
+        slots: bool = True,
     ):
         import tensorflow as tf
 
@@ -236,6 +246,9 @@ class ShardedLazyAdam:
             self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
             self.slots = []
             for var in self.variables:
+                if not slots:  # plain lazy SGD: no state beyond the step count
+                    self.slots.append(None)
+                    continue
                 with strategy.extended.colocate_vars_with(var):
                     self.slots.append(
                         tuple(
@@ -254,6 +267,8 @@ class ShardedLazyAdam:
         slots = iter(self.slots)
         for v in variables:
             pairs = [next(slots) for _ in _shards(v)]
+            if pairs[0] is None:
+                continue
             if len(pairs) == 1:
                 self.logical_slots.append(list(pairs[0]))
             else:
@@ -267,9 +282,18 @@ class ShardedLazyAdam:
 
         step = tf.cast(self.iterations.assign_add(1), tf.float32)
         alpha = self.learning_rate * tf.sqrt(1 - self.beta_2**step) / (1 - self.beta_1**step)
-        for var, (m, v), grad in zip(self.variables, self.slots, gradients, strict=True):
+        for var, slots, grad in zip(self.variables, self.slots, gradients, strict=True):
             if grad is None:
                 continue
+            if slots is None:
+                if isinstance(grad, tf.IndexedSlices):
+                    var.scatter_sub(
+                        tf.IndexedSlices(self.learning_rate * grad.values, grad.indices)
+                    )
+                else:
+                    var.assign_sub(self.learning_rate * grad)
+                continue
+            m, v = slots
             if isinstance(grad, tf.IndexedSlices):
                 # All on the shard's PS (colocated with its resources): read
                 # the touched rows, write them back.
@@ -290,6 +314,36 @@ class ShardedLazyAdam:
     def checkpoint_items(self) -> dict:
         """The optimizer state as ``tf.train.Checkpoint`` keyword arguments."""
         return {"iterations": self.iterations, "slots": self.logical_slots}
+
+
+def random_data(num_classes: int, in_dim: int, batch: int, seed: int):
+    """An endless stream of random features and uniform labels (O(batch) memory; benchmarks)."""
+    import tensorflow as tf
+
+    def make(step):
+        labels = tf.random.stateless_uniform(
+            [batch],
+            seed=tf.stack([tf.cast(seed, tf.int64), step]),
+            maxval=num_classes,
+            dtype=tf.int64,
+        )
+        return tf.random.stateless_normal(
+            [batch, in_dim], seed=tf.stack([tf.cast(seed, tf.int64), step + 1])
+        ), labels
+
+    return tf.data.Dataset.range(2**62).map(make)
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """Peak resident memory (VmHWM) of a process in MiB, or None off Linux."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
 
 
 def teacher_data(num_classes: int, in_dim: int, batch: int, seed: int):
@@ -328,17 +382,11 @@ class Trainer:
         v, d = args.num_classes, args.dim
 
         def table_init(shape, dtype=tf.float32, partition_shape=None, partition_offset=None):
-            # Each shard draws its own rows on its PS (no table on the chief):
-            # row r's values depend only on r, so the draw is the same for
-            # any number of shards.
+            # Each shard draws its own rows on its PS: no [num_classes, dim]
+            # value is ever built on the chief or sent over the network.
             shape = partition_shape or shape
             offset = partition_offset[0] if partition_offset else 0
-            rows = tf.range(offset, offset + shape[0], dtype=tf.int64)
-            return 0.05 * tf.map_fn(
-                lambda r: tf.random.stateless_normal(shape[1:], seed=tf.stack([r, 3]), dtype=dtype),
-                rows,
-                fn_output_signature=dtype,
-            )
+            return 0.05 * tf.random.stateless_normal(shape, seed=[offset, 3], dtype=dtype)
 
         def zeros_init(shape, dtype=tf.float32, partition_shape=None, partition_offset=None):
             return tf.zeros(partition_shape or shape, dtype)
@@ -362,7 +410,12 @@ class Trainer:
                         v, unique=True, seed=11
                     )
         self.trainable = [self.weights, self.biases, self.projection]
-        self.optimizer = ShardedLazyAdam(strategy, self.trainable, learning_rate=args.learning_rate)
+        self.optimizer = ShardedLazyAdam(
+            strategy,
+            self.trainable,
+            learning_rate=args.learning_rate,
+            slots=args.optimizer == "adam",
+        )
 
     def sampled_values(self, labels):
         import tensorflow as tf
@@ -494,7 +547,8 @@ def train(args) -> dict:
 
         def dataset_fn(context):
             # One stream per worker (its pipeline id), each batch of args.batch.
-            return teacher_data(
+            make = random_data if args.bench else teacher_data
+            return make(
                 args.num_classes, args.in_dim, args.batch, seed=100 + context.input_pipeline_id
             )
 
@@ -512,6 +566,8 @@ def train(args) -> dict:
         def eval_step(features, labels):
             return strategy.run(trainer.full_loss, args=(features, labels))
 
+        if args.bench:
+            return bench(args, coordinator, train_step, iterator, trainer, local)
         eval_features, eval_labels = next(
             iter(teacher_data(args.num_classes, args.in_dim, args.eval_batch, seed=7))
         )
@@ -561,7 +617,7 @@ def train(args) -> dict:
                 {"device": s.device, "rows": int(s.shape[0])} for s in _shards(trainer.weights)
             ],
             "bias_shards": [s.device for s in _shards(trainer.biases)],
-            "slot_devices": [[m.device, v.device] for m, v in trainer.optimizer.slots],
+            "slot_devices": [[s.device for s in pair] for pair in trainer.optimizer.slots if pair],
             "sampler_device": None
             if trainer.sampler is None
             else trainer.sampler.tree.value.device,
@@ -573,6 +629,35 @@ def train(args) -> dict:
             "task_pids": local.pids(),
         }
     return result
+
+
+def bench(args, coordinator, train_step, iterator, trainer, local) -> dict:
+    """Steps per second after ``args.warmup`` steps, and the tasks' peak memory."""
+    for _ in range(args.warmup):
+        coordinator.schedule(train_step, args=(iterator,))
+    coordinator.join()
+    began = time.monotonic()
+    for _ in range(args.steps):
+        coordinator.schedule(train_step, args=(iterator,))
+    coordinator.join()
+    seconds = time.monotonic() - began
+    return {
+        "workers": args.workers,
+        "ps": args.ps,
+        "num_classes": args.num_classes,
+        "dim": args.dim,
+        "steps": args.steps,
+        "seconds": seconds,
+        "steps_per_second": args.steps / seconds,
+        "iterations": int(trainer.optimizer.iterations.numpy()),
+        "table_shards": [int(s.shape[0]) for s in _shards(trainer.weights)],
+        "worker_peak_rss_mb": [
+            peak_rss_mb(local.processes[("worker", k)].pid) for k in range(args.workers)
+        ],
+        "ps_peak_rss_mb": [peak_rss_mb(local.processes[("ps", k)].pid) for k in range(args.ps)],
+        "chief_peak_rss_mb": peak_rss_mb(os.getpid()),
+        "task_pids": local.pids(),
+    }
 
 
 def parse_args(argv=None):
@@ -599,6 +684,16 @@ def parse_args(argv=None):
     )
     parser.add_argument("--start-timeout", type=float, default=300.0)
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    parser.add_argument(
+        "--bench", action="store_true", help="random data, no evaluation or checkpoints: time steps"
+    )
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (--bench)")
+    parser.add_argument(
+        "--optimizer",
+        choices=["adam", "sgd"],
+        default="adam",
+        help="sgd: no slots (less PS memory)",
+    )
     args = parser.parse_args(argv)
     args.in_cluster = True
     return args
