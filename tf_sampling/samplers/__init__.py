@@ -15,6 +15,7 @@ True}``) gives the same distribution in plain TensorFlow ops, which
 
 from __future__ import annotations
 
+from tf_sampling._core import validation
 from tf_sampling.samplers import compilable
 from tf_sampling.samplers.builtin import (
     CandidateSampler,
@@ -74,7 +75,7 @@ def get(identifier, num_classes: int, unique: bool = True, seed: int | None = No
         options = dict(identifier)
         if "name" not in options:
             raise ValueError(
-                f"A sampler dict needs a 'name' key (one of {names()}), got {identifier!r}."
+                f"`sampler` dict must have a 'name' key (one of {names()}), got {identifier!r}."
             )
         name = options.pop("name")
         unique = options.pop("unique", unique)
@@ -91,17 +92,18 @@ def get(identifier, num_classes: int, unique: bool = True, seed: int | None = No
     if name == LEARNED_UNIGRAM:
         if kwargs:
             raise ValueError(
-                f"The 'learned_unigram' sampler takes no options besides `unique` and `seed`; "
-                f"got {sorted(kwargs)}."
+                "`sampler` options of 'learned_unigram' must be only `unique` and `seed`, got "
+                f"{sorted(kwargs)}."
             )
         return LearnedUnigramSampler(num_classes, unique=unique, seed=seed)
-    if name not in _BUILTIN:
-        raise ValueError(f"Unknown sampler {name!r}; expected one of {names()}.")
+    validation.check_choice(name, "sampler", names())
     try:
         return _BUILTIN[name](num_classes, unique=unique, seed=seed, **kwargs)
     except TypeError as err:
         if "unexpected keyword" in str(err):
-            raise ValueError(f"Invalid option for the {name!r} sampler: {err}") from err
+            raise ValueError(
+                f"`sampler` options of {name!r} must be its keyword arguments, got: {err}"
+            ) from err
         raise
 
 

@@ -185,9 +185,8 @@ class FixedUnigramSampler(CandidateSampler):
         super().__init__(range_max, unique=unique, seed=seed)
         if (unigrams is None) == (not vocab_file):
             raise ValueError(
-                "The 'fixed_unigram' sampler needs exactly one of `unigrams` or `vocab_file`; "
-                f"received unigrams={'None' if unigrams is None else 'a list'}, "
-                f"vocab_file={vocab_file!r}."
+                "`unigrams` or `vocab_file` must be given (exactly one of them), got "
+                f"unigrams={'None' if unigrams is None else 'a list'}, vocab_file={vocab_file!r}."
             )
         num_reserved_ids = validation.check_int(num_reserved_ids, "num_reserved_ids", 0)
         if num_reserved_ids >= self.range_max:
