@@ -5,6 +5,9 @@
   matching loss of the ``losses`` package computes the sampled loss from them) and
   exact full logits/probabilities otherwise.
 * ``top_k``: the ``k`` best class ids and scores of ``model.predict`` output.
+* ``top_k_model``, ``export_top_k``, ``TopKPredictions``: the ``k`` best
+  classes straight from the head's table in class blocks (``predict`` and a
+  SavedModel serving signature that never hold ``[batch, num_classes]``).
 * ``ResamplingTemperatureScheduler``: lower TAPAS' temperature during ``fit``.
 
 See ``tf_sampling.layers.base`` for how the loss finds the layer. The matching
@@ -17,6 +20,7 @@ from tf_sampling.layers.callbacks import ResamplingTemperatureScheduler
 from tf_sampling.layers.nce import NCE
 from tf_sampling.layers.rank_sampled_softmax import RankSampledSoftmax
 from tf_sampling.layers.sampled_softmax import SampledSoftmax
+from tf_sampling.layers.top_k import TopKPredictions, export_top_k, top_k_model
 
 __all__ = [
     "NCE",
@@ -25,5 +29,8 @@ __all__ = [
     "SampledOutputLayer",
     "SampledSoftmax",
     "TopK",
+    "TopKPredictions",
+    "export_top_k",
     "top_k",
+    "top_k_model",
 ]

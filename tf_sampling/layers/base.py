@@ -35,6 +35,7 @@ import tensorflow as tf
 from tf_sampling import samplers as samplers_module
 from tf_sampling._core import validation
 from tf_sampling._core.full_logits import full_logits
+from tf_sampling._core.full_softmax import full_top_k
 from tf_sampling._core.sharding import shard_class_ids
 from tf_sampling._keras import full_loss, output_tags
 
@@ -260,9 +261,28 @@ class SampledOutputLayer(keras.layers.Layer, output_tags.OutputHead):
 
         Returns:
           TopK: ``ids`` int32 ``[batch, ..., k]`` and float32 logits ``scores``
-          ``[batch, ..., k]``, best first.
+          ``[batch, ..., k]``, best first (ties to the lower id). Computed in
+          class blocks of ``chunk_size``: the full logits are never held.
         """
-        return top_k(self.logits(inputs), k)
+        inputs = tf.convert_to_tensor(inputs)
+        if not self.built:
+            self.build(inputs.shape)
+        k = validation.check_top_k(k, self.num_classes)
+        rows = tf.reshape(inputs, [-1, tf.shape(inputs)[-1]])
+        scores, ids = full_top_k(
+            self.kernel,
+            self.bias,
+            rows,
+            k,
+            num_classes=self.num_classes,
+            partition_strategy=self.partition_strategy,
+            chunk_size=self.chunk_size,
+        )
+        shape = tf.concat([tf.shape(inputs)[:-1], [k]], 0)
+        return TopK(
+            ids=tf.reshape(tf.cast(ids, tf.int32), shape),
+            scores=tf.reshape(tf.cast(scores, tf.float32), shape),
+        )
 
     def probabilities_of(self) -> str | None:
         """None when the layer outputs logits, else the activation of its probabilities."""
