@@ -27,7 +27,11 @@ def in_xla_context() -> bool:
     TensorFlow's CPU-only ops (its samplers, ``tf.nn.compute_accidental_hits``)
     cannot run there; the plain-op equivalents here can.
     """
-    return tf.__internal__.get_enclosing_xla_context() is not None
+    return _get_xla_context() is not None
+
+
+# Exported by TensorFlow for Keras; no public API says whether XLA compiles.
+_get_xla_context = getattr(tf.__internal__, "get_enclosing_xla_context", lambda: None)
 
 
 def last_occurrences(values: tf.Tensor) -> tf.Tensor:
