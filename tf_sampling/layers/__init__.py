@@ -20,7 +20,7 @@ from tf_sampling.layers.callbacks import ResamplingTemperatureScheduler
 from tf_sampling.layers.nce import NCE
 from tf_sampling.layers.rank_sampled_softmax import RankSampledSoftmax
 from tf_sampling.layers.sampled_softmax import SampledSoftmax
-from tf_sampling.layers.top_k import TopKPredictions, export_top_k, top_k_model
+from tf_sampling.layers.top_k_predictions import TopKPredictions, export_top_k, top_k_model
 
 __all__ = [
     "NCE",
