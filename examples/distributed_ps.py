@@ -386,7 +386,7 @@ class Trainer:
             # value is ever built on the chief or sent over the network.
             shape = partition_shape or shape
             offset = partition_offset[0] if partition_offset else 0
-            return 0.05 * tf.random.stateless_normal(shape, seed=[offset, 3], dtype=dtype)
+            return tf.random.stateless_normal(shape, seed=[offset, 3], stddev=0.05, dtype=dtype)
 
         def zeros_init(shape, dtype=tf.float32, partition_shape=None, partition_offset=None):
             return tf.zeros(partition_shape or shape, dtype)
@@ -662,7 +662,12 @@ def bench(args, coordinator, train_step, iterator, trainer, local) -> dict:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--serve", nargs=2, metavar=("JOB", "INDEX"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--serve",
+        nargs=2,
+        metavar=("JOB", "INDEX"),
+        help="run this task's server (TF_CONFIG) until killed",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--ps", type=int, default=2)
     parser.add_argument("--steps", type=int, default=60)
