@@ -194,3 +194,76 @@ def test_ps_worker_killed_mid_training_recovers_without_losing_checkpoints(tmp_p
     assert [p.rsplit("-", 1)[1] for p in r["checkpoints"]] == ["10", "20", "30", "40"]
     assert all(os.path.exists(p + ".index") for p in r["checkpoints"])
     assert r["loss_after"] < r["loss_before"]
+
+
+def _load_ps_example():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("distributed_ps", PS_EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sharded_lazy_adam_on_shards_equals_lazy_adam_on_the_whole_table():
+    # The PS example's optimizer, on a table in 2 shards (a ShardedVariable),
+    # against tf_sampling's Keras LazyAdam on the same table in one piece.
+    import keras
+    import tensorflow as tf
+
+    import tf_sampling
+    from tf_sampling import optimizers
+
+    ps = _load_ps_example()
+    rng = np.random.default_rng(3)
+    classes, dim = 12, 4
+    init_w = rng.normal(size=(classes, dim)).astype("float32")
+    init_b = rng.normal(size=classes).astype("float32")
+    batches = [
+        (rng.normal(size=(5, dim)).astype("float32"), rng.integers(0, classes, (5, 1)))
+        for _ in range(3)
+    ]
+    candidates = [rng.choice(classes, 4, replace=False) for _ in batches]
+    sharded_w = tf.__internal__.distribute.ShardedVariable(
+        [tf.Variable(init_w[:7]), tf.Variable(init_w[7:])]
+    )
+    sharded_b = tf.__internal__.distribute.ShardedVariable(
+        [tf.Variable(init_b[:7]), tf.Variable(init_b[7:])]
+    )
+    ours = ps.ShardedLazyAdam(
+        tf.distribute.get_strategy(), [sharded_w, sharded_b], learning_rate=0.1
+    )
+    whole_w, whole_b = keras.Variable(init_w), keras.Variable(init_b)
+    reference = optimizers.LazyAdam(learning_rate=0.1)
+
+    def loss(weights, biases, x, y, sampled):
+        q = tf.fill([classes], 0.25)
+        values = (tf.constant(sampled, tf.int64), tf.gather(q, y), tf.gather(q, sampled))
+        return tf.reduce_mean(
+            tf_sampling.nn.sampled_softmax_loss(
+                weights, biases, y, x, 4, classes, sampled_values=values, partition_strategy="div"
+            )
+        )
+
+    for (x, y), sampled in zip(batches, candidates, strict=True):
+        with tf.GradientTape() as tape:
+            value = loss(sharded_w, sharded_b, x, y, sampled)
+        grads = tape.gradient(value, ours.variables)
+        assert all(isinstance(g, tf.IndexedSlices) for g in grads)
+        ours.apply(grads)
+        with tf.GradientTape() as tape:
+            value = loss(whole_w, whole_b, x, y, sampled)
+        reference.apply(tape.gradient(value, [whole_w, whole_b]), [whole_w, whole_b])
+    np.testing.assert_allclose(
+        np.concatenate([v.numpy() for v in sharded_w.variables]),
+        whole_w.numpy(),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        np.concatenate([v.numpy() for v in sharded_b.variables]),
+        whole_b.numpy(),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    assert np.abs(whole_w.numpy() - init_w).max() > 1e-2
