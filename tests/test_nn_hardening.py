@@ -382,3 +382,25 @@ def test_seed_must_be_an_integer(seed):
             p["weights"], p["biases"], p["labels"], p["inputs"], NUM_SAMPLED, NUM_CLASSES,
             num_true=NUM_TRUE, seed=seed,
         )
+
+
+def test_uncorrected_logits_ignore_the_counts():
+    """Without subtract_log_q the counts are unused: zeros are fine, as in TF's core."""
+    from tf_sampling._core.sampled_logits import compute_sampled_logits
+
+    p = problem()
+    w, b, labels, x = p["weights"], p["biases"], p["labels"], p["inputs"]
+    true_logits, sampled_logits = compute_sampled_logits(
+        w, b, labels, x, NUM_SAMPLED, NUM_CLASSES, num_true=NUM_TRUE,
+        sampled_values=(SAMPLED, np.zeros((BATCH, 1)), np.zeros(NUM_SAMPLED)),
+        subtract_log_q=False,
+    )
+    np.testing.assert_allclose(
+        true_logits.numpy(), np.einsum("bd,btd->bt", x, w[labels]) + b[labels], rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(sampled_logits.numpy(), x @ w[SAMPLED].T + b[SAMPLED], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"sampled_values\[2\]"):
+        compute_sampled_logits(
+            w, b, labels, x, NUM_SAMPLED, NUM_CLASSES, num_true=NUM_TRUE,
+            sampled_values=(SAMPLED, np.ones((BATCH, 1)), np.zeros(NUM_SAMPLED)),
+        )

@@ -138,7 +138,7 @@ def compute_sampled_logits(
         )
     else:
         sampled, true_expected, sampled_expected = validation.check_sampled_values(
-            sampled_values, num_sampled, num_true, num_classes, batch_size
+            sampled_values, num_sampled, num_true, num_classes, batch_size, subtract_log_q
         )
     sampled = tf.stop_gradient(tf.cast(sampled, tf.int64))
     # Checked after sampling: the sampler only reads the labels' values, so it

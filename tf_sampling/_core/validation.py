@@ -475,7 +475,12 @@ def check_expected_counts(value, name: str) -> tf.Tensor:
 
 
 def check_sampled_values(
-    sampled_values, num_sampled: int, num_true: int, num_classes: int, batch_size=None
+    sampled_values,
+    num_sampled: int,
+    num_true: int,
+    num_classes: int,
+    batch_size=None,
+    check_counts: bool = True,
 ):
     """Validates a caller-supplied ``(sampled, true_expected, sampled_expected)`` triple.
 
@@ -494,6 +499,8 @@ def check_sampled_values(
       batch_size: Batch size of ``inputs``: an int, a scalar int32 tensor, or
         None (then the batch dimension of the counts is checked against
         nothing).
+      check_counts: Whether the counts must be positive and finite (they are
+        unused, so unchecked, when the logits are not corrected by them).
 
     Returns:
       tuple: ``(sampled int64 [num_sampled], true_expected_count broadcasting
@@ -535,19 +542,24 @@ def check_sampled_values(
         )
         with tf.control_dependencies([check]):
             sampled = tf.reshape(sampled, [num_sampled])
-    true_expected = check_expected_counts(
-        sampled_values[1], "sampled_values[1] (true_expected_count)"
-    )
+    true_expected, sampled_expected = sampled_values[1:]
+    if check_counts:
+        true_expected = check_expected_counts(
+            true_expected, "sampled_values[1] (true_expected_count)"
+        )
+        sampled_expected = check_expected_counts(
+            sampled_expected, "sampled_values[2] (sampled_expected_count)"
+        )
+    true_expected = tf.convert_to_tensor(true_expected)
     true_expected = check_broadcasts_to(
         true_expected,
         "sampled_values[1] (true_expected_count)",
         [batch_size, num_true],
         f"[batch_size, num_true={num_true}]",
     )
-    sampled_expected = check_expected_counts(
-        sampled_values[2], "sampled_values[2] (sampled_expected_count)"
+    sampled_expected = _sampled_counts(
+        tf.convert_to_tensor(sampled_expected), num_sampled, batch_size
     )
-    sampled_expected = _sampled_counts(sampled_expected, num_sampled, batch_size)
     sampled = assert_in_range(tf.cast(sampled, tf.int64), num_classes, "sampled_values[0]")
     return sampled, true_expected, sampled_expected
 
