@@ -267,3 +267,24 @@ def test_sharded_lazy_adam_on_shards_equals_lazy_adam_on_the_whole_table():
         atol=1e-6,
     )
     assert np.abs(whole_w.numpy() - init_w).max() > 1e-2
+
+
+@pytest.mark.slow
+def test_mirrored_example_runs_fits_evaluates_and_saves():
+    r = _run(
+        [
+            str(ROOT / "examples" / "distributed_mirrored.py"),
+            "--json",
+            "--num-classes",
+            "500",
+            "--examples",
+            "1024",
+            "--epochs",
+            "2",
+        ],
+        timeout=300,
+    )
+    assert r["replicas"] == 2
+    assert r["sampled_loss"][1] < r["sampled_loss"][0]
+    assert np.isfinite(r["exact"]["loss"]) and 0 <= r["exact"]["top_5_accuracy"] <= 1
+    assert r["reloaded_logits_equal"]
