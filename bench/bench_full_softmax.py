@@ -108,20 +108,39 @@ def run_case(impl: str, classes: int, dim: int, batch: int, k: int, repeats: int
     from tf_sampling._core.full_logits import full_logits
 
     tf.random.set_seed(0)
-    # Created empty and filled slice by slice inside one tf.function: a
-    # random tensor of the whole table, or eager slice assignments (the first
-    # copies the table), would double the table before the measurement.
-    weights = tf.Variable(lambda: tf.zeros([classes, dim]), shape=[classes, dim], dtype=tf.float32)
-    rows = max(1, (4 * MB) // (4 * dim))
+    strategy = "mod"
+    if classes * dim * 4 > 4 * 2**30:
+        # Too large to build as one variable or tensor under the budget (filling
+        # a variable's slices copies it once; random_normal's scale needs a
+        # second buffer): a list of 2^20-row tensor shards, "div" layout.
+        strategy = "div"
+        shard_rows = 2**20
+        make = tf.function(
+            lambda n, s: tf.random.stateless_normal([n, dim], seed=[1, s], stddev=0.05)
+        )
+        weights = [
+            make(tf.constant(min(shard_rows, classes - start)), tf.constant(start))
+            for start in range(0, classes, shard_rows)
+        ]
+    else:
+        # Created empty and filled slice by slice inside one tf.function: a
+        # random tensor of the whole table would double it before the
+        # measurement.
+        weights = tf.Variable(
+            lambda: tf.zeros([classes, dim]), shape=[classes, dim], dtype=tf.float32
+        )
+        rows = max(1, (4 * MB) // (4 * dim))
 
-    @tf.function
-    def fill():
-        for start in tf.range(0, classes, rows):
-            size = tf.minimum(rows, classes - start)
-            weights[start : start + size].assign(tf.random.normal([size, dim], stddev=0.05))
+        @tf.function
+        def fill():
+            for start in tf.range(0, classes, rows):
+                size = tf.minimum(rows, classes - start)
+                weights[start : start + size].assign(tf.random.normal([size, dim], stddev=0.05))
 
-    fill()
+        fill()
     biases = tf.Variable(tf.random.normal([classes], stddev=0.1))
+    if strategy == "div":
+        biases = tf.split(biases, [int(w.shape[0]) for w in weights])
     inputs = tf.random.normal([batch, dim])
     labels = tf.random.uniform([batch, 1], maxval=classes, dtype=tf.int64)
 
@@ -130,12 +149,14 @@ def run_case(impl: str, classes: int, dim: int, batch: int, k: int, repeats: int
         return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels[:, 0], logits=logits)
 
     def chunked_loss(x):
-        return tsn.full_softmax_cross_entropy(weights, biases, labels, x, classes, chunk_size=chunk)
+        return tsn.full_softmax_cross_entropy(
+            weights, biases, labels, x, classes, partition_strategy=strategy, chunk_size=chunk
+        )
 
     def step_of(loss_fn):
         def step():
             with tf.GradientTape() as tape:
-                tape.watch(inputs)
+                tape.watch([inputs, weights, biases])
                 loss = tf.reduce_mean(loss_fn(inputs))
             gx, gw, gb = tape.gradient(loss, [inputs, weights, biases])
             return loss, tf.reduce_sum(gx), tf.reduce_sum(gw), tf.reduce_sum(gb)
@@ -151,7 +172,9 @@ def run_case(impl: str, classes: int, dim: int, batch: int, k: int, repeats: int
         "oneshot_step": step_of(oneshot_loss),
         "chunked_step": step_of(chunked_loss),
         "oneshot_topk": lambda: tf.math.top_k(full_logits(weights, biases, inputs), k),
-        "chunked_topk": lambda: tsn.full_top_k(weights, biases, inputs, k, chunk_size=chunk),
+        "chunked_topk": lambda: tsn.full_top_k(
+            weights, biases, inputs, k, partition_strategy=strategy, chunk_size=chunk
+        ),
     }
     fn = tf.function(cases[impl])
     fn.get_concrete_function()
