@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> dict:
         "valid_tokens": int(windows["valid"][0].size),
         "test_tokens": int(windows["test"][0].size),
         **{k: v for k, v in vars(args).items() if k not in ("quiet",)},
-        "optimizer": "lazy_adam",
+        "optimizer": "adam",
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "cpu_count": os.cpu_count(),

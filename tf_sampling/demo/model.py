@@ -60,12 +60,8 @@ class ModelConfig:
 
 
 def _optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
-    # LazyAdam is Keras' Adam on dense gradients and updates only the touched
-    # rows of the sparse ones (embedding, sampled head): one for both heads.
-    from tf_sampling.optimizers import LazyAdam  # noqa: PLC0415
-
     kwargs = {"clipnorm": config.clipnorm} if config.clipnorm > 0 else {}
-    return LazyAdam(learning_rate=config.learning_rate, **kwargs)
+    return keras.optimizers.Adam(learning_rate=config.learning_rate, **kwargs)
 
 
 def _body(tokens: keras.KerasTensor, config: ModelConfig) -> keras.KerasTensor:
