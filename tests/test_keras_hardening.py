@@ -152,3 +152,24 @@ def test_metrics_and_loss_config_round_trip_and_bad_k():
         tsm.TopKAccuracy(k=0)
     with pytest.raises(TypeError, match="num_true"):
         tsm.Perplexity(num_true="2")
+
+
+def test_a_trained_model_and_its_table_are_freed_when_dropped():
+    # Keras' traced functions keep graph tensors, and the tags on them point
+    # at the head: only weakly, or every model's table would stay in memory.
+    import gc
+    import weakref
+
+    def train_once():
+        inputs = keras.Input((6,))
+        head = tsl.SampledSoftmax(500, 8)
+        model = keras.Model(inputs, head(inputs))
+        model.compile("sgd", loss=tsloss.SampledSoftmaxLoss(), metrics=[tsm.Perplexity()])
+        x, y = np.ones((8, 6), "float32"), np.arange(8)
+        model.fit(x, y, verbose=0)
+        model.evaluate(x, y, verbose=0)
+        return weakref.ref(head), weakref.ref(head.kernel_shards[0])
+
+    head, kernel = train_once()
+    gc.collect()
+    assert head() is None and kernel() is None

@@ -12,7 +12,7 @@ reloaded loss finds it the same way.
 
 from __future__ import annotations
 
-import dataclasses
+import weakref
 
 import tensorflow as tf
 
@@ -37,12 +37,14 @@ class OutputHead:
     """
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
 class OutputTag:
     """What an output layer returned.
 
     Attributes:
-      layer: The ``tf_sampling.layers`` output layer that produced the tensor.
+      layer: The output layer that produced the tensor. Held by weak
+        reference: the tag lives on graph tensors that Keras' traced functions
+        keep, and a strong reference from there would keep the layer and its
+        class table alive after the model is gone.
       kind: ``"hidden"`` (training: the input activations, passed through),
         ``"logits"`` or ``"probabilities"`` (evaluation and inference).
       logits: For ``"probabilities"``, the logits they were computed from (so
@@ -57,11 +59,24 @@ class OutputTag:
         and the metrics of one step (e.g. the exact cross-entropy).
     """
 
-    layer: object
-    kind: str
-    logits: tf.Tensor | None = None
-    hidden: tf.Tensor | None = None
-    cache: dict = dataclasses.field(default_factory=dict)
+    __slots__ = ("_layer", "kind", "logits", "hidden", "cache")
+
+    def __init__(self, layer, kind: str, logits=None, hidden=None):
+        self._layer = weakref.ref(layer)
+        self.kind = kind
+        self.logits = logits
+        self.hidden = hidden
+        self.cache: dict = {}
+
+    @property
+    def layer(self):
+        found = self._layer()
+        if found is None:
+            raise ValueError(
+                "The output layer that produced this tensor no longer exists; call the "
+                "model again to get outputs of a live layer."
+            )
+        return found
 
 
 def tag(
