@@ -17,10 +17,8 @@ ALLOWED_PRIVATE = {
     ("losses/registration.py", "keras.src"),
     # The TF2 sharded variable type has no public alias.
     ("_core/sharding.py", "tf.__internal__"),
-    # Whether a function is being compiled by XLA (picks a static loop).
-    ("_core/full_softmax.py", "tf.__internal__"),
-    # Whether a function is being compiled by XLA (TF's accidental-hit op has no XLA kernel).
-    ("_core/accidental_hits.py", "tf.__internal__"),
+    # Whether a function is being compiled by XLA (no public API says).
+    ("_core/xla.py", "tf.__internal__"),
     # Keras' record of what consumes a layer's output (a warning only).
     ("layers/base.py", "_outbound_nodes"),
 }

@@ -18,20 +18,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tf_sampling._core.xla import in_xla_context
+
 __all__ = ["accidental_hit_mask", "compute_accidental_hits", "in_xla_context", "last_occurrences"]
-
-
-def in_xla_context() -> bool:
-    """Whether the ops built now are compiled by XLA (e.g. in ``tf.function(jit_compile=True)``).
-
-    TensorFlow's CPU-only ops (its samplers, ``tf.nn.compute_accidental_hits``)
-    cannot run there; the plain-op equivalents here can.
-    """
-    return _get_xla_context() is not None
-
-
-# Exported by TensorFlow for Keras; no public API says whether XLA compiles.
-_get_xla_context = getattr(tf.__internal__, "get_enclosing_xla_context", lambda: None)
 
 
 def last_occurrences(values: tf.Tensor) -> tf.Tensor:

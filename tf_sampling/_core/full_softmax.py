@@ -36,6 +36,7 @@ import tensorflow as tf
 
 from tf_sampling._core import sharding, validation
 from tf_sampling._core.sampled_logits import class_tables, compute_dtype
+from tf_sampling._core.xla import in_xla_context
 
 # The automatic chunk size keeps one block of logits [n, chunk] under this
 # many elements (32 MB in float32) ...
@@ -48,7 +49,6 @@ CHUNK_ALIGN = 128
 # Row count assumed for the automatic chunk size when the batch is unknown.
 ASSUMED_BATCH = 1024
 
-_get_xla_context = getattr(tf.__internal__, "get_enclosing_xla_context", lambda: None)
 
 
 def auto_chunk_size(batch_size: int | None, dim: int | None, num_classes: int) -> int:
@@ -175,7 +175,7 @@ def _row_buffer(shape, dtype) -> tf.Tensor:
     stateful op (no constant folding, no merging of equal ops), unlike
     ``tf.zeros``. Under XLA the scatter is functional and zeros are fine.
     """
-    if _get_xla_context() is not None:
+    if in_xla_context():
         return tf.zeros(shape, dtype)
     return tf.raw_ops.Empty(shape=list(shape), dtype=dtype, init=False)
 
@@ -188,7 +188,7 @@ def _write_rows(buffer: tf.Tensor, start, block: tf.Tensor) -> tf.Tensor:
     XLA kernel; under XLA the scatter is updated in place.
     """
     index = start + tf.range(tf.shape(block)[0])
-    if _get_xla_context() is not None:
+    if in_xla_context():
         return tf.tensor_scatter_nd_update(buffer, tf.expand_dims(index, 1), block)
     return tf.raw_ops.InplaceUpdate(x=buffer, i=index, v=block)
 
