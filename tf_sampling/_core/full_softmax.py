@@ -50,7 +50,6 @@ CHUNK_ALIGN = 128
 ASSUMED_BATCH = 1024
 
 
-
 def auto_chunk_size(batch_size: int | None, dim: int | None, num_classes: int) -> int:
     """The chunk size used when ``chunk_size`` is None.
 
@@ -251,8 +250,15 @@ def _chunked_loss(
     num_true,
     partition_strategy,
     chunk_size,
+    with_rank=False,
 ):
-    """The shared body of the two full losses (see their docstrings)."""
+    """The shared body of the two full losses (see their docstrings).
+
+    With ``with_rank``, also returns, from the same pass over the blocks, the
+    int64 ``[n]`` number of classes whose logit is strictly above the first
+    true class's (its rank; top-``k`` accuracy is ``rank < k``, ties counted
+    in, as ``tf.math.in_top_k`` does). It has no gradient.
+    """
     num_true = validation.check_int(num_true, "num_true")
     inputs, weight_table, bias_table, dtype, chunk = _prepare(
         weights, biases, inputs, num_classes, partition_strategy, chunk_size
@@ -273,12 +279,33 @@ def _chunked_loss(
         xc = tf.cast(x, dtype)
         n = tf.shape(xc)[0]
         kept_logits = []
+        if with_rank:
+            # The first true logit from its row alone; the block pass counts
+            # the classes above it (its own column excluded, so rounding
+            # between the two products cannot count it).
+            first = labels[:, 0]
+            rows = sharding.ShardedTable(tuple(w_shards), weight_table.contiguous).gather(first)
+            bias = sharding.ShardedTable(tuple(b_shards), bias_table.contiguous).gather(first)
+            reference = tf.stop_gradient(
+                tf.reduce_sum(xc * tf.cast(rows, dtype), 1) + tf.cast(bias, dtype)
+            )
+
+        def count_above(z, hit, cols, size, above):
+            own = hit[:, :1] & tf.equal(tf.range(size)[tf.newaxis], cols[:, :1])
+            higher = (z > tf.expand_dims(reference, 1)) & tf.logical_not(own)
+            return above + tf.reduce_sum(tf.cast(higher, tf.int64), 1)
 
         def forward_step(x_gated, shard, start, size, state):
             z, _ = _block_logits(x_gated, w_shards[shard], b_shards[shard], start, size, dtype)
             if one_shot:
                 kept_logits.append(z)
             hit, cols = _in_block(label_shard, label_row, shard, start, size)
+            if with_rank:
+                above = count_above(z, hit, cols, size, state[-1])
+                return (*forward_step_loss(z, hit, cols, state[:-1]), above)
+            return forward_step_loss(z, hit, cols, state)
+
+        def forward_step_loss(z, hit, cols, state):
             true_sum = state[-1] + tf.reduce_sum(
                 tf.where(hit, tf.gather(z, cols, batch_dims=1), tf.zeros([], dtype)), 1
             )
@@ -296,6 +323,8 @@ def _chunked_loss(
             state = (tf.fill([n], tf.constant(-np.inf, dtype)), zeros, zeros)
         else:
             state = (zeros, zeros)
+        if with_rank:
+            state = (*state, tf.zeros([n], tf.int64))
         for shard in range(num_shards):
             (x_gated,) = _after((xc,), state if shard else ())
             state = _scan_blocks(
@@ -306,6 +335,9 @@ def _chunked_loss(
                 ),
                 state,
             )
+        rank = None
+        if with_rank:
+            state, rank = state[:-1], state[-1]
         if softmax:
             log_normalizer = state[0] + tf.math.log(state[1])
             # Shifted by the maximum before subtracting: a true logit equal to
@@ -315,7 +347,7 @@ def _chunked_loss(
             log_normalizer = None
             losses = state[0] - state[1] * inv_true
 
-        def backward(upstream):
+        def backward(upstream, *_rank_upstream):
             up = tf.cast(upstream, dtype)
             up_column = tf.expand_dims(up, 1)
             eager = tf.executing_eagerly()
@@ -400,6 +432,8 @@ def _chunked_loss(
                     dbs.append(db)
             return [tf.cast(dx, x.dtype), *dws, *dbs]
 
+        if with_rank:
+            return (losses, rank), backward
         return losses, backward
 
     w_read = [_read(s) for s in weight_table.shards]
@@ -531,6 +565,52 @@ def full_sigmoid_cross_entropy(
             num_true,
             partition_strategy,
             chunk_size,
+        )
+
+
+def full_softmax_cross_entropy_and_rank(
+    weights,
+    biases,
+    labels,
+    inputs,
+    num_classes,
+    num_true=1,
+    partition_strategy="mod",
+    chunk_size=None,
+    name="full_softmax_cross_entropy_and_rank",
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """:func:`full_softmax_cross_entropy` and the first true class's rank, in one pass.
+
+    What evaluation needs: the loss (and perplexity) and top-``k`` accuracy for
+    any ``k`` (``rank < k``), for the price of one pass over the table instead
+    of two (:func:`full_top_k` keeps a running top-k, which costs more than
+    counting).
+
+    Args:
+      weights, biases, labels, inputs, num_classes, num_true,
+        partition_strategy, chunk_size: As :func:`full_softmax_cross_entropy`.
+      name: Name scope of the operation.
+
+    Returns:
+      tuple: ``(losses, rank)``: float32 ``[batch_size]`` per-example losses,
+      with their gradient, and int64 ``[batch_size]``, the number of classes
+      whose logit is strictly above that of the first true class (ties count
+      as not above, as in ``tf.math.in_top_k``; the first true logit is
+      computed from its own row, so a logit within rounding of it may count
+      either way). The rank has no gradient.
+    """
+    with tf.name_scope(name or "full_softmax_cross_entropy_and_rank"):
+        return _chunked_loss(
+            "softmax",
+            weights,
+            biases,
+            labels,
+            inputs,
+            num_classes,
+            num_true,
+            partition_strategy,
+            chunk_size,
+            with_rank=True,
         )
 
 

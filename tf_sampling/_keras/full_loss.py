@@ -158,50 +158,40 @@ def exact_from_table(found: output_tags.OutputTag, y_true, num_true: int, object
 def _exact_per_row(found, hidden, y_true, num_true, objective):
     layer = found.layer
     key = ("exact", objective, num_true)
-    if key not in found.cache:
-        labels = flatten_labels(
-            y_true, hidden, num_true, layer.num_classes, hidden.shape[:-1] + [layer.num_classes]
-        )
-        loss_fn = (
-            full_softmax.full_softmax_cross_entropy
-            if validation.check_choice(objective, "objective", (SOFTMAX, SIGMOID)) == SOFTMAX
-            else full_softmax.full_sigmoid_cross_entropy
-        )
-        per_row = loss_fn(
-            layer.kernel,
-            layer.bias,
-            labels,
-            flatten_features(hidden),
-            layer.num_classes,
-            num_true=num_true,
-            partition_strategy=layer.partition_strategy,
-            chunk_size=layer.chunk_size,
-        )
-        found.cache[key] = unflatten(tf.cast(per_row, tf.float32), hidden)
+    if key in found.cache:
+        return found.cache[key]
+    labels = flatten_labels(
+        y_true, hidden, num_true, layer.num_classes, hidden.shape[:-1] + [layer.num_classes]
+    )
+    options = dict(
+        num_true=num_true,
+        partition_strategy=layer.partition_strategy,
+        chunk_size=layer.chunk_size,
+    )
+    args = (layer.kernel, layer.bias, labels, flatten_features(hidden), layer.num_classes)
+    if validation.check_choice(objective, "objective", (SOFTMAX, SIGMOID)) == SOFTMAX:
+        # The same pass also ranks the first true class: top-k accuracy for free.
+        per_row, rank = full_softmax.full_softmax_cross_entropy_and_rank(*args, **options)
+        found.cache[("rank", num_true)] = unflatten(rank, hidden)
+    else:
+        per_row = full_softmax.full_sigmoid_cross_entropy(*args, **options)
+    found.cache[key] = unflatten(tf.cast(per_row, tf.float32), hidden)
     return found.cache[key]
 
 
 def exact_top_k_hits(found: output_tags.OutputTag, y_true, k: int) -> tf.Tensor:
     """float32 ``[*batch]``: 1 where the (first) target is among the ``k`` best classes.
 
-    Uses ``tf_sampling.nn.full_top_k`` over the head's table in blocks (ties
-    go to the lower class id, as ``tf.math.top_k`` breaks them).
+    From the rank the softmax cross-entropy pass computes (shared with the
+    loss and ``Perplexity`` of the same step): a hit is fewer than ``k``
+    classes scoring strictly above the target (ties count in, as
+    ``tf.math.in_top_k`` does).
     """
-    layer, hidden = found.layer, found.hidden
-    labels = flatten_labels(
-        y_true, hidden, layer.num_true, layer.num_classes, hidden.shape[:-1] + [layer.num_classes]
-    )
-    _, ids = full_softmax.full_top_k(
-        layer.kernel,
-        layer.bias,
-        flatten_features(hidden),
-        min(k, layer.num_classes),
-        num_classes=layer.num_classes,
-        partition_strategy=layer.partition_strategy,
-        chunk_size=layer.chunk_size,
-    )
-    hit = tf.reduce_any(tf.equal(ids, labels[:, :1]), axis=1)
-    return unflatten(tf.cast(hit, tf.float32), hidden)
+    num_true = found.layer.num_true
+    if ("rank", num_true) not in found.cache:
+        _exact_per_row(found, found.hidden, y_true, num_true, SOFTMAX)
+    rank = found.cache[("rank", num_true)]
+    return tf.cast(rank < k, tf.float32)
 
 
 def logits_of(y_pred: tf.Tensor) -> tf.Tensor | None:
