@@ -37,11 +37,9 @@ def _full_logits_and_labels(y_true, y_pred, num_true: int | None) -> tuple:
 
 def _skips(y_pred) -> bool:
     """True for the hidden activations a head returns while training."""
+    if output_tags.is_untagged_build_placeholder(y_pred):
+        return True  # nothing to measure in Keras' symbolic build
     found = output_tags.get_tag(y_pred)
-    if found is None and getattr(getattr(y_pred, "op", None), "type", None) == "Placeholder":
-        # Keras' symbolic build under a tf.distribute strategy: untagged
-        # placeholders, and labels averaged into floats; nothing to measure.
-        return True
     return found is not None and found.kind == output_tags.HIDDEN
 
 

@@ -109,3 +109,17 @@ def tag(
 def get_tag(tensor) -> OutputTag | None:
     """Returns the ``OutputTag`` of ``tensor``, or None when it has none."""
     return getattr(tensor, _ATTRIBUTE, None)
+
+
+def is_untagged_build_placeholder(tensor) -> bool:
+    """True for the untagged placeholders Keras builds compiled losses and metrics on.
+
+    Under a ``tf.distribute`` strategy, ``Trainer._symbolic_build`` first calls
+    the compiled loss and metrics on placeholders no layer produced (and may
+    average the labels into floats): only shapes and dtypes matter there, so
+    losses and metrics return a placeholder value instead of looking for a
+    layer.
+    """
+    return get_tag(tensor) is None and (
+        getattr(getattr(tensor, "op", None), "type", None) == "Placeholder"
+    )

@@ -134,14 +134,8 @@ class SampledLoss(keras.losses.Loss):
         """
         if self._originals is not None:
             y_true, y_pred = self._originals
-        if (
-            self.layer is None
-            and output_tags.get_tag(y_pred) is None
-            and getattr(getattr(y_pred, "op", None), "type", None) == "Placeholder"
-        ):
-            # Under a tf.distribute strategy, Keras first builds the compiled loss
-            # on untagged placeholders (`Trainer._symbolic_build`); only the
-            # output's shape and dtype matter there.
+        if self.layer is None and output_tags.is_untagged_build_placeholder(y_pred):
+            # Only the output's shape and dtype matter in Keras' symbolic build.
             return tf.zeros(tf.shape(y_pred)[:-1], tf.float32)
         layer, kind = self._resolve(y_pred)
         num_true = self.num_true or layer.num_true
@@ -150,7 +144,7 @@ class SampledLoss(keras.losses.Loss):
             kind != output_tags.HIDDEN
             and found is not None
             and found.layer is layer
-            and (found.hidden is not None)
+            and found.hidden is not None
         ):
             # Exact, from the layer's input and table in blocks: y_pred itself
             # is never read, so no [*batch, num_classes] tensor is needed.
@@ -161,9 +155,10 @@ class SampledLoss(keras.losses.Loss):
                 layer, labels, full_loss.flatten_features(y_pred), num_true
             )
         else:
-            logits = full_loss.logits_of(y_pred)
-            if output_tags.get_tag(y_pred) is None and kind == output_tags.PROBABILITIES:
+            if found is None and kind == output_tags.PROBABILITIES:
                 logits = full_loss.probabilities_to_logits(y_pred, layer.objective)
+            else:
+                logits = full_loss.logits_of(y_pred)
             per_row = full_loss.full_cross_entropy(
                 labels,
                 full_loss.flatten_features(logits),
