@@ -903,6 +903,37 @@ def check_lazy_optimizer_options(optimizer: str, use_ema, gradient_accumulation_
         )
 
 
+def check_catch_up_betas(beta_1, beta_2, amsgrad: bool) -> float:
+    """Checks that Adam's skipped steps form a converging series; returns its ratio.
+
+    A row that gets no gradient for ``j`` steps moves by
+    ``beta_1**j / sqrt(beta_2)**j`` times its last step (``beta_1**j`` with
+    AMSGrad), so catching up in closed form needs that ratio below 1.
+
+    Args:
+      beta_1, beta_2: Adam's decay rates.
+      amsgrad: Whether AMSGrad's running maximum of ``v`` is used.
+
+    Returns:
+      The ratio ``beta_1 / sqrt(beta_2)`` (``beta_1`` with AMSGrad), in ``[0, 1)``.
+
+    Raises:
+      ValueError: A beta outside ``[0, 1)``, or a ratio of at least 1.
+    """
+    for name, value in (("beta_1", beta_1), ("beta_2", beta_2)):
+        if not isinstance(value, int | float | np.floating) or not 0 <= value < 1:
+            raise ValueError(
+                f"`{name}` must be a float in [0, 1) with catch_up=True, got {name}={value!r}."
+            )
+    ratio = float(beta_1) if amsgrad else float(beta_1) / float(np.sqrt(beta_2))
+    if ratio >= 1:
+        raise ValueError(
+            "`beta_1` must be below sqrt(beta_2) with catch_up=True (a row's skipped "
+            f"steps would grow instead of decaying), got beta_1={beta_1!r}, beta_2={beta_2!r}."
+        )
+    return ratio
+
+
 def check_sampling_options(
     num_classes, num_sampled, num_true, seed, unique: bool = True
 ) -> tuple[int, int, int, int | None]:

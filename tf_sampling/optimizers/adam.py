@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 import tensorflow as tf
 
-from tf_sampling.optimizers.base import LazyOptimizer
+from tf_sampling._core import validation
+from tf_sampling.optimizers.base import LazyOptimizer, _tf_variable
+
+#: Skipped steps are summed until the next one would be below this fraction of
+#: the first (the series of a row's skipped steps decays geometrically).
+_SERIES_TOLERANCE = 1e-9
+#: Skipped steps summed at once per row (bounds the [rows, block] temporaries).
+_SERIES_BLOCK = 64
 
 
 @keras.saving.register_keras_serializable(package="tf_sampling")
@@ -23,8 +32,41 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
     ``LazyAdam`` did. A step costs O(touched rows), not O(rows).
 
     This is what TF-Addons' ``LazyAdam`` computed: on a row touched every step it
-    equals Adam; a row touched rarely gets the update Adam would give a row whose
-    moments had not decayed meanwhile (so typically a larger step than Adam's).
+    equals Adam. A row touched rarely trains differently: Keras' Adam keeps
+    moving it on the steps after its gradient (its momentum decays over about
+    ``1 / (1 - beta_1)`` steps) and decays its ``v``, while here a gradient
+    moves its row once, by about ``1 - beta_1`` of what Adam's steps add up
+    to, the rest waiting in ``m`` for the row's next touch.
+
+    ``catch_up=True`` removes that difference at the same O(touched rows) cost:
+    each row remembers the step it was last updated at (an int64 slot per
+    row), and when it is touched again after ``k`` steps without a gradient,
+    the ``k`` updates Keras' Adam would have made meanwhile are applied first,
+    in closed form: ``m *= beta_1**k``, ``v *= beta_2**k`` and the weights move
+    by ``lr * m / (sqrt(v) + epsilon) * S``, where ``S`` sums the skipped
+    steps' factors ``(beta_1 / sqrt(beta_2))**j * sqrt(1 - beta_2**n) / (1 -
+    beta_1**n)`` (step ``n``'s bias correction, exact) over ``j = 1..k``
+    (decoupled weight decay is included: the row is decayed ``k`` times and
+    each skipped step's update is decayed by the later ones). Call
+    :meth:`flush` (or use :class:`CatchUp` in ``fit``) before evaluating or
+    saving, so that every row, touched or not, holds Adam's weights of the
+    current step. Two things are approximated, both only on rows that skipped
+    steps:
+
+    * the learning rate of each skipped step is the current step's (exact
+      for a constant learning rate; a schedule is read at the catch-up step);
+    * a skipped step's denominator ``sqrt(v_n) + epsilon`` is taken as
+      ``beta_2**(j/2) * (sqrt(v) + epsilon)``, i.e. ``epsilon`` decays with
+      ``sqrt(v)``: exact for ``epsilon = 0``, and the relative error of skipped
+      step ``j`` is below ``1 - beta_2**(j/2)`` times ``epsilon / (sqrt(v_n) +
+      epsilon)``. With ``amsgrad`` the denominator is ``sqrt(v_hat)`` throughout
+      (``v_hat`` cannot grow without a gradient) and this is exact.
+
+    The series is summed until its terms fall below 1e-9 of the first (about
+    200 terms for the default betas), so a catch-up costs O(touched rows x
+    (row size + 200)) per step. Rows get catch-up only from gradients, so a
+    variable that gets ``None`` gradients on some steps catches those up too,
+    where Keras' Adam skips the variable entirely.
 
     Args:
       learning_rate: float, ``LearningRateSchedule`` or callable. Defaults to 0.001.
@@ -38,7 +80,14 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
       use_ema, gradient_accumulation_steps: Not supported (``ValueError``):
         both update every row every step.
       loss_scale_factor: As Keras (which fails on sparse gradients here).
+      catch_up: bool. Apply the steps a row skipped when it is touched again
+        (see above), so that training follows Keras' Adam. Default False
+        (TF-Addons' lazy updates).
       name: Optimizer name (prefix of its variables).
+
+    Raises:
+      ValueError: With ``catch_up``, ``beta_1 >= sqrt(beta_2)`` (without
+        ``amsgrad``); see also :class:`LazyOptimizer`.
 
     Example:
       ```python
@@ -63,9 +112,16 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
         ema_overwrite_frequency: int | None = None,
         loss_scale_factor: float | None = None,
         gradient_accumulation_steps: int | None = None,
+        catch_up: bool = False,
         name: str = "lazy_adam",
         **kwargs,
     ):
+        catch_up = validation.check_bool(catch_up, "catch_up")
+        terms = 0
+        if catch_up:
+            ratio = validation.check_catch_up_betas(beta_1, beta_2, amsgrad)
+            # Terms r**j of the series are summed while r**j >= tolerance.
+            terms = 1 if ratio == 0 else math.ceil(math.log(_SERIES_TOLERANCE) / math.log(ratio))
         super().__init__(
             learning_rate=learning_rate,
             beta_1=beta_1,
@@ -84,6 +140,178 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
             name=name,
             **kwargs,
         )
+        self.catch_up = catch_up
+        self._series_terms = max(1, terms)
+
+    def build(self, var_list):
+        """Creates Adam's slots and, with ``catch_up``, each row's last updated step."""
+        if self.built:
+            return
+        super().build(var_list)
+        self._last_steps = []
+        if self.catch_up:
+            for variable in var_list:
+                # One int64 per row: the step number the row's state is current at.
+                self._last_steps.append(
+                    self.add_variable(
+                        shape=tuple(variable.shape[:1]),
+                        initializer="zeros",
+                        dtype="int64",
+                        name=f"{variable.path.replace('/', '_')}_last_step",
+                    )
+                )
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config["catch_up"] = self.catch_up
+        return config
+
+    # ---------------------------------------------------------------- catch-up
+    def flush(self) -> None:
+        """Applies every row's skipped steps, so that all weights are Adam's of this step.
+
+        With ``catch_up=True``, a row not touched for ``k`` steps holds its
+        weights and moments of ``k`` steps ago until it is touched again; this
+        brings every row of every trained variable to the last finished step
+        (O(all rows) once). Training afterwards is the same as without the
+        call (up to rounding). Call it before ``evaluate``, ``predict`` or
+        saving (:class:`CatchUp` does it in ``fit``). A no-op without
+        ``catch_up`` or before the first step.
+        """
+        if not self.catch_up or not self.built:
+            return
+        for variable in self._trainable_variables:
+            if len(variable.shape):
+                lr = tf.cast(self.learning_rate, variable.dtype)
+                self._flush_variable(variable, lr)
+
+    def update_step(self, gradient, variable, learning_rate):
+        """As :class:`LazyOptimizer`; with ``catch_up``, a dense gradient first flushes its rows."""
+        if not self.catch_up or isinstance(gradient, tf.IndexedSlices) or not len(variable.shape):
+            return super().update_step(gradient, variable, learning_rate)
+        last = self._last_steps[self._get_variable_index(variable)]
+        lr = tf.cast(learning_rate, variable.dtype)
+
+        def flush():
+            self._flush_variable(variable, lr)
+            return tf.constant(True)
+
+        # Rows of a variable that had sparse gradients before may be behind;
+        # a variable that only ever gets dense ones never is (no dense work then).
+        tf.cond(
+            tf.reduce_any(_read(last) < self.iterations), flush, lambda: tf.constant(False)
+        )
+        super().update_step(gradient, variable, learning_rate)
+        self.assign(last, tf.fill(tf.shape(last), tf.cast(self.iterations + 1, tf.int64)))
+        return None
+
+    def _catch_up_rows(self, variable, indices, shape, slot_rows, learning_rate):
+        if not self.catch_up:
+            return slot_rows
+        last = self._last_steps[self._get_variable_index(variable)]
+        weights = None
+        if self._decays(variable):
+            weights = tf.gather(_tf_variable(variable), indices)
+        decrement, slot_rows = self._skipped_steps(
+            tf.gather(_tf_variable(last), indices), weights, slot_rows, learning_rate, variable
+        )
+        self.assign_sub(variable, tf.IndexedSlices(decrement, indices, shape))
+        step = tf.cast(self.iterations + 1, tf.int64)
+        self.assign(
+            last,
+            tf.IndexedSlices(tf.fill(tf.shape(indices), step), indices, tf.shape(last, tf.int64)),
+        )
+        return slot_rows
+
+    def _flush_variable(self, variable, lr) -> None:
+        """Brings all rows of ``variable`` to the last finished step."""
+        index = self._get_variable_index(variable)
+        last = self._last_steps[index]
+        slots = self._row_slots(variable)
+        weights = _read(variable) if self._decays(variable) else None
+        decrement, new_slots = self._skipped_steps(
+            _read(last), weights, [_read(slot) for slot in slots], lr, variable
+        )
+        self.assign_sub(variable, decrement)
+        for slot, value in zip(slots, new_slots, strict=True):
+            self.assign(slot, value)
+        self.assign(last, tf.fill(tf.shape(last), tf.cast(self.iterations, tf.int64)))
+
+    def _decays(self, variable) -> bool:
+        return self.weight_decay is not None and self._use_weight_decay(variable)
+
+    def _skipped_steps(self, last, weights, slot_rows, lr, variable) -> tuple:
+        """The effect of the steps rows skipped since ``last``, up to ``iterations``.
+
+        Args:
+          last: int64 ``[u]``, the step each row is current at.
+          weights: The rows' weights ``[u, *row]`` when weight decay applies, else None.
+          slot_rows: ``[m, v(, v_hat)]`` rows ``[u, *row]``.
+          lr: Scalar learning rate.
+          variable: The trained variable (dtype, weight-decay settings).
+
+        Returns:
+          ``(decrement, new_slot_rows)``: subtracting ``decrement`` from the
+          rows and using ``new_slot_rows`` gives the rows of step ``iterations``.
+        """
+        dtype = variable.dtype
+        skipped = self.iterations - last  # [u] int64, >= 0
+        beta_1 = tf.cast(self.beta_1, dtype)
+        beta_2 = tf.cast(self.beta_2, dtype)
+        keep = None
+        if weights is not None:
+            keep = 1 - lr * tf.cast(self.weight_decay, dtype)
+        # The series depends on a row's last step only: compute it once per value.
+        unique_last, position = tf.unique(last)
+        series = tf.gather(self._series(unique_last, self.iterations, keep, dtype), position)
+        m, v = slot_rows[0], slot_rows[1]
+        row_shape = tf.concat([tf.shape(last), tf.ones([tf.rank(m) - 1], tf.int32)], 0)
+
+        def per_row(x):
+            return tf.reshape(x, row_shape)
+
+        k = tf.cast(skipped, dtype)
+        denominator = tf.sqrt(slot_rows[2] if self.amsgrad else v) + self.epsilon
+        decrement = lr * per_row(series) * (m / denominator)
+        if keep is not None:
+            decrement += per_row(1 - tf.pow(keep, k)) * weights
+        new_rows = [m * per_row(tf.pow(beta_1, k)), v * per_row(tf.pow(beta_2, k))]
+        return decrement, new_rows + list(slot_rows[2:])
+
+    def _series(self, last, step, keep, dtype) -> tf.Tensor:
+        """``sum_j r**j * c(last + j) * keep**(k - j)`` for ``j = 1..k``, ``k = step - last``.
+
+        ``r = beta_1 / sqrt(beta_2)`` (``beta_1`` with AMSGrad), ``c(n)`` is step
+        ``n``'s bias correction ``sqrt(1 - beta_2**n) / (1 - beta_1**n)`` and
+        ``keep = 1 - lr * weight_decay`` (1 without decay). Terms are summed up
+        to ``_series_terms`` (beyond it they are below 1e-9 of the first).
+
+        Args:
+          last: int64 ``[u]``, distinct last-updated steps.
+          step: int64 scalar, the step to catch up to.
+          keep: Scalar weight-decay factor, or None.
+          dtype: Float dtype of the result.
+
+        Returns:
+          ``[u]`` sums.
+        """
+        beta_1 = tf.cast(self.beta_1, dtype)
+        beta_2 = tf.cast(self.beta_2, dtype)
+        ratio = beta_1 if self.amsgrad else beta_1 / tf.sqrt(beta_2)
+        skipped = (step - last)[:, None]
+        total = tf.zeros(tf.shape(last), dtype)
+        for start in range(0, self._series_terms, _SERIES_BLOCK):
+            stop = min(start + _SERIES_BLOCK, self._series_terms)
+            j = tf.range(start + 1, stop + 1, dtype=tf.int64)[None, :]
+            n = tf.cast(last[:, None] + j, dtype)
+            terms = tf.pow(ratio, tf.cast(j, dtype)) * (
+                tf.sqrt(1 - tf.pow(beta_2, n)) / (1 - tf.pow(beta_1, n))
+            )
+            if keep is not None:
+                later = tf.cast(tf.maximum(skipped - j, 0), dtype)
+                terms *= tf.pow(keep, later)
+            total += tf.reduce_sum(tf.where(j <= skipped, terms, tf.zeros_like(terms)), axis=1)
+        return total
 
     def _row_slots(self, variable) -> list:
         index = self._get_variable_index(variable)
@@ -107,6 +335,11 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
             v = tf.maximum(slot_rows[2], v)
             new_rows.append(v)
         return (m * alpha) / (tf.sqrt(v) + self.epsilon), new_rows
+
+
+def _read(variable) -> tf.Tensor:
+    """The whole value of a Keras or TF variable."""
+    return tf.convert_to_tensor(_tf_variable(variable))
 
 
 @keras.saving.register_keras_serializable(package="tf_sampling")
@@ -141,6 +374,7 @@ class LazyAdamW(LazyAdam):
         ema_overwrite_frequency: int | None = None,
         loss_scale_factor: float | None = None,
         gradient_accumulation_steps: int | None = None,
+        catch_up: bool = False,
         name: str = "lazy_adamw",
         **kwargs,
     ):
@@ -164,6 +398,7 @@ class LazyAdamW(LazyAdam):
             ema_overwrite_frequency=ema_overwrite_frequency,
             loss_scale_factor=loss_scale_factor,
             gradient_accumulation_steps=gradient_accumulation_steps,
+            catch_up=catch_up,
             name=name,
             **kwargs,
         )

@@ -114,6 +114,26 @@ class LazyOptimizer(keras.optimizers.Optimizer, metaclass=abc.ABCMeta):
           variable's rows, and the slots' new rows in :meth:`_row_slots` order.
         """
 
+    def _catch_up_rows(self, variable, indices, shape, slot_rows: list, learning_rate) -> list:
+        """Brings the touched rows up to the previous step before they are updated.
+
+        The default keeps lazy semantics (nothing happens to a row while it is
+        not touched). :class:`~tf_sampling.optimizers.LazyAdam` with
+        ``catch_up=True`` overrides it.
+
+        Args:
+          variable: The trained variable.
+          indices: Unique touched row ids ``[u]``.
+          shape: The variable's dense shape.
+          slot_rows: The gathered rows of :meth:`_row_slots`.
+          learning_rate: Scalar learning rate in the variable's dtype.
+
+        Returns:
+          The slot rows to update from (the variable's rows may have been changed).
+        """
+        del variable, indices, shape, learning_rate
+        return slot_rows
+
     # ----------------------------------------------------------------- shared machinery
     def update_step(self, gradient, variable, learning_rate):
         """Applies one gradient: lazily by row for ``IndexedSlices``, as Keras for dense."""
@@ -124,9 +144,10 @@ class LazyOptimizer(keras.optimizers.Optimizer, metaclass=abc.ABCMeta):
         gradient = sum_duplicates(gradient)
         indices, shape = gradient.indices, gradient.dense_shape
         lr = tf.cast(learning_rate, variable.dtype)
-        self._decay_rows(variable, indices, shape, lr)
         slots = self._row_slots(variable)
         slot_rows = [tf.gather(_tf_variable(slot), indices) for slot in slots]
+        slot_rows = self._catch_up_rows(variable, indices, shape, slot_rows, lr)
+        self._decay_rows(variable, indices, shape, lr)
         values = tf.cast(gradient.values, variable.dtype)
         decrement, new_rows = self._update_rows(values, slot_rows, lr)
         for slot, rows in zip(slots, new_rows, strict=True):
