@@ -26,12 +26,49 @@ DEFAULTS = {
     "sampler": "log_uniform",
     "seed": 1234,
     "output_dir": "outputs/demo",
+    "optimizer": "adam",
+    "stateful": False,
+    "lr_decay": 1.0,
+    "lr_decay_after": 0,
+    "init_scale": 0.0,
+    "unroll": False,
+    "test_every_epoch": False,
+    "heads": "both",
+}
+
+#: Zaremba, Sutskever & Vinyals (2014), "Recurrent Neural Network Regularization",
+#: small model (the TF PTB tutorial's SmallConfig): 2x200 LSTM, unrolled 20 steps,
+#: batch 20, state carried across batches, 13 epochs of SGD at 1.0 halved every
+#: epoch after the 4th, global gradient norm clipped at 5, weights uniform in
+#: +-0.1, no dropout. The sampled head draws 1024 log-uniform candidates.
+PRESETS = {
+    "zaremba-small": {
+        "epochs": 13,
+        "embedding_dim": 200,
+        "hidden_dim": 200,
+        "num_layers": 2,
+        "dropout": 0.0,
+        "seq_len": 20,
+        "batch_size": 20,
+        "optimizer": "sgd",
+        "learning_rate": 1.0,
+        "clipnorm": 5.0,
+        "lr_decay": 0.5,
+        "lr_decay_after": 4,
+        "init_scale": 0.1,
+        "stateful": True,
+        "num_sampled": 1024,
+        "sampler": "log_uniform",
+        "unroll": True,
+        "test_every_epoch": True,
+        "output_dir": "outputs/demo-zaremba-small",
+    },
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tf-sampling-demo``."""
-    from tf_sampling.demo.model import SAMPLERS  # noqa: PLC0415 - imports TensorFlow
+    from tf_sampling.demo.model import OPTIMIZERS, SAMPLERS  # noqa: PLC0415 - imports TensorFlow
 
     d = DEFAULTS
     parser = argparse.ArgumentParser(
@@ -43,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
             "and test, prints a table and writes results.json and perplexity.png."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        default=None,
+        help="zaremba-small: Zaremba et al. 2014's small PTB model (2x200 stateful LSTM, 13 "
+        "epochs of SGD, see docs/demo.md); options given explicitly override it",
     )
     data = parser.add_argument_group("data")
     data.add_argument(
@@ -80,14 +124,66 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--dropout", type=float, default=d["dropout"])
     model.add_argument("--num-sampled", type=int, default=d["num_sampled"])
     model.add_argument("--sampler", choices=SAMPLERS, default=d["sampler"])
+    model.add_argument(
+        "--stateful",
+        action=argparse.BooleanOptionalAction,
+        default=d["stateful"],
+        help="carry the LSTM state across consecutive windows (the stream cut into "
+        "--batch-size rows, truncated backprop, state reset every epoch and evaluation)",
+    )
+    model.add_argument(
+        "--init-scale",
+        type=float,
+        default=d["init_scale"],
+        help="weights uniform in +-init_scale, LSTM forget bias 0; 0 keeps Keras' initializers",
+    )
+    model.add_argument(
+        "--unroll",
+        action=argparse.BooleanOptionalAction,
+        default=d["unroll"],
+        help="unroll the LSTMs over --seq-len steps (same model, faster on CPU for short windows)",
+    )
     train = parser.add_argument_group("training")
+    train.add_argument(
+        "--heads",
+        choices=("both", "sampled", "full"),
+        default=d["heads"],
+        help="which runs to train (one head alone: e.g. two processes in parallel)",
+    )
     train.add_argument("--epochs", type=int, default=d["epochs"])
     train.add_argument("--seq-len", type=int, default=d["seq_len"], help="window length T")
     train.add_argument("--batch-size", type=int, default=d["batch_size"], help="windows per step")
-    train.add_argument("--learning-rate", type=float, default=d["learning_rate"], help="Adam")
-    train.add_argument("--clipnorm", type=float, default=d["clipnorm"], help="0 disables it")
+    train.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default=d["optimizer"],
+        help="sgd: Zaremba et al.'s (learning rate and global clip norm of the loss summed "
+        "over the window)",
+    )
+    train.add_argument("--learning-rate", type=float, default=d["learning_rate"])
+    train.add_argument(
+        "--clipnorm",
+        type=float,
+        default=d["clipnorm"],
+        help="adam/lazy_adam: per-gradient norm clip; sgd: global norm clip; 0 disables it",
+    )
+    train.add_argument(
+        "--lr-decay", type=float, default=d["lr_decay"], help="learning-rate factor per epoch"
+    )
+    train.add_argument(
+        "--lr-decay-after",
+        type=int,
+        default=d["lr_decay_after"],
+        help="epochs at the initial learning rate before --lr-decay applies",
+    )
     train.add_argument("--seed", type=int, default=d["seed"])
     out = parser.add_argument_group("output")
+    out.add_argument(
+        "--test-every-epoch",
+        action=argparse.BooleanOptionalAction,
+        default=d["test_every_epoch"],
+        help="also evaluate on test after every epoch (untimed), so a partial run reports one",
+    )
     out.add_argument("--output-dir", default=d["output_dir"])
     out.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
@@ -100,10 +196,22 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if not 0.0 <= args.dropout < 1.0:
         parser.error("--dropout must be in [0, 1)")
+    if not 0.0 < args.lr_decay <= 1.0:
+        parser.error(f"--lr-decay must be in (0, 1], got {args.lr_decay}")
+    for name in ("lr_decay_after", "init_scale", "clipnorm"):
+        if getattr(args, name) < 0:
+            parser.error(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    if not args.learning_rate > 0:
+        parser.error(f"--learning-rate must be positive, got {args.learning_rate}")
     for name in ("max_train_tokens", "max_eval_tokens"):
         value = getattr(args, name)
-        if value is not None and value <= args.seq_len:
-            parser.error(f"--{name.replace('_', '-')} must be larger than --seq-len")
+        # A stateful run needs one window (plus the target after it) in every row.
+        rows = args.batch_size if args.stateful else 1
+        if value is not None and value < rows * (args.seq_len + 1):
+            parser.error(
+                f"--{name.replace('_', '-')} must be at least {rows * (args.seq_len + 1)} "
+                f"({'--batch-size x ' if args.stateful else ''}(--seq-len + 1)), got {value}"
+            )
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -120,7 +228,7 @@ def run(args: argparse.Namespace) -> dict:
 
     from tf_sampling.demo import data, report  # noqa: PLC0415
     from tf_sampling.demo import model as lm  # noqa: PLC0415
-    from tf_sampling.demo.train import train_and_evaluate  # noqa: PLC0415
+    from tf_sampling.demo.train import RunResult, train_and_evaluate  # noqa: PLC0415
 
     start = time.perf_counter()
     if args.corpus == "ptb":
@@ -132,11 +240,15 @@ def run(args: argparse.Namespace) -> dict:
             f"--num-sampled ({args.num_sampled}) must be below the vocabulary size "
             f"({corpus.vocab_size})"
         )
-    windows = {
-        "train": data.lm_windows(corpus.train, args.seq_len, args.max_train_tokens),
-        "valid": data.lm_windows(corpus.valid, args.seq_len, args.max_eval_tokens),
-        "test": data.lm_windows(corpus.test, args.seq_len, args.max_eval_tokens),
-    }
+    windows = {}
+    for split in data.SPLITS:
+        ids = corpus.split(split)
+        max_tokens = args.max_train_tokens if split == "train" else args.max_eval_tokens
+        if args.stateful:
+            # Every split is read as batch_size continuous rows, evaluation included.
+            windows[split] = data.stream_windows(ids, args.batch_size, args.seq_len, max_tokens)
+        else:
+            windows[split] = data.lm_windows(ids, args.seq_len, max_tokens)
     config = lm.ModelConfig(
         vocab_size=corpus.vocab_size,
         embedding_dim=args.embedding_dim,
@@ -147,6 +259,12 @@ def run(args: argparse.Namespace) -> dict:
         clipnorm=args.clipnorm,
         num_sampled=args.num_sampled,
         sampler=args.sampler,
+        optimizer=args.optimizer,
+        stateful=args.stateful,
+        batch_size=args.batch_size,
+        seq_len=args.seq_len,
+        init_scale=args.init_scale,
+        unroll=args.unroll,
     )
     verbose = 0 if args.quiet else 1
     print(
@@ -155,8 +273,32 @@ def run(args: argparse.Namespace) -> dict:
         f"{windows['valid'][0].size:,} valid / {windows['test'][0].size:,} test tokens",
         flush=True,
     )
+    settings = {
+        "corpus": corpus.name,
+        "vocab_size": corpus.vocab_size,
+        "train_tokens_per_epoch": int(windows["train"][0].size),
+        "valid_tokens": int(windows["valid"][0].size),
+        "test_tokens": int(windows["test"][0].size),
+        **{k: v for k, v in vars(args).items() if k not in ("quiet",)},
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+    }
+    out_dir = pathlib.Path(args.output_dir)
     results = {}
-    for head in ("sampled", "full"):
+
+    def write_partial(run: RunResult) -> None:
+        # After every epoch, so an interrupted long run still reports what it did.
+        done = {head: r.to_dict() for head, r in results.items()}
+        done[run.head] = run.to_dict()
+        partial = {**settings, "total_wall_seconds": time.perf_counter() - start}
+        report.write_json(
+            out_dir / "results.json", {"settings": partial, "runs": done, "complete": False}
+        )
+
+    heads = ("sampled", "full") if args.heads == "both" else (args.heads,)
+    for head in heads:
         print(f"\n=== {report.LABELS[head]} ===", flush=True)
         results[head] = train_and_evaluate(
             head,
@@ -169,32 +311,24 @@ def run(args: argparse.Namespace) -> dict:
             seed=args.seed,
             unigram_counts=corpus.unigram_counts(),
             verbose=verbose,
+            lr_decay=args.lr_decay,
+            lr_decay_after=args.lr_decay_after,
+            on_epoch=write_partial,
+            test_every_epoch=args.test_every_epoch,
         )
-    settings = {
-        "corpus": corpus.name,
-        "vocab_size": corpus.vocab_size,
-        "train_tokens_per_epoch": int(windows["train"][0].size),
-        "valid_tokens": int(windows["valid"][0].size),
-        "test_tokens": int(windows["test"][0].size),
-        **{k: v for k, v in vars(args).items() if k not in ("quiet",)},
-        "optimizer": "adam",
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "total_wall_seconds": time.perf_counter() - start,
-    }
-    document = report.summary(results["sampled"], results["full"], settings)
-    out_dir = pathlib.Path(args.output_dir)
+        write_partial(results[head])
+    settings["total_wall_seconds"] = time.perf_counter() - start
+    document = report.summary(results.get("sampled"), results.get("full"), settings)
     json_path = report.write_json(out_dir / "results.json", document)
     png_path = report.plot(
         out_dir / "perplexity.png",
-        [results["sampled"], results["full"]],
-        f"{corpus.name}: {args.num_layers}x{args.hidden_dim} LSTM, V={corpus.vocab_size:,}, "
+        list(results.values()),
+        f"{corpus.name}: {args.num_layers}x{args.hidden_dim} "
+        f"{'stateful ' if args.stateful else ''}LSTM, V={corpus.vocab_size:,}, "
         f"{args.num_sampled} sampled",
     )
     print()
-    print(report.format_table(results["sampled"], results["full"]))
+    print(report.format_table(results.get("sampled"), results.get("full")))
     print(f"\ntotal wall time {settings['total_wall_seconds']:.0f} s")
     print(f"wrote {json_path} and {png_path}", flush=True)
     return document
@@ -212,6 +346,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.preset is not None:
+        # The preset replaces the defaults; options given on the command line still win.
+        parser.set_defaults(**PRESETS[args.preset])
+        args = parser.parse_args(argv)
     _check_args(parser, args)
     run(args)
     return 0

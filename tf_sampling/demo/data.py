@@ -353,3 +353,54 @@ def lm_windows(
     inputs = np.ascontiguousarray(ids[:used].reshape(num_windows, seq_len), dtype=np.int32)
     targets = np.ascontiguousarray(ids[1 : used + 1].reshape(num_windows, seq_len), dtype=np.int32)
     return inputs, targets
+
+
+def stream_windows(
+    ids: np.ndarray, batch_size: int, seq_len: int, max_tokens: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cuts a token stream into ``batch_size`` rows of consecutive windows (stateful batching).
+
+    The batching of Zaremba et al.'s reader: the stream is cut into
+    ``batch_size`` contiguous rows of ``len(ids) // batch_size`` tokens; each row is
+    read left to right in windows of ``seq_len``; batch ``k`` holds window ``k``
+    of every row. A model that carries its state from one batch to the next then
+    sees every row as one continuous text (truncated backpropagation through time).
+
+    Args:
+        ids: Token ids, shape ``[num_tokens]``.
+        batch_size: Number of rows ``B`` (the fixed batch size of the model).
+        seq_len: Window length ``T``.
+        max_tokens: If given, use only the first ``max_tokens`` tokens.
+
+    Returns:
+        ``(inputs, targets)``, both int32 of shape ``[K * B, T]`` with ``K`` windows
+        per row; ``inputs[k * B + r]`` is window ``k`` of row ``r`` and
+        ``targets[k * B + r, t]`` is the token after ``inputs[k * B + r, t]`` in that
+        row. Feed them in order (``shuffle=False``) with batch size ``B``.
+
+    Raises:
+        ValueError: ``batch_size`` or ``seq_len`` is not positive, or a row is
+            shorter than ``seq_len + 1`` tokens.
+    """
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive integer, got batch_size={batch_size}.")
+    if seq_len < 1:
+        raise ValueError(f"`seq_len` must be a positive integer, got seq_len={seq_len}.")
+    if max_tokens is not None:
+        ids = ids[:max_tokens]
+    row_len = len(ids) // batch_size
+    num_windows = (row_len - 1) // seq_len
+    if num_windows < 1:
+        raise ValueError(
+            f"Need at least {batch_size * (seq_len + 1)} tokens for one window per row "
+            f"(batch_size={batch_size}, seq_len={seq_len}), got {len(ids)}."
+        )
+    rows = np.asarray(ids[: batch_size * row_len], dtype=np.int32).reshape(batch_size, row_len)
+    used = num_windows * seq_len
+
+    def interleave(block: np.ndarray) -> np.ndarray:
+        # [B, K*T] -> [K, B, T] -> [K*B, T]: consecutive B windows form one batch.
+        windows = block.reshape(batch_size, num_windows, seq_len).transpose(1, 0, 2)
+        return np.ascontiguousarray(windows.reshape(num_windows * batch_size, seq_len))
+
+    return interleave(rows[:, :used]), interleave(rows[:, 1 : used + 1])

@@ -1,13 +1,15 @@
 """The demo's word-level LSTM language model, with a sampled or a full softmax head.
 
-Both variants share everything but the output layer: an embedding, ``num_layers``
-stacked LSTMs (optionally with dropout in between) and a softmax over the vocabulary.
+Both variants are one model: an embedding, ``num_layers`` stacked LSTMs
+(optionally stateful, optionally with dropout in between) and a
+:class:`tf_sampling.layers.SampledSoftmax` output layer over the vocabulary.
+Only the loss they are compiled with differs:
 
-* ``"full"``: a ``keras.layers.Dense(vocab_size)`` head trained with the exact
-  softmax cross-entropy over all classes.
-* ``"sampled"``: a :class:`tf_sampling.layers.SampledSoftmax` head that trains
-  on ``num_sampled`` candidate classes per step and computes the exact full
-  softmax at evaluation and inference.
+* ``"sampled"``: :class:`tf_sampling.losses.SampledSoftmaxLoss`, trained on
+  ``num_sampled`` candidate classes per step.
+* ``"full"``: :class:`tf_sampling.losses.FullSoftmaxLoss`, the exact softmax
+  cross-entropy over all classes, computed in class blocks (the package's
+  bounded-memory exact training path): the honest baseline.
 
 :func:`exact_perplexity` evaluates either variant with the same code: the exact
 full softmax of the hidden states against the head's class weights.
@@ -27,6 +29,7 @@ from tf_sampling._keras import full_loss
 
 HEADS = ("sampled", "full")
 SAMPLERS = ("log_uniform", "uniform", "learned_unigram", "fixed_unigram")
+OPTIMIZERS = ("adam", "lazy_adam", "sgd")
 
 HIDDEN_LAYER = "hidden"
 OUTPUT_LAYER = "softmax"
@@ -46,6 +49,18 @@ class ModelConfig:
         clipnorm: Gradient-norm clipping of the optimizer (0 disables it).
         num_sampled: Candidate classes per step of the sampled head.
         sampler: Candidate sampler of the sampled head, one of :data:`SAMPLERS`.
+        optimizer: One of :data:`OPTIMIZERS`; see :func:`_optimizer`.
+        stateful: Carry the LSTM states from one batch to the next (the batches
+            must then come from :func:`tf_sampling.demo.data.stream_windows`).
+        batch_size: The fixed batch size; required when ``stateful``.
+        seq_len: Window length ``T``; ``"sgd"`` uses it to apply its learning
+            rate and clip norm to the loss summed over the window.
+        init_scale: If positive, every weight but the LSTM biases starts
+            uniform in ``[-init_scale, init_scale]`` and the LSTM forget-gate
+            bias at 0 (Zaremba et al.); 0 keeps the Keras initializers.
+        unroll: Unroll the LSTMs over the ``seq_len`` steps (the same function,
+            faster on CPU for short windows); the model then takes windows of
+            exactly ``seq_len`` tokens.
     """
 
     vocab_size: int
@@ -57,20 +72,69 @@ class ModelConfig:
     clipnorm: float = 5.0
     num_sampled: int = 512
     sampler: str = "log_uniform"
+    optimizer: str = "adam"
+    stateful: bool = False
+    batch_size: int | None = None
+    seq_len: int = 35
+    init_scale: float = 0.0
+    unroll: bool = False
 
 
 def _optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
+    """The optimizer named by ``config.optimizer``.
+
+    ``"adam"`` and ``"lazy_adam"`` (:class:`tf_sampling.optimizers.LazyAdam`)
+    clip every gradient to norm ``clipnorm``. ``"sgd"`` is Zaremba et al.'s plain
+    SGD, whose code takes the loss summed over the ``T`` steps of a window (mean
+    over the batch) and clips the global gradient norm: Keras' loss is the mean
+    over all ``B * T`` targets, so the same update is a learning rate of
+    ``learning_rate * T`` and a global clip norm of ``clipnorm / T``.
+    """
+    if config.optimizer == "sgd":
+        steps = config.seq_len
+        kwargs = {"global_clipnorm": config.clipnorm / steps} if config.clipnorm > 0 else {}
+        return keras.optimizers.SGD(learning_rate=config.learning_rate * steps, **kwargs)
     kwargs = {"clipnorm": config.clipnorm} if config.clipnorm > 0 else {}
+    if config.optimizer == "lazy_adam":
+        from tf_sampling.optimizers import LazyAdam  # noqa: PLC0415
+
+        return LazyAdam(learning_rate=config.learning_rate, **kwargs)
     return keras.optimizers.Adam(learning_rate=config.learning_rate, **kwargs)
+
+
+def _uniform(config: ModelConfig):
+    """Zaremba et al.'s initializer, or None for the Keras default."""
+    if config.init_scale <= 0:
+        return None
+    return keras.initializers.RandomUniform(-config.init_scale, config.init_scale)
 
 
 def _body(tokens: keras.KerasTensor, config: ModelConfig) -> keras.KerasTensor:
     """Embedding and stacked LSTMs: ``[batch, T]`` ids to ``[batch, T, H]`` states."""
-    h = keras.layers.Embedding(config.vocab_size, config.embedding_dim, name="embedding")(tokens)
+    uniform = _uniform(config)
+    embedding_init = {"embeddings_initializer": uniform} if uniform else {}
+    lstm_init = {}
+    if uniform:
+        # The TF PTB tutorial's BasicLSTMCell(forget_bias=0.0): zero biases.
+        lstm_init = {
+            "kernel_initializer": uniform,
+            "recurrent_initializer": uniform,
+            "unit_forget_bias": False,
+        }
+    h = keras.layers.Embedding(
+        config.vocab_size, config.embedding_dim, name="embedding", **embedding_init
+    )(tokens)
     for i in range(config.num_layers):
         if config.dropout > 0:
             h = keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(h)
-        h = keras.layers.LSTM(config.hidden_dim, return_sequences=True, name=f"lstm_{i}")(h)
+        h = keras.layers.LSTM(
+            config.hidden_dim,
+            return_sequences=True,
+            stateful=config.stateful,
+            unroll=config.unroll,
+            name=f"lstm_{i}",
+            **lstm_init,
+        )(h)
     if config.dropout > 0:
         h = keras.layers.Dropout(config.dropout, name=f"dropout_{config.num_layers}")(h)
     return keras.layers.Identity(name=HIDDEN_LAYER)(h)
@@ -92,6 +156,8 @@ def _sampled_layer(
     from tf_sampling import layers as ts_layers  # noqa: PLC0415 - keeps `full` usable alone
 
     sampler: str | dict = config.sampler
+    uniform = _uniform(config)
+    init = {"kernel_initializer": uniform, "bias_initializer": uniform} if uniform else {}
     if config.sampler == "fixed_unigram":
         if unigram_counts is None:
             raise ValueError("The fixed_unigram sampler needs the training unigram counts.")
@@ -104,6 +170,7 @@ def _sampled_layer(
         sampler=sampler,
         seed=seed,
         name=OUTPUT_LAYER,
+        **init,
     )
 
 
@@ -115,13 +182,14 @@ def build_language_model(
 ) -> keras.Model:
     """Builds and compiles the language model.
 
-    Both models take ``[batch, T]`` int32 token ids (any ``T``), output
-    ``[batch, T, V]`` exact logits at evaluation and inference, and are fit with
+    Both models take ``[batch, T]`` int32 token ids (any ``T``; ``batch`` fixed
+    to ``config.batch_size`` when ``config.stateful``), output ``[batch, T, V]``
+    exact logits at evaluation and inference, and are fit with
     ``model.fit(inputs, targets)``, targets being ``[batch, T]`` next-token ids.
-    The ``"full"`` model is a ``Dense`` head compiled with sparse softmax
-    cross-entropy; the ``"sampled"`` one a ``tf_sampling.layers.SampledSoftmax``
-    head compiled with ``tf_sampling.losses.SampledSoftmaxLoss`` (sampled loss
-    in ``fit``, exact loss in ``evaluate``).
+    They have the same layers (a ``tf_sampling.layers.SampledSoftmax`` head);
+    ``"sampled"`` is compiled with ``tf_sampling.losses.SampledSoftmaxLoss``
+    (sampled loss in ``fit``, exact in ``evaluate``), ``"full"`` with
+    ``tf_sampling.losses.FullSoftmaxLoss`` (exact in both, in class blocks).
 
     Args:
         config: Sizes and training settings.
@@ -135,28 +203,48 @@ def build_language_model(
         The compiled model.
 
     Raises:
-        ValueError: Unknown ``head`` or sampler.
+        ValueError: Unknown ``head``, sampler or optimizer, or a stateful model
+            without a batch size.
     """
     if head not in HEADS:
-        raise ValueError(f"Unknown head {head!r}; expected one of {HEADS}.")
+        raise ValueError(f"`head` must be one of {HEADS}, got head={head!r}.")
     if config.sampler not in SAMPLERS:
-        raise ValueError(f"Unknown sampler {config.sampler!r}; expected one of {SAMPLERS}.")
-    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
-    hidden = _body(tokens, config)
-    if head == "full":
-        logits = keras.layers.Dense(config.vocab_size, name=OUTPUT_LAYER)(hidden)
-        model = keras.Model(tokens, logits, name="lm_full_softmax")
-        model.compile(
-            optimizer=_optimizer(config),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        raise ValueError(f"`sampler` must be one of {SAMPLERS}, got sampler={config.sampler!r}.")
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(
+            f"`optimizer` must be one of {OPTIMIZERS}, got optimizer={config.optimizer!r}."
         )
-        return model
+    if config.stateful and (config.batch_size is None or config.batch_size < 1):
+        raise ValueError(
+            "`batch_size` must be a positive integer for a stateful model, got "
+            f"batch_size={config.batch_size!r}."
+        )
     from tf_sampling import losses as ts_losses  # noqa: PLC0415
 
-    logits = _sampled_layer(config, unigram_counts, seed)(hidden)
-    model = keras.Model(tokens, logits, name="lm_sampled_softmax")
-    model.compile(optimizer=_optimizer(config), loss=ts_losses.SampledSoftmaxLoss())
+    batch = config.batch_size if config.stateful else None
+    steps = config.seq_len if config.unroll else None
+    tokens = keras.Input(batch_shape=(batch, steps), dtype="int32", name="tokens")
+    logits = _sampled_layer(config, unigram_counts, seed)(_body(tokens, config))
+    if head == "full":
+        model = keras.Model(tokens, logits, name="lm_full_softmax")
+        loss = ts_losses.FullSoftmaxLoss()
+    else:
+        model = keras.Model(tokens, logits, name="lm_sampled_softmax")
+        loss = ts_losses.SampledSoftmaxLoss()
+    model.compile(optimizer=_optimizer(config), loss=loss)
     return model
+
+
+def reset_states(model: keras.Model) -> None:
+    """Zeroes the carried state of every stateful layer of ``model`` (no-op otherwise)."""
+    for layer in model.layers:
+        if getattr(layer, "stateful", False):
+            layer.reset_state()
+
+
+def is_stateful(model: keras.Model) -> bool:
+    """Whether any layer of ``model`` carries state across batches."""
+    return any(getattr(layer, "stateful", False) for layer in model.layers)
 
 
 def output_weights(model: keras.Model) -> tuple[tf.Tensor, tf.Tensor]:
@@ -169,8 +257,6 @@ def output_weights(model: keras.Model) -> tuple[tf.Tensor, tf.Tensor]:
         ``(weights, biases)`` of shapes ``[V, H]`` and ``[V]``.
     """
     layer = model.get_layer(OUTPUT_LAYER)
-    if isinstance(layer, keras.layers.Dense):
-        return tf.transpose(layer.kernel), tf.convert_to_tensor(layer.bias)
     return tf.convert_to_tensor(layer.kernel), tf.convert_to_tensor(layer.bias)
 
 
@@ -196,27 +282,50 @@ def exact_perplexity(
     """Perplexity under the exact full softmax over all classes.
 
     Runs the shared body to the hidden states and scores every target against
-    all ``V`` classes, whatever head the model was trained with.
+    all ``V`` classes, whatever loss the model was trained with. A stateful
+    model is run over the windows in order, ``batch_size`` at a time, from a
+    zero state (reset before and after), so the windows must come from
+    :func:`tf_sampling.demo.data.stream_windows` with the model's batch size.
 
     Args:
         model: A model from :func:`build_language_model`.
         inputs: Token ids, int32 of shape ``[num_windows, T]``.
         targets: Next-token ids, int32 of shape ``[num_windows, T]``.
-        max_logits: Bound on the logits held at once (chunks the windows).
+        max_logits: Bound on the logits held at once (chunks the windows of a
+            stateless model).
 
     Returns:
         ``exp(mean negative log-likelihood)`` over all ``num_windows * T`` targets.
+
+    Raises:
+        ValueError: A stateful model and a number of windows that is not a
+            multiple of its batch size.
     """
     encoder = keras.Model(model.get_layer("tokens").output, model.get_layer(HIDDEN_LAYER).output)
     weights, biases = output_weights(model)
     num_windows, seq_len = inputs.shape
     vocab_size = int(weights.shape[0])
-    chunk = max(1, max_logits // (seq_len * vocab_size))
+    stateful = is_stateful(model)
+    if stateful:
+        chunk = int(model.get_layer("tokens").output.shape[0])
+        if num_windows % chunk:
+            raise ValueError(
+                f"`inputs` must hold a multiple of the stateful model's batch size {chunk} "
+                f"windows, got {num_windows}."
+            )
+        reset_states(model)
+    else:
+        chunk = max(1, max_logits // (seq_len * vocab_size))
+    # One trace per window shape; the stateful layers update their state inside.
+    hidden_of = tf.function(lambda x: encoder(x, training=False))
     total = 0.0
-    for start in range(0, num_windows, chunk):
-        x = tf.constant(inputs[start : start + chunk])
-        hidden = encoder(x, training=False)
-        total += float(
-            _nll_sum(hidden, tf.constant(targets[start : start + chunk]), weights, biases)
-        )
+    try:
+        for start in range(0, num_windows, chunk):
+            hidden = hidden_of(tf.constant(inputs[start : start + chunk]))
+            total += float(
+                _nll_sum(hidden, tf.constant(targets[start : start + chunk]), weights, biases)
+            )
+    finally:
+        if stateful:
+            reset_states(model)
     return math.exp(total / (num_windows * seq_len))

@@ -29,53 +29,55 @@ def perplexity_ratio(sampled: RunResult, full: RunResult) -> float:
     return sampled.test_perplexity / full.test_perplexity
 
 
-def format_table(sampled: RunResult, full: RunResult) -> str:
+def format_table(sampled: RunResult | None, full: RunResult | None) -> str:
     """The comparison table printed at the end of the demo.
 
     Args:
-        sampled: The sampled-softmax run.
-        full: The full-softmax run.
+        sampled: The sampled-softmax run, or None if it was not run.
+        full: The full-softmax run, or None if it was not run.
 
     Returns:
-        A multi-line plain-text table.
+        A multi-line plain-text table (the comparison line needs both runs).
     """
     header = f"{'':<22}{'tokens/s':>10}{'s/epoch':>10}{'valid ppl':>11}{'test ppl':>10}"
     lines = [header, "-" * len(header)]
-    for run in (sampled, full):
+    for run in (r for r in (sampled, full) if r is not None):
         lines.append(
             f"{LABELS[run.head]:<22}{run.tokens_per_second:>10,.0f}{run.mean_epoch_seconds:>10.1f}"
             f"{run.valid_perplexity:>11.1f}{run.test_perplexity:>10.1f}"
         )
     lines.append("-" * len(header))
-    lines.append(
-        f"speedup per epoch: {speedup(sampled, full):.2f}x   "
-        f"test perplexity sampled/full: {perplexity_ratio(sampled, full):.3f}"
-    )
+    if sampled is not None and full is not None:
+        lines.append(
+            f"speedup per epoch: {speedup(sampled, full):.2f}x   "
+            f"test perplexity sampled/full: {perplexity_ratio(sampled, full):.3f}"
+        )
     lines.append("(perplexities: exact full softmax over the whole vocabulary, both models)")
     return "\n".join(lines)
 
 
-def summary(sampled: RunResult, full: RunResult, settings: dict) -> dict:
+def summary(sampled: RunResult | None, full: RunResult | None, settings: dict) -> dict:
     """The JSON document of a demo run.
 
     Args:
-        sampled: The sampled-softmax run.
-        full: The full-softmax run.
+        sampled: The sampled-softmax run, or None if it was not run.
+        full: The full-softmax run, or None if it was not run.
         settings: The demo's settings (corpus, sizes, epochs, ...).
 
     Returns:
-        A JSON-serialisable dictionary with ``settings``, ``runs`` (per head) and
-        ``comparison`` (speedup and perplexity ratio).
+        A JSON-serialisable dictionary with ``settings``, ``runs`` (per head),
+        ``complete`` (True) and, when both runs are given, ``comparison``
+        (speedup and perplexity ratios).
     """
-    return {
-        "settings": settings,
-        "runs": {"sampled": sampled.to_dict(), "full": full.to_dict()},
-        "comparison": {
+    runs = {r.head: r.to_dict() for r in (sampled, full) if r is not None}
+    document = {"settings": settings, "runs": runs, "complete": True}
+    if sampled is not None and full is not None:
+        document["comparison"] = {
             "speedup_per_epoch": speedup(sampled, full),
             "test_perplexity_ratio": perplexity_ratio(sampled, full),
             "valid_perplexity_ratio": sampled.valid_perplexity / full.valid_perplexity,
-        },
-    }
+        }
+    return document
 
 
 def write_json(path: str | os.PathLike, document: dict) -> pathlib.Path:
