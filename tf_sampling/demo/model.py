@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import weakref
 
 import keras
 import numpy as np
@@ -273,6 +274,20 @@ def _nll_sum(hidden: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor, biases: 
     return tf.reduce_sum(tf.cast(losses, tf.float64))
 
 
+_HIDDEN_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _hidden_function(model: keras.Model):
+    """The traced body of ``model`` (ids to hidden states), one per model."""
+    if model not in _HIDDEN_FUNCTIONS:
+        encoder = keras.Model(
+            model.get_layer("tokens").output, model.get_layer(HIDDEN_LAYER).output
+        )
+        # One trace per window shape; stateful layers update their state inside.
+        _HIDDEN_FUNCTIONS[model] = tf.function(lambda x: encoder(x, training=False))
+    return _HIDDEN_FUNCTIONS[model]
+
+
 def exact_perplexity(
     model: keras.Model,
     inputs: np.ndarray,
@@ -301,7 +316,7 @@ def exact_perplexity(
         ValueError: A stateful model and a number of windows that is not a
             multiple of its batch size.
     """
-    encoder = keras.Model(model.get_layer("tokens").output, model.get_layer(HIDDEN_LAYER).output)
+    hidden_of = _hidden_function(model)
     weights, biases = output_weights(model)
     num_windows, seq_len = inputs.shape
     vocab_size = int(weights.shape[0])
@@ -316,8 +331,6 @@ def exact_perplexity(
         reset_states(model)
     else:
         chunk = max(1, max_logits // (seq_len * vocab_size))
-    # One trace per window shape; the stateful layers update their state inside.
-    hidden_of = tf.function(lambda x: encoder(x, training=False))
     total = 0.0
     try:
         for start in range(0, num_windows, chunk):
