@@ -231,3 +231,35 @@ def test_tiny_stateful_preset_run_end_to_end(tmp_path, capsys):
         assert 1 < run["test_perplexity"] < 10_000
         assert f"{run['test_perplexity']:.1f}" in printed
     assert "speedup per epoch" in printed and (tmp_path / "perplexity.png").is_file()
+
+
+def _document(head: str, valid: list[float], test: list[float], seconds: list[float]) -> dict:
+    epochs = [
+        train.EpochRecord(i + 1, s, 100 / s, sum(seconds[: i + 1]), 5.0, v, 1.0, t)
+        for i, (v, t, s) in enumerate(zip(valid, test, seconds, strict=True))
+    ]
+    run = train.RunResult(head, 100, 900.0, epochs, valid[-1], test[-1], 1.0, 10)
+    settings = {"corpus": "ptb", "num_layers": 2, "hidden_dim": 8, "stateful": True}
+    return {"settings": settings, "runs": {head: run.to_dict()}, "complete": len(valid) == 3}
+
+
+def test_merge_compares_single_head_runs_at_common_epochs(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    docs = {
+        "s": _document("sampled", [300.0, 200.0, 150.0], [290.0, 190.0, 140.0], [2.0, 2.0, 4.0]),
+        "f": _document("full", [310.0, 210.0], [280.0, 205.0], [8.0, 12.0]),
+    }
+    for name, doc in docs.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(doc))
+    out = tmp_path / "merged"
+    argv = ["--merge", str(tmp_path / "s"), str(tmp_path / "f"), "--output-dir", str(out)]
+    assert cli.main(argv) == 0
+    merged = json.loads((out / "results.json").read_text())
+    assert merged["settings"]["compared_epochs"] == 2 and merged["complete"] is False
+    assert merged["runs"]["sampled"]["test_perplexity"] == 190.0  # epoch 2, not 3
+    assert merged["comparison"]["test_perplexity_ratio"] == pytest.approx(190.0 / 205.0)
+    assert merged["comparison"]["speedup_per_epoch"] == pytest.approx(10.0 / 2.0)
+    assert "205.0" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no finished epoch of the full run"):
+        cli.main(["--merge", str(tmp_path / "s"), str(tmp_path / "s"), "--output-dir", str(out)])

@@ -6,6 +6,7 @@ Run ``tf-sampling-demo --help`` (or ``python -m tf_sampling.demo --help``).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pathlib
 import platform
@@ -186,6 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     out.add_argument("--output-dir", default=d["output_dir"])
     out.add_argument("--quiet", action="store_true", help="no progress bars")
+    out.add_argument(
+        "--merge",
+        nargs=2,
+        metavar=("SAMPLED_DIR", "FULL_DIR"),
+        default=None,
+        help="train nothing: compare a --heads sampled and a --heads full run (their "
+        "results.json, complete or not) at the epochs both finished, and write the table, "
+        "results.json and perplexity.png to --output-dir",
+    )
     return parser
 
 
@@ -334,6 +344,57 @@ def run(args: argparse.Namespace) -> dict:
     return document
 
 
+def merge(sampled_dir: str, full_dir: str, output_dir: str) -> dict:
+    """Compares two single-head runs at the number of epochs both completed.
+
+    Args:
+        sampled_dir: Output folder of a ``--heads sampled`` run.
+        full_dir: Output folder of a ``--heads full`` run.
+        output_dir: Where to write the merged ``results.json`` and ``perplexity.png``.
+
+    Returns:
+        The merged JSON document.
+
+    Raises:
+        SystemExit: A folder lacks the run, or a run has no epoch yet.
+    """
+    from tf_sampling.demo import report  # noqa: PLC0415 - imports TensorFlow
+
+    documents, runs = [], {}
+    for head, folder in (("sampled", sampled_dir), ("full", full_dir)):
+        path = pathlib.Path(folder) / "results.json"
+        document = json.loads(path.read_text()) if path.is_file() else {}
+        if head not in document.get("runs", {}) or not document["runs"][head]["epochs"]:
+            raise SystemExit(f"{path} holds no finished epoch of the {head} run.")
+        documents.append(document)
+        runs[head] = report.run_from_dict(document["runs"][head])
+    epochs = min(len(run.epochs) for run in runs.values())
+    runs = {head: report.truncate(run, epochs) for head, run in runs.items()}
+    settings = {
+        **documents[0]["settings"],
+        "heads": "both",
+        "merged_from": [sampled_dir, full_dir],
+        "compared_epochs": epochs,
+        "complete": [bool(d.get("complete")) for d in documents],
+        "total_wall_seconds": [d["settings"].get("total_wall_seconds") for d in documents],
+    }
+    document = report.summary(runs["sampled"], runs["full"], settings)
+    document["complete"] = all(settings["complete"])
+    out_dir = pathlib.Path(output_dir)
+    report.write_json(out_dir / "results.json", document)
+    report.plot(
+        out_dir / "perplexity.png",
+        [runs["sampled"], runs["full"]],
+        f"{settings['corpus']}: {settings['num_layers']}x{settings['hidden_dim']} "
+        f"{'stateful ' if settings.get('stateful') else ''}LSTM, {epochs} epochs",
+    )
+    print(report.format_epochs(runs["sampled"], runs["full"]))
+    print()
+    print(report.format_table(runs["sampled"], runs["full"]))
+    print(f"compared at epoch {epochs}; wrote {out_dir}/results.json and perplexity.png")
+    return document
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``tf-sampling-demo`` and ``python -m tf_sampling.demo``.
 
@@ -350,6 +411,9 @@ def main(argv: list[str] | None = None) -> int:
         # The preset replaces the defaults; options given on the command line still win.
         parser.set_defaults(**PRESETS[args.preset])
         args = parser.parse_args(argv)
+    if args.merge is not None:
+        merge(*args.merge, args.output_dir)
+        return 0
     _check_args(parser, args)
     run(args)
     return 0

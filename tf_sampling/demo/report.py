@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
 
-from tf_sampling.demo.train import RunResult
+from tf_sampling.demo.train import EpochRecord, RunResult
 
 LABELS = {"sampled": "sampled softmax", "full": "full softmax"}
 
@@ -123,3 +124,69 @@ def plot(path: str | os.PathLike, runs: list[RunResult], title: str) -> pathlib.
     fig.savefig(path, format="png")
     plt.close(fig)
     return path
+
+
+def run_from_dict(run: dict) -> RunResult:
+    """Rebuilds a :class:`RunResult` from its ``results.json`` entry (``RunResult.to_dict``).
+
+    Args:
+        run: One entry of a results document's ``runs``.
+
+    Returns:
+        The run, with its epoch records.
+    """
+    fields = {f.name for f in dataclasses.fields(RunResult)}
+    epoch_fields = {f.name for f in dataclasses.fields(EpochRecord)}
+    values = {k: v for k, v in run.items() if k in fields}
+    values["epochs"] = [
+        EpochRecord(**{k: v for k, v in e.items() if k in epoch_fields}) for e in run["epochs"]
+    ]
+    return RunResult(**values)
+
+
+def truncate(run: RunResult, epochs: int) -> RunResult:
+    """The run as it stood after ``epochs`` epochs (needs per-epoch test perplexities).
+
+    Args:
+        run: A run whose epochs carry ``test_perplexity`` (``--test-every-epoch``).
+        epochs: Number of leading epochs to keep, at most ``len(run.epochs)``.
+
+    Returns:
+        A copy whose final valid/test perplexities are those of epoch ``epochs``.
+    """
+    kept = run.epochs[:epochs]
+    return dataclasses.replace(
+        run,
+        epochs=kept,
+        valid_perplexity=kept[-1].valid_perplexity,
+        test_perplexity=kept[-1].test_perplexity,
+    )
+
+
+def format_epochs(sampled: RunResult, full: RunResult) -> str:
+    """Per-epoch exact perplexities and epoch times of both runs, side by side.
+
+    Args:
+        sampled: The sampled-softmax run.
+        full: The full-softmax run.
+
+    Returns:
+        A plain-text table with one line per epoch that either run completed.
+    """
+    header = (
+        f"{'epoch':>5}{'lr':>8}{'sampled valid':>15}{'test':>8}{'s':>7}"
+        f"{'full valid':>12}{'test':>8}{'s':>7}"
+    )
+    lines = [header, "-" * len(header)]
+
+    def cells(run: RunResult, i: int) -> str:
+        if i >= len(run.epochs):
+            return f"{'':>{15 if run is sampled else 12}}{'':>8}{'':>7}"
+        e = run.epochs[i]
+        width = 15 if run is sampled else 12
+        return f"{e.valid_perplexity:>{width}.1f}{e.test_perplexity:>8.1f}{e.train_seconds:>7.0f}"
+
+    for i in range(max(len(sampled.epochs), len(full.epochs))):
+        rate = (sampled.epochs[i] if i < len(sampled.epochs) else full.epochs[i]).learning_rate
+        lines.append(f"{i + 1:>5}{rate:>8.3g}{cells(sampled, i)}{cells(full, i)}")
+    return "\n".join(lines)
