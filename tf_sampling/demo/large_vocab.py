@@ -14,9 +14,11 @@ is trained twice, identically except for the output loss:
 * **full**: the same layer + ``tf_sampling.losses.FullSoftmaxLoss``: the exact
   cross-entropy over all ``V`` classes in class blocks (bounded memory).
 
-Every size but the largest gets a short timed run (``--speed-tokens``: steady-state
-tokens/s, the first step's tracing excluded). The largest gets the real run: both
-models train on the same ``--max-train-tokens`` for ``--epochs`` epochs and are
+The two models of a size train side by side, taking turns over ``--rounds`` chunks
+of every epoch, so a change of the (shared) machine's load hits both alike; tokens/s
+is the steady state (step-to-step times). Every size but the largest gets a short
+timed run (``--speed-tokens``). The largest gets the real run: both models train on
+the same ``--max-train-tokens`` windows for ``--epochs`` epochs and are
 evaluated with the exact full softmax on ``--max-eval-tokens`` test tokens (test
 perplexity ``exp`` of the mean cross-entropy over all ``V`` classes, the same
 computation for both). Writes ``results.json`` and ``speedup.png`` to ``--output-dir``.
@@ -152,36 +154,71 @@ def windows(ids: np.ndarray, seq_len: int, max_tokens: int, batch_size: int, see
     return inputs[order], targets[order]
 
 
-def train_and_time(model, train: tuple, config: JobConfig, epochs: int) -> dict:
-    """Fits ``model`` and times it.
+def train_interleaved(
+    models: dict, train: tuple, config: JobConfig, epochs: int, rounds: int
+) -> dict:
+    """Trains every model on the same windows, taking turns, and times each.
+
+    Every epoch draws one seeded order of the windows and cuts it into ``rounds``
+    chunks; each model fits chunk 1, then each fits chunk 2, and so on. Taking turns
+    spreads any change of the machine's load over all models alike, so their speed
+    ratio stays fair on a shared machine; both see the same batches in the same order.
+
+    Args:
+        models: Compiled models keyed by head name.
+        train: ``(inputs, targets)`` windows, a whole number of batches.
+        config: Batch size, sequence length and seed.
+        epochs: Passes over ``train``.
+        rounds: Chunks per epoch (at most one per batch).
 
     Returns:
-        ``epoch_seconds`` (each epoch, wall clock, tracing included in the first),
-        ``tokens_per_second`` (steady state: every step after the first), ``steps``
-        and ``final_train_loss``.
+        Per head: ``epoch_seconds`` (its fit time in each epoch, tracing included in
+        the first), ``tokens_per_second`` (steady state: the step-to-step times,
+        without each chunk's first step), ``steps``, ``train_tokens_per_epoch`` and
+        ``final_train_loss`` (the mean loss of its last chunk).
     """
-    timer = _step_timer()
-    history = model.fit(
-        train[0],
-        train[1],
-        batch_size=config.batch_size,
-        epochs=epochs,
-        shuffle=True,
-        verbose=0,
-        callbacks=[timer],
-    )
-    ends = timer.step_ends
+    batches = len(train[0]) // config.batch_size
+    rounds = max(1, min(rounds, batches))
+    bounds = [round(i * batches / rounds) * config.batch_size for i in range(rounds + 1)]
     tokens_per_step = config.batch_size * config.seq_len
-    steady = None
-    if len(ends) >= 3:
-        steady = (len(ends) - 2) * tokens_per_step / (ends[-1] - ends[1])
-    return {
-        "epoch_seconds": [round(s, 3) for s in timer.epoch_seconds],
-        "tokens_per_second": None if steady is None else round(steady, 1),
-        "steps": len(ends),
-        "train_tokens_per_epoch": int(train[1].size),
-        "final_train_loss": float(history.history["loss"][-1]),
+    stats = {
+        head: {"epoch_seconds": [], "steady_seconds": 0.0, "steady_steps": 0, "steps": 0}
+        for head in models
     }
+    rng = np.random.default_rng(config.seed)
+    for _ in range(epochs):
+        order = rng.permutation(len(train[0]))
+        for head in models:
+            stats[head]["epoch_seconds"].append(0.0)
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            chunk = (train[0][order[lo:hi]], train[1][order[lo:hi]])
+            for head, model in models.items():
+                timer = _step_timer()
+                start = time.perf_counter()
+                history = model.fit(
+                    *chunk, batch_size=config.batch_size, shuffle=False, verbose=0,
+                    callbacks=[timer],
+                )  # fmt: skip
+                record = stats[head]
+                record["epoch_seconds"][-1] += time.perf_counter() - start
+                ends = timer.step_ends
+                record["steps"] += len(ends)
+                record["steady_steps"] += len(ends) - 1
+                record["steady_seconds"] += ends[-1] - ends[0]
+                record["final_train_loss"] = float(history.history["loss"][-1])
+    results = {}
+    for head, record in stats.items():
+        steady = record["steady_seconds"]
+        results[head] = {
+            "epoch_seconds": [round(x, 3) for x in record["epoch_seconds"]],
+            "tokens_per_second": (
+                round(record["steady_steps"] * tokens_per_step / steady, 1) if steady > 0 else None
+            ),
+            "steps": record["steps"],
+            "train_tokens_per_epoch": int(train[1].size),
+            "final_train_loss": record["final_train_loss"],
+        }
+    return results
 
 
 def exact_test_perplexity(model, test: tuple, config: JobConfig) -> dict:
@@ -214,24 +251,25 @@ def run_job(corpus: data.Corpus, args: argparse.Namespace, config: JobConfig, lo
             "vocab_size": sub.vocab_size,
             "unk_fraction_train": float(np.mean(sub.train == sub.vocab.index(data.UNK))),
         }
-        for head in HEADS:
-            model = build_model(sub.vocab_size, head, config)
-            timing = train_and_time(model, train, config, config.epochs if last else 1)
+        models = {head: build_model(sub.vocab_size, head, config) for head in HEADS}
+        epochs = config.epochs if last else 1
+        entry.update(train_interleaved(models, train, config, epochs, args.rounds))
+        for head, model in models.items():
             log(
                 f"[large_vocab] V={sub.vocab_size:,} {head:>7}: "
-                f"{timing['tokens_per_second']} tokens/s, epochs {timing['epoch_seconds']} s"
+                f"{entry[head]['tokens_per_second']} tokens/s, epochs "
+                f"{entry[head]['epoch_seconds']} s"
             )
             if last:
                 test = windows(
                     sub.test, config.seq_len, args.max_eval_tokens, config.batch_size, config.seed
                 )
-                timing.update(exact_test_perplexity(model, test, config))
+                entry[head].update(exact_test_perplexity(model, test, config))
                 log(
                     f"[large_vocab] V={sub.vocab_size:,} {head:>7}: exact test perplexity "
-                    f"{timing['test_perplexity']:.1f} on {timing['test_tokens']:,} tokens"
+                    f"{entry[head]['test_perplexity']:.1f} on {entry[head]['test_tokens']:,} tokens"
                 )
-            entry[head] = timing
-            del model
+        del models
         entry["speedup_tokens_per_second"] = _ratio(
             entry["sampled"]["tokens_per_second"], entry["full"]["tokens_per_second"]
         )
@@ -365,7 +403,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--max-train-tokens",
         type=_positive,
-        default=120_000,
+        default=128_000,
         help="training tokens per epoch of the largest size (both heads)",
     )
     parser.add_argument(
@@ -373,6 +411,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=_positive,
         default=25_600,
         help="training tokens of each timed run at the other sizes",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=_positive,
+        default=8,
+        help="the heads take turns over this many chunks of every epoch (fair timing under load)",
     )
     parser.add_argument(
         "--max-eval-tokens",
