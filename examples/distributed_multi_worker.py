@@ -61,6 +61,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=256, help="global batch size")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--learning-rate", type=float, default=1e-2)
+    parser.add_argument(
+        "--epsilon",
+        type=float,
+        default=1e-7,
+        help="Adam's epsilon; a large one makes the step depend on the gradient's scale",
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds before all is killed")
     parser.add_argument("--compare-one-device", action="store_true")
     parser.add_argument("--report-weights", action="store_true", help="weights in the JSON")
@@ -118,7 +124,7 @@ def make_model(args):
     return keras.Model(inputs, head(hidden))
 
 
-def _reporting_lazy_adam(learning_rate: float):
+def _reporting_lazy_adam(learning_rate: float, epsilon: float):
     """``LazyAdam`` that notes which gradient types reach ``update_step`` (read while tracing)."""
     from tf_sampling import optimizers
 
@@ -129,7 +135,7 @@ def _reporting_lazy_adam(learning_rate: float):
             self.gradient_types.add(type(gradient).__name__)
             return super().update_step(gradient, variable, learning_rate)
 
-    return ReportingLazyAdam(learning_rate=learning_rate)
+    return ReportingLazyAdam(learning_rate=learning_rate, epsilon=epsilon)
 
 
 def train(args, strategy) -> dict:
@@ -147,7 +153,7 @@ def train(args, strategy) -> dict:
     dataset = make_dataset(args)
     with strategy.scope():
         model = make_model(args)
-        optimizer = _reporting_lazy_adam(args.learning_rate)
+        optimizer = _reporting_lazy_adam(args.learning_rate, args.epsilon)
         model.compile(optimizer=optimizer, loss=tf_sampling.losses.SampledSoftmaxLoss())
     initial = [w.tolist() for w in model.get_weights()]
     history = model.fit(dataset, epochs=args.epochs, verbose=0)
@@ -240,14 +246,20 @@ def _forwarded(args) -> list[str]:
     """The model/data flags, for the workers to build exactly the launcher's model."""
     names = ("num_classes", "num_sampled", "in_dim", "dim", "examples", "batch_size", "epochs")
     flags = [f"--{n.replace('_', '-')}={getattr(args, n)}" for n in names]
-    flags += [f"--learning-rate={args.learning_rate}", f"--timeout={args.timeout}"]
+    flags += [f"--learning-rate={args.learning_rate}", f"--epsilon={args.epsilon}"]
+    flags.append(f"--timeout={args.timeout}")
     return flags + (["--report-weights"] if args.report_weights else [])
 
 
-def launch(args) -> dict:
+def launch(args, meanwhile=None) -> dict:
     """Starts ``args.workers`` worker processes on loopback, collects their results.
 
     Every process started here is killed before this returns or raises.
+
+    Args:
+      args: the parsed flags.
+      meanwhile: optional callable run here while the workers train; its
+        result is returned under ``"meanwhile"``.
 
     Raises:
       RuntimeError: a worker failed (its stderr tail is in the message).
@@ -282,7 +294,8 @@ def launch(args) -> dict:
                 )
             )
         deadline = time.monotonic() + args.timeout
-        while any(p.poll() is None for p in processes):
+        done_meanwhile = meanwhile() if meanwhile is not None else None
+        while None in [p.poll() for p in processes]:  # poll every one: a list, not any()
             failed = [k for k, p in enumerate(processes) if p.returncode not in (None, 0)]
             if failed:  # its peers would wait for it in a collective forever
                 logs[failed[0]].seek(0)
@@ -312,7 +325,11 @@ def launch(args) -> dict:
                 p.wait(timeout=30)
         for log in logs:
             log.close()
-    return {"workers": results, "worker_pids": [p.pid for p in processes]}
+    return {
+        "workers": results,
+        "worker_pids": [p.pid for p in processes],
+        "meanwhile": done_meanwhile,
+    }
 
 
 def main(argv=None) -> dict:
@@ -321,12 +338,18 @@ def main(argv=None) -> dict:
         return worker_main(args)
     keep_weights = args.report_weights
     args.report_weights = keep_weights or args.compare_one_device  # needed to compare
-    result = launch(args)
-    if args.compare_one_device:
-        import numpy as np
+
+    def one_device() -> dict:
         import tensorflow as tf
 
-        one = train(args, tf.distribute.OneDeviceStrategy("/cpu:0"))
+        return train(args, tf.distribute.OneDeviceStrategy("/cpu:0"))
+
+    # The one-device reference trains here while the workers do.
+    result = launch(args, one_device if args.compare_one_device else None)
+    one = result.pop("meanwhile")
+    if one is not None:
+        import numpy as np
+
         result["one_device"] = one
         result["max_weight_difference"] = max(
             float(np.abs(np.asarray(a) - np.asarray(b)).max())
