@@ -196,7 +196,7 @@ def numpy_unique_replay(sampler, seed, num_sampled, per_round):
     """TensorFlow's rejection loop in NumPy over the sampler's own raw draws."""
     chosen, tries, round_index = [], 0, 0
     while len(chosen) < num_sampled:
-        round_seed = tf.random.experimental.stateless_fold_in(seed, round_index)
+        round_seed = compilable.round_seed(seed, round_index)
         for value in sampler.draw(round_seed, per_round).numpy():
             tries += 1
             if value not in chosen:

@@ -141,7 +141,10 @@ def rank_sampled_softmax_loss(
         ``sampled_softmax_loss`` (contrib's tests pass ``[[0.5], [0.5]]`` with
         ``num_true=2``), per-candidate counts following their candidates. ``None`` samples with
         ``tf_sampling.ops.learned_unigram_candidate_sampler`` (``unique=True``,
-        ``range_max=num_classes``).
+        ``range_max=num_classes``); inside ``tf.function(jit_compile=True)``,
+        with the compilable learned-unigram sampler, whose counts are shared
+        by every such call for ``num_classes`` in the process (see
+        ``tf_sampling.samplers.xla_defaults``).
       resampling_temperature: Positive Python float, or a positive scalar
         ``tf.Tensor``/``tf.Variable`` (checked at run time).
       remove_accidental_hits: bool, whether to mask kept candidates that equal

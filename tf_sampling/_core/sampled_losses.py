@@ -77,7 +77,10 @@ def sampled_softmax_loss(
         NumPy arrays too); the counts may have any shape that broadcasts to
         those, as in TF (e.g. ``[batch_size, 1]`` true counts), and must be
         positive and finite. Default: ``tf.random.log_uniform_candidate_sampler``
-        with ``unique=True``.
+        with ``unique=True``; inside ``tf.function(jit_compile=True)``, the
+        compilable log-uniform sampler (same distribution, unique; its stream
+        is keyed by ``seed`` and the global seed and moves on every call; see
+        ``tf_sampling.samplers.xla_defaults``).
       remove_accidental_hits: bool, mask sampled classes equal to a true class.
       partition_strategy: ``"mod"`` or ``"div"``, for sharded tables.
       name: Name scope of the operation.
@@ -150,7 +153,9 @@ def nce_loss(
       num_true: int, number of target classes per example.
       sampled_values: Optional sampler triple as in :func:`sampled_softmax_loss`
         (broadcasting, positive counts); default
-        ``tf.random.log_uniform_candidate_sampler`` with ``unique=True``.
+        ``tf.random.log_uniform_candidate_sampler`` with ``unique=True``, or
+        under ``jit_compile=True`` the compilable log-uniform sampler, as in
+        :func:`sampled_softmax_loss` (keyed by the global seed only).
       remove_accidental_hits: bool, mask sampled classes equal to a true class.
         False by default, as in TensorFlow.
       partition_strategy: ``"mod"`` or ``"div"``, for sharded tables.

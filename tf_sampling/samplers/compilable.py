@@ -4,7 +4,7 @@ TensorFlow's ``tf.random.*_candidate_sampler`` ops have CPU kernels only and
 no XLA kernels, so a training step that calls them cannot be compiled with
 ``tf.function(jit_compile=True)`` (or ``model.compile(jit_compile=True)``).
 The samplers here draw from the same distributions with ordinary TensorFlow
-ops (stateless Philox random numbers, gathers, sorts, a while loop of fixed
+ops (stateless Philox random numbers, gathers, scatters, while loops of fixed
 shapes), so they run wherever TensorFlow runs, compiled or not:
 
 * ``CompilableLogUniformSampler``: ``P(c) = log((c + 2) / (c + 1)) / log(range_max + 1)``,
@@ -41,7 +41,7 @@ and reports for every class the probability that it appeared in those
 ``num_tries`` draws, ``-expm1(num_tries * log1p(-P(c)))`` (``P(c) *
 num_sampled`` when no draw was rejected). Here the same process runs on
 fixed shapes: rounds of ``draws_per_round`` draws with replacement; in each,
-the draws that are new (not seen before, found by a stable sort) are kept in
+the draws that are new (not seen before, found by hashing) are kept in
 order until ``num_sampled`` are held, and ``num_tries`` counts the draws up
 to the one that completed the set. Rounds repeat (a ``tf.while_loop``) until
 the set is complete, so the result has TensorFlow's distribution exactly
@@ -68,7 +68,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_sampling._core import validation
+from tf_sampling._core import accidental_hits, validation
 from tf_sampling.samplers import builtin
 
 __all__ = [
@@ -80,6 +80,7 @@ __all__ = [
     "expected_count",
     "first_occurrences",
     "get",
+    "round_seed",
 ]
 
 SampledValues = tuple[tf.Tensor, tf.Tensor, tf.Tensor]
@@ -115,8 +116,34 @@ def expected_count(probability, num_tries, num_sampled: int) -> tf.Tensor:
     return tf.cast(count, tf.float32)
 
 
+# Round r of a unique call draws with the call's seed plus r in bits 40 and up
+# of its counter: distinct seeds while calls stay below 2**40.
+_ROUND_SHIFT = 40
+
+
+def round_seed(seed: tf.Tensor, round_index) -> tf.Tensor:
+    """The stateless seed of round ``round_index`` of a unique call with seed ``seed``.
+
+    ``[key, step + round_index * 2**40]``: an integer of the two seeds, not
+    ``tf.random.experimental.stateless_fold_in``, whose XLA kernel and CPU
+    kernel disagree for keys of 2**32 and more (measured), which would make
+    compiled and non-compiled draws differ.
+
+    Args:
+      seed: int64 ``[2]`` seed ``[key, step]`` of the call.
+      round_index: int scalar, the round (0 for the first).
+
+    Returns:
+      tf.Tensor: int64 ``[2]``.
+    """
+    offset = tf.bitwise.left_shift(tf.cast(round_index, tf.int64), _ROUND_SHIFT)
+    return seed + tf.stack([tf.constant(0, tf.int64), offset])
+
+
 def first_occurrences(values: tf.Tensor) -> tf.Tensor:
     """Marks the first occurrence of each value of a 1-D tensor (fixed shape, XLA-friendly).
+
+    Hashing rounds, not a sort (``tf_sampling._core.accidental_hits.occurrences``).
 
     Args:
       values: int ``[n]``.
@@ -125,10 +152,7 @@ def first_occurrences(values: tf.Tensor) -> tf.Tensor:
       tf.Tensor: bool ``[n]``, True where ``values[i]`` differs from every
       ``values[j]``, ``j < i``.
     """
-    order = tf.argsort(values, stable=True)
-    ordered = tf.gather(values, order)
-    starts = tf.concat([tf.ones([1], tf.int32), tf.cast(ordered[1:] != ordered[:-1], tf.int32)], 0)
-    return tf.scatter_nd(order[:, None], starts, tf.shape(values)) > 0
+    return accidental_hits.occurrences(values)
 
 
 def _true_classes(true_classes, num_true: int) -> tf.Tensor:
@@ -267,9 +291,7 @@ class CompilableSampler(keras.layers.Layer):
         found = tf.fill([num_sampled], tf.constant(-1, tf.int64))
 
         def body(found, num_found, num_tries, round_index):
-            draws = self.draw(
-                tf.random.experimental.stateless_fold_in(seed, round_index), per_round
-            )
+            draws = self.draw(round_seed(seed, round_index), per_round)
             # The held classes come first, so a draw repeating one is not new.
             new = first_occurrences(tf.concat([found, draws], 0))[num_sampled:]
             rank = tf.cumsum(tf.cast(new, tf.int32))  # 1-based rank among the new draws
@@ -317,7 +339,7 @@ class CompilableSampler(keras.layers.Layer):
 
         ``sample`` makes its candidates from these: call ``k`` uses the seed
         ``[key, k]`` (``unique=False``) or, for round ``r`` of a unique call,
-        ``tf.random.experimental.stateless_fold_in([key, k], r)``.
+        ``round_seed([key, k], r)``.
 
         Args:
           seed: int64 ``[2]`` stateless seed.

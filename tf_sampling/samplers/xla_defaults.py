@@ -1,0 +1,121 @@
+"""The default samplers of the functional losses when the step is compiled by XLA.
+
+``tf_sampling.nn.sampled_softmax_loss`` and ``nce_loss`` sample with
+``tf.random.log_uniform_candidate_sampler`` (unique) when no
+``sampled_values`` are given, and ``rank_sampled_softmax_loss`` with the
+learned-unigram op; none of those has an XLA kernel. Inside
+``tf.function(jit_compile=True)`` they take their candidates from the
+compilable sampler of the same distribution instead (see
+``tf_sampling.samplers.compilable``): same distribution, same
+expected-count formula, other random numbers.
+
+A compilable sampler keeps its random stream (a key and a call counter) in
+variables, and a functional loss has no object to hold them, so they live
+here: one sampler per ``(distribution, num_classes, unique, seeds)``, made
+on first use (its variables outside the traced function) and shared by every
+call with the same key, compiled functions and retraces alike. Hence:
+
+* each call takes the next draws of that sampler's stream (the counter moves
+  once per call): two calls never reuse draws, as with TensorFlow's stateful
+  sampler ops;
+* the stream key is fixed by the seeds: with an op ``seed`` or a global seed
+  (``tf.random.set_seed``), a program that makes the same calls in the same
+  order gets the same draws in every run; with neither, the key is random;
+* the learned-unigram default learns its counts from every call for the same
+  ``num_classes`` in this process (TensorFlow's op learns per graph node).
+
+``clear()`` forgets them (a later call starts new streams; a function traced
+before keeps the sampler it captured).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import tensorflow as tf
+
+from tf_sampling.samplers import compilable
+
+__all__ = ["clear", "default_sampler", "sample"]
+
+_SAMPLERS: dict[tuple, compilable.CompilableSampler] = {}
+_LOCK = threading.Lock()
+
+
+def _stream_key(global_seed: int | None, seed: int | None) -> int | None:
+    """The sampler's stream key for a global and an op seed (None: random)."""
+    if global_seed is None and seed is None:
+        return None
+    # Two 31-bit fields in a non-negative int63; the marker bits keep
+    # (None, s) and (0, s) apart.
+    high = 0 if global_seed is None else (int(global_seed) & 0x7FFFFFFF) | 0x80000000
+    low = 0 if seed is None else (int(seed) & 0x7FFFFFFF) | 0x80000000
+    return ((high << 31) ^ low) & 0x3FFFFFFFFFFFFFFF
+
+
+def default_sampler(
+    name: str, num_classes: int, unique: bool = True, seed: int | None = None
+) -> compilable.CompilableSampler:
+    """The process-wide compilable sampler a functional loss uses under XLA.
+
+    Args:
+      name: ``"log_uniform"`` (sampled softmax, NCE) or ``"learned_unigram"``
+        (rank sampled softmax); any name of ``compilable.get``.
+      num_classes: int, number of classes.
+      unique: bool, sample without replacement.
+      seed: Optional int, op-level seed (with the global seed, it fixes the
+        stream key).
+
+    Returns:
+      CompilableSampler: the same object for the same arguments and global
+      seed, until ``clear()``.
+    """
+    # Only the global seed: without an op seed, get_seed's second value is a
+    # per-graph op count, which would change from one trace to the next.
+    global_seed, _ = tf.compat.v1.get_seed(None)
+    key = (name, int(num_classes), bool(unique), global_seed, seed)
+    with _LOCK:
+        sampler = _SAMPLERS.get(key)
+        if sampler is None:
+            # Outside any traced function: the variables belong to no graph,
+            # so later traces (and other functions) capture the same ones.
+            with tf.init_scope():
+                sampler = compilable.get(
+                    name, num_classes, unique=unique, seed=_stream_key(global_seed, seed)
+                )
+            _SAMPLERS[key] = sampler
+    return sampler
+
+
+def sample(
+    name: str,
+    true_classes: tf.Tensor,
+    num_true: int,
+    num_sampled: int,
+    num_classes: int,
+    unique: bool = True,
+    seed: int | None = None,
+) -> compilable.SampledValues:
+    """The next ``(sampled, true_expected_count, sampled_expected_count)`` of a default sampler.
+
+    Args:
+      name: distribution name, as in ``default_sampler``.
+      true_classes: int ``[batch_size, num_true]`` target classes.
+      num_true: int, number of target classes per example.
+      num_sampled: int, number of candidates.
+      num_classes: int, number of classes.
+      unique: bool, sample without replacement.
+      seed: Optional int, op-level seed.
+
+    Returns:
+      tuple: int64 ``[num_sampled]``, float32 ``[batch_size, num_true]``,
+      float32 ``[num_sampled]``, as TensorFlow's samplers.
+    """
+    sampler = default_sampler(name, num_classes, unique, seed)
+    return sampler.sample(true_classes, num_true, num_sampled)
+
+
+def clear() -> None:
+    """Forgets the default samplers: the next call of each key starts a new stream."""
+    with _LOCK:
+        _SAMPLERS.clear()
