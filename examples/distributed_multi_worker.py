@@ -39,6 +39,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -325,6 +326,7 @@ def launch(args, meanwhile=None) -> dict:
                 p.wait(timeout=30)
         for log in logs:
             log.close()
+        shutil.rmtree(directory, ignore_errors=True)
     return {
         "workers": results,
         "worker_pids": [p.pid for p in processes],
