@@ -19,17 +19,10 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT
+from tests.test_distributed import _alive
 
 EXAMPLE = ROOT / "examples" / "distributed_multi_worker.py"
 EXAMPLES, BATCH, EPOCHS = 64, 16, 3
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _run_group(args: list[str], timeout: float) -> dict:

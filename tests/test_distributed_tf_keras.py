@@ -14,7 +14,8 @@ import importlib.util
 
 import pytest
 
-from tests.test_distributed_multi_worker import EXAMPLE, _alive, _run_group
+from tests.test_distributed import _alive
+from tests.test_distributed_multi_worker import EXAMPLE, _run_group
 
 TF_KERAS_EXAMPLE = EXAMPLE.parent / "distributed_ps_tf_keras.py"
 
