@@ -934,6 +934,29 @@ def check_catch_up_betas(beta_1, beta_2, amsgrad: bool) -> float:
     return ratio
 
 
+def check_second_moment(second_moment, clipvalue) -> str:
+    """Checks ``LazyAdam``'s ``second_moment`` (and that ``clipvalue`` can go with it).
+
+    Args:
+      second_moment: ``"summed"`` or ``"per_lookup"``.
+      clipvalue: The optimizer's ``clipvalue`` argument.
+
+    Returns:
+      ``second_moment``.
+
+    Raises:
+      ValueError: Another value, or ``"per_lookup"`` with a ``clipvalue`` (clipping
+        the summed rows element-wise says nothing about each lookup's row).
+    """
+    second_moment = check_choice(second_moment, "second_moment", ("summed", "per_lookup"))
+    if second_moment == "per_lookup" and clipvalue:
+        raise ValueError(
+            "`clipvalue` must be None with second_moment='per_lookup' (use clipnorm or "
+            f"global_clipnorm), got clipvalue={clipvalue!r}."
+        )
+    return second_moment
+
+
 def check_sampling_options(
     num_classes, num_sampled, num_true, seed, unique: bool = True
 ) -> tuple[int, int, int, int | None]:

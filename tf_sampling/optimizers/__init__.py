@@ -6,6 +6,8 @@
   ``tf_sampling.layers``) they read and write only the touched rows.
 * ``SparseLossScaleOptimizer``: Keras' ``LossScaleOptimizer`` without its
   dense finiteness check of sparse gradients (mixed float16).
+* ``CatchUp``: a callback that calls ``flush()`` of a ``LazyAdam(catch_up=True)``
+  before evaluation and at epoch ends, so all weights are Adam's.
 * ``LazyOptimizer``: the shared base, to make another Keras optimizer lazy.
 * ``sum_duplicates``, ``touched_rows_penalty``: helpers.
 
@@ -15,11 +17,13 @@ Importing registers the classes with ``keras.saving`` (package
 
 from tf_sampling.optimizers.adam import LazyAdam, LazyAdamW
 from tf_sampling.optimizers.base import LazyOptimizer, sum_duplicates
+from tf_sampling.optimizers.callbacks import CatchUp
 from tf_sampling.optimizers.loss_scale import SparseLossScaleOptimizer
 from tf_sampling.optimizers.regularization import touched_rows_penalty
 from tf_sampling.optimizers.sgd import LazyAdagrad, LazySGD
 
 __all__ = [
+    "CatchUp",
     "LazyAdagrad",
     "LazyAdam",
     "LazyAdamW",

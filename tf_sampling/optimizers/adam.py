@@ -38,7 +38,25 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
     moves its row once, by about ``1 - beta_1`` of what Adam's steps add up
     to, the rest waiting in ``m`` for the row's next touch.
 
-    ``catch_up=True`` removes that difference at the same O(touched rows) cost:
+    **Repeated rows** (``second_moment``). A batch that looks a row up ``n``
+    times (a frequent word in an embedding or as a target) gives ``n`` slices
+    for it. The default, ``"summed"``, is Adam of the summed gradient (as
+    TF1's and TF-Addons' Adam): ``m`` and ``v`` get ``g = sum_i g_i`` and
+    ``g**2``. ``"per_lookup"`` keeps ``m`` on ``g`` but feeds ``v`` the sum of
+    the squared lookups ``sum_i g_i**2``, which is what Keras 3's own ``Adam``
+    computes from an ``IndexedSlices`` (its ``square`` acts on the slices
+    before they are summed). Where the lookups' gradients agree, ``g**2`` is up
+    to ``n`` times ``sum_i g_i**2``, so ``"summed"`` takes steps up to
+    ``sqrt(n)`` times smaller on frequent rows. On the PTB demo this, not the
+    laziness, is what separated ``LazyAdam`` from Keras' ``Adam``
+    (``docs/optimizers.md``): use ``"per_lookup"`` to train like Keras'
+    ``Adam``. Rows looked up once are the same under both. With
+    ``"per_lookup"``, ``clipnorm``/``global_clipnorm`` scale every lookup's
+    row by the factor of the summed gradient's norm; ``clipvalue`` is
+    rejected.
+
+    **Skipped steps** (``catch_up``). ``catch_up=True`` applies the steps a
+    row skipped, at the same O(touched rows) cost:
     each row remembers the step it was last updated at (an int64 slot per
     row), and when it is touched again after ``k`` steps without a gradient,
     the ``k`` updates Keras' Adam would have made meanwhile are applied first,
@@ -62,6 +80,13 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
       epsilon)``. With ``amsgrad`` the denominator is ``sqrt(v_hat)`` throughout
       (``v_hat`` cannot grow without a gradient) and this is exact.
 
+    For a given sequence of gradients this reproduces Keras' Adam (tested).
+    In training it cannot quite: a step's forward pass reads a row before the
+    optimizer catches it up, so its gradient is taken at the lagging weights.
+    On the PTB demo it did not improve perplexity (``docs/optimizers.md``);
+    it is there for models where the skipped momentum matters, and for
+    evaluating Adam-equivalent weights.
+
     The series is summed until its terms fall below 1e-9 of the first (about
     200 terms for the default betas), so a catch-up costs O(touched rows x
     (row size + 200)) per step. Rows get catch-up only from gradients, so a
@@ -80,6 +105,8 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
       use_ema, gradient_accumulation_steps: Not supported (``ValueError``):
         both update every row every step.
       loss_scale_factor: As Keras (which fails on sparse gradients here).
+      second_moment: ``"summed"`` (default) or ``"per_lookup"``: what ``v``
+        gets for a row looked up several times in a batch (see above).
       catch_up: bool. Apply the steps a row skipped when it is touched again
         (see above), so that training follows Keras' Adam. Default False
         (TF-Addons' lazy updates).
@@ -87,7 +114,8 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
 
     Raises:
       ValueError: With ``catch_up``, ``beta_1 >= sqrt(beta_2)`` (without
-        ``amsgrad``); see also :class:`LazyOptimizer`.
+        ``amsgrad``); ``second_moment`` not one of the two, or
+        ``"per_lookup"`` with ``clipvalue``; see also :class:`LazyOptimizer`.
 
     Example:
       ```python
@@ -113,10 +141,12 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
         loss_scale_factor: float | None = None,
         gradient_accumulation_steps: int | None = None,
         catch_up: bool = False,
+        second_moment: str = "summed",
         name: str = "lazy_adam",
         **kwargs,
     ):
         catch_up = validation.check_bool(catch_up, "catch_up")
+        second_moment = validation.check_second_moment(second_moment, clipvalue)
         terms = 0
         if catch_up:
             ratio = validation.check_catch_up_betas(beta_1, beta_2, amsgrad)
@@ -142,6 +172,9 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
         )
         self.catch_up = catch_up
         self._series_terms = max(1, terms)
+        self.second_moment = second_moment
+        self._keeps_lookups = second_moment == "per_lookup"
+        self._lookup_squares = None
 
     def build(self, var_list):
         """Creates Adam's slots and, with ``catch_up``, each row's last updated step."""
@@ -164,6 +197,7 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
     def get_config(self) -> dict:
         config = super().get_config()
         config["catch_up"] = self.catch_up
+        config["second_moment"] = self.second_moment
         return config
 
     # ---------------------------------------------------------------- catch-up
@@ -173,20 +207,37 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
         With ``catch_up=True``, a row not touched for ``k`` steps holds its
         weights and moments of ``k`` steps ago until it is touched again; this
         brings every row of every trained variable to the last finished step
-        (O(all rows) once). Training afterwards is the same as without the
-        call (up to rounding). Call it before ``evaluate``, ``predict`` or
-        saving (:class:`CatchUp` does it in ``fit``). A no-op without
-        ``catch_up`` or before the first step.
+        (O(all rows) once). For given gradients the updates that follow are
+        the same as without the call (up to rounding); in training, the next
+        forward passes read the caught-up rows. Call it before ``evaluate``,
+        ``predict`` or saving (:class:`CatchUp` does it in ``fit``). A no-op
+        without ``catch_up`` or before the first step.
         """
         if not self.catch_up or not self.built:
             return
         for variable in self._trainable_variables:
-            if len(variable.shape):
-                lr = tf.cast(self.learning_rate, variable.dtype)
-                self._flush_variable(variable, lr)
+            if not len(variable.shape):
+                continue
+            last = self._last_steps[self._get_variable_index(variable)]
+            if tf.executing_eagerly() and not bool(tf.reduce_any(_read(last) < self.iterations)):
+                continue  # nothing behind: skip the O(rows) work
+            self._flush_variable(variable, tf.cast(self.learning_rate, variable.dtype))
 
     def update_step(self, gradient, variable, learning_rate):
         """As :class:`LazyOptimizer`; with ``catch_up``, a dense gradient first flushes its rows."""
+        if isinstance(gradient, tf.IndexedSlices) and self._keeps_lookups:
+            # Sum the lookups' rows for m, their squares for v (read by _update_rows);
+            # the base's own deduplication then finds the indices unique, order kept.
+            unique, positions = tf.unique(gradient.indices)
+            count = tf.shape(unique)[0]
+            values = tf.cast(gradient.values, variable.dtype)
+            self._lookup_squares = tf.math.unsorted_segment_sum(tf.square(values), positions, count)
+            summed = tf.math.unsorted_segment_sum(values, positions, count)
+            gradient = tf.IndexedSlices(summed, unique, gradient.dense_shape)
+            try:
+                return super().update_step(gradient, variable, learning_rate)
+            finally:
+                self._lookup_squares = None
         if not self.catch_up or isinstance(gradient, tf.IndexedSlices) or not len(variable.shape):
             return super().update_step(gradient, variable, learning_rate)
         last = self._last_steps[self._get_variable_index(variable)]
@@ -198,9 +249,7 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
 
         # Rows of a variable that had sparse gradients before may be behind;
         # a variable that only ever gets dense ones never is (no dense work then).
-        tf.cond(
-            tf.reduce_any(_read(last) < self.iterations), flush, lambda: tf.constant(False)
-        )
+        tf.cond(tf.reduce_any(_read(last) < self.iterations), flush, lambda: tf.constant(False))
         super().update_step(gradient, variable, learning_rate)
         self.assign(last, tf.fill(tf.shape(last), tf.cast(self.iterations + 1, tf.int64)))
         return None
@@ -328,8 +377,11 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
         beta_2_power = tf.pow(tf.cast(self.beta_2, dtype), step)
         alpha = learning_rate * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
         m, v = slot_rows[0], slot_rows[1]
+        square = self._lookup_squares
+        if square is None:
+            square = tf.square(gradient)
         m = m + (gradient - m) * (1 - self.beta_1)
-        v = v + (tf.square(gradient) - v) * (1 - self.beta_2)
+        v = v + (square - v) * (1 - self.beta_2)
         new_rows = [m, v]
         if self.amsgrad:
             v = tf.maximum(slot_rows[2], v)
@@ -375,6 +427,7 @@ class LazyAdamW(LazyAdam):
         loss_scale_factor: float | None = None,
         gradient_accumulation_steps: int | None = None,
         catch_up: bool = False,
+        second_moment: str = "summed",
         name: str = "lazy_adamw",
         **kwargs,
     ):
@@ -399,6 +452,7 @@ class LazyAdamW(LazyAdam):
             loss_scale_factor=loss_scale_factor,
             gradient_accumulation_steps=gradient_accumulation_steps,
             catch_up=catch_up,
+            second_moment=second_moment,
             name=name,
             **kwargs,
         )

@@ -80,6 +80,10 @@ class LazyOptimizer(keras.optimizers.Optimizer, metaclass=abc.ABCMeta):
         ``gradient_accumulation_steps``.
     """
 
+    #: Whether clipping keeps an ``IndexedSlices``' repeated indices (for
+    #: optimizers that read each lookup's row, as ``LazyAdam(second_moment="per_lookup")``).
+    _keeps_lookups = False
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         validation.check_lazy_optimizer_options(
@@ -186,11 +190,19 @@ class LazyOptimizer(keras.optimizers.Optimizer, metaclass=abc.ABCMeta):
         if not clipping:
             return grads
         # Sum duplicates first, so that norms and values are the dense gradient's.
-        grads = [sum_duplicates(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
-        if self.clipnorm and self.clipnorm > 0:
+        summed = [sum_duplicates(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+        if not self._keeps_lookups:
+            grads = summed
+        if self.clipnorm and self.clipnorm > 0 and not self._keeps_lookups:
             return [g if g is None else tf.clip_by_norm(g, self.clipnorm) for g in grads]
+        if self.clipnorm and self.clipnorm > 0:
+            # Each lookup's row scaled by the factor of the summed gradient's norm.
+            return [
+                g if g is None else _scaled(g, _norm_factor(_norm(s), self.clipnorm))
+                for g, s in zip(grads, summed, strict=True)
+            ]
         if self.global_clipnorm and self.global_clipnorm > 0:
-            return _clip_by_global_norm(grads, self.global_clipnorm)
+            return _clip_by_global_norm(grads, self.global_clipnorm, summed)
         v = self.clipvalue
         return [
             g
@@ -222,18 +234,36 @@ class LazyOptimizer(keras.optimizers.Optimizer, metaclass=abc.ABCMeta):
             self.loss_scale_factor = scale
 
 
-def _clip_by_global_norm(grads: list, clip_norm: float) -> list:
-    """Keras' global-norm clipping, reading only the values of (summed) slices."""
-    values = [g.values if isinstance(g, tf.IndexedSlices) else g for g in grads if g is not None]
-    squared = tf.add_n([tf.reduce_sum(tf.square(tf.cast(v, tf.float32))) for v in values])
-    norm = tf.sqrt(squared)
+def _norm(gradient) -> tf.Tensor:
+    """L2 norm of a dense gradient or of the values of (summed) slices."""
+    values = gradient.values if isinstance(gradient, tf.IndexedSlices) else gradient
+    return tf.sqrt(tf.reduce_sum(tf.square(tf.cast(values, tf.float32))))
+
+
+def _norm_factor(norm: tf.Tensor, clip_norm: float) -> tf.Tensor:
+    # tf.clip_by_norm's factor: 1 below clip_norm, clip_norm / norm above.
+    return clip_norm / tf.maximum(norm, clip_norm)
+
+
+def _scaled(gradient, factor: tf.Tensor):
+    """``gradient * factor`` for a dense gradient or slices (which keep their indices)."""
+
+    def scale(x):
+        return x * tf.cast(factor, x.dtype)
+
+    return (
+        _map_values(gradient, scale) if isinstance(gradient, tf.IndexedSlices) else scale(gradient)
+    )
+
+
+def _clip_by_global_norm(grads: list, clip_norm: float, summed: list | None = None) -> list:
+    """Keras' global-norm clipping of ``grads``, the norm read from the values of ``summed``.
+
+    ``summed`` (default ``grads``) holds the same gradients with their slices'
+    duplicate indices summed, so the norm is the dense gradients'.
+    """
+    summed = grads if summed is None else summed
+    norm = tf.sqrt(tf.add_n([tf.square(_norm(g)) for g in summed if g is not None]))
     # Keras' formula: a no-op for finite norms below clip_norm, NaN for non-finite ones.
     scale = clip_norm * tf.minimum(1.0 / norm, 1.0 / clip_norm) + (norm - norm)
-
-    def scaled(x):
-        return x * tf.cast(scale, x.dtype)
-
-    return [
-        g if g is None else _map_values(g, scaled) if isinstance(g, tf.IndexedSlices) else scaled(g)
-        for g in grads
-    ]
+    return [g if g is None else _scaled(g, scale) for g in grads]
