@@ -9,8 +9,10 @@ starts, even on failure; the tests check that none is left.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -23,19 +25,31 @@ PS_EXAMPLE = ROOT / "examples" / "distributed_ps.py"
 
 
 def _run(args: list[str], timeout: float) -> dict:
-    """Runs a Python child with the source tree importable; returns its last stdout line as JSON."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run(
+    """Runs a Python child with the source tree importable; returns its last stdout line as JSON.
+
+    The child leads its own process group, and the whole group is killed on the
+    way out: on a timeout, the tasks a cluster driver started die with it.
+    """
+    # The source tree first; an existing PYTHONPATH (e.g. tf_keras) after it.
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen(
         [sys.executable, *args],
         cwd=ROOT,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
-        check=False,
+        start_new_session=True,
     )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == 0, out[-2000:] + err[-4000:]
+    return json.loads(out.strip().splitlines()[-1])
 
 
 # --------------------------------------------------------------------------- MirroredStrategy

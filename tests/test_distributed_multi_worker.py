@@ -2,58 +2,26 @@
 
 The driver is ``examples/distributed_multi_worker.py``: it starts the two
 workers (one ``TF_CONFIG`` each, ring collectives on CPU), trains the same
-model on one device meanwhile, and kills every worker it started. This test
-runs it in its own process group, so that on a timeout the driver and its
-workers are killed together.
+model on one device meanwhile, and kills every worker it started. The test
+runs it in its own process group (``tests.test_distributed._run``), so that
+on a timeout the driver and its workers are killed together.
 """
 
 from __future__ import annotations
-
-import json
-import os
-import signal
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from tests.conftest import ROOT
-from tests.test_distributed import _alive
+from tests.test_distributed import _alive, _run
 
 EXAMPLE = ROOT / "examples" / "distributed_multi_worker.py"
 EXAMPLES, BATCH, EPOCHS = 64, 16, 3
 
 
-def _run_group(args: list[str], timeout: float) -> dict:
-    """Runs a Python child as a process-group leader; kills the whole group on the way out."""
-    # The source tree first; an existing PYTHONPATH (e.g. tf_keras) after it.
-    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-    env = {**os.environ, "PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.Popen(
-        [sys.executable, *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-    assert proc.returncode == 0, out[-2000:] + err[-4000:]
-    return json.loads(out.strip().splitlines()[-1])
-
-
 @pytest.fixture(scope="module")
 def multi_worker():
-    return _run_group(
+    return _run(
         [
             str(EXAMPLE),
             "--json",

@@ -14,10 +14,10 @@ import importlib.util
 
 import pytest
 
-from tests.test_distributed import _alive
-from tests.test_distributed_multi_worker import EXAMPLE, _run_group
+from tests.conftest import ROOT
+from tests.test_distributed import _alive, _run
 
-TF_KERAS_EXAMPLE = EXAMPLE.parent / "distributed_ps_tf_keras.py"
+TF_KERAS_EXAMPLE = ROOT / "examples" / "distributed_ps_tf_keras.py"
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("tf_keras") is None, reason="tf_keras is not installed"
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.mark.slow
 def test_tf_keras_fit_trains_a_sharded_table_on_the_ps_tasks():
-    r = _run_group([str(TF_KERAS_EXAMPLE), "--json", "--start-timeout=240"], timeout=420)
+    r = _run([str(TF_KERAS_EXAMPLE), "--json", "--start-timeout=240"], timeout=420)
     assert r["tf_keras"]
     assert not [pid for pid in r["task_pids"] if _alive(pid)], "cluster tasks left running"
     # The table and its biases: ShardedVariables, one shard on each PS task.
