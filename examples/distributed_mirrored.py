@@ -15,6 +15,8 @@ must happen before TensorFlow initializes its devices, hence at the top)::
 
 The same script runs on several machines with ``MultiWorkerMirroredStrategy``
 (``--multi-worker``, with a ``TF_CONFIG`` per machine; see docs/distributed.md).
+``examples/distributed_multi_worker.py`` is the tested multi-worker version
+(a loopback launcher, global batches sharded by ``tf.data``, one-device check).
 
 Conventions it relies on (those of ``tf.distribute``): ``batch_size`` is the
 global batch, split evenly over the replicas; Keras divides each replica's
@@ -49,7 +51,10 @@ def make_strategy(args):
     import tensorflow as tf
 
     if args.multi_worker:
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        # Keras 3's fit needs this on several workers (keras#20585).
+        from distributed_multi_worker import reduce_nests
+
+        return reduce_nests(tf.distribute.MultiWorkerMirroredStrategy())
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         return tf.distribute.MirroredStrategy()
