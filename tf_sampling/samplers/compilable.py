@@ -290,10 +290,13 @@ class CompilableSampler(keras.layers.Layer):
         # Unfilled slots hold -1, which no draw equals.
         found = tf.fill([num_sampled], tf.constant(-1, tf.int64))
 
-        def body(found, num_found, num_tries, round_index):
+        def body(found, num_found, num_tries, round_index, first_round=False):
             draws = self.draw(round_seed(seed, round_index), per_round)
-            # The held classes come first, so a draw repeating one is not new.
-            new = first_occurrences(tf.concat([found, draws], 0))[num_sampled:]
+            if first_round:  # Nothing held yet: only the draws to deduplicate.
+                new = first_occurrences(draws)
+            else:
+                # The held classes come first, so a draw repeating one is not new.
+                new = first_occurrences(tf.concat([found, draws], 0))[num_sampled:]
             rank = tf.cumsum(tf.cast(new, tf.int32))  # 1-based rank among the new draws
             needed = num_sampled - num_found
             keep = new & (rank <= needed)
@@ -317,10 +320,17 @@ class CompilableSampler(keras.layers.Layer):
                 round_index + 1,
             )
 
+        # The first round, outside the loop, usually completes the set: the
+        # loop then ends at once.
+        first = body(
+            found,
+            tf.constant(0, tf.int32),
+            tf.constant(0, tf.int64),
+            tf.constant(0, tf.int32),
+            first_round=True,
+        )
         found, _, num_tries, _ = tf.while_loop(
-            lambda found, num_found, num_tries, round_index: num_found < num_sampled,
-            body,
-            (found, tf.constant(0, tf.int32), tf.constant(0, tf.int64), tf.constant(0, tf.int32)),
+            lambda found, num_found, num_tries, round_index: num_found < num_sampled, body, first
         )
         return found, num_tries
 
