@@ -195,6 +195,7 @@ class SampledOutputLayer(keras.layers.Layer, output_tags.OutputHead):
         """
         if training:
             self._check_nothing_consumes_hidden()
+            self._warn_about_dense_regularizers()
             return output_tags.tag(inputs, self, output_tags.HIDDEN)
         # The tag carries the inputs: losses and metrics compute exact values
         # from them and the table in blocks, so a compiled evaluate step never
@@ -231,6 +232,34 @@ class SampledOutputLayer(keras.layers.Layer, output_tags.OutputHead):
                 "post-processing to the logits of model.predict instead.",
                 stacklevel=2,
             )
+
+    def _warn_about_dense_regularizers(self):
+        # A Keras weight regularizer is a function of the whole table: its
+        # gradient has a row for every class, so the sampled step's sparse
+        # update (and a lazy optimizer's O(touched rows) cost) is lost. Say so
+        # once, at the first training call, with the sparse alternatives.
+        if getattr(self, "_warned_about_regularizers", False):
+            return
+        dense = [
+            f"{name}={type(reg).__name__}"
+            for name, reg in (
+                ("kernel_regularizer", self.kernel_regularizer),
+                ("bias_regularizer", self.bias_regularizer if self.use_bias else None),
+            )
+            if reg is not None
+        ]
+        if not dense:
+            return
+        self._warned_about_regularizers = True
+        warnings.warn(
+            f"{type(self).__name__} '{self.name}' has {', '.join(dense)}: Keras applies it to "
+            f"the whole [{self.num_classes}, ...] table every step, so its gradient is dense and "
+            "every class row is updated each step (O(num_classes), whatever the optimizer). "
+            "For a penalty on the rows a step touches only, use decoupled weight decay "
+            "(tf_sampling.optimizers.LazyAdamW(weight_decay=...) or a lazy optimizer's "
+            "weight_decay), or tf_sampling.optimizers.touched_rows_penalty in a custom loss.",
+            stacklevel=2,
+        )
 
     def compute_output_shape(self, input_shape):
         return (*tuple(input_shape)[:-1], self.num_classes)

@@ -52,7 +52,8 @@ class SampledSoftmax(SampledOutputLayer):
         not depend on ``num_shards``.
       bias_initializer: Initializer of the ``[num_classes]`` biases.
       kernel_regularizer: Optional regularizer of the weights (note: a
-        regularizer touches every row, so its gradient is dense).
+        regularizer touches every row, so its gradient is dense; the layer
+        warns at its first training call and names the sparse alternatives).
       bias_regularizer: Optional regularizer of the biases.
       num_shards: int, split the weights and biases into this many variables
         (``kernel_0``, ``kernel_1``, ...).
