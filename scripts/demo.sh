@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up (scripts/setup.sh) and runs the main job: PTB language model,
-# sampled softmax vs full softmax. Extra arguments go to the demo.
+# sampled softmax vs full softmax. Extra arguments go to the demo, e.g.
+# `bash scripts/demo.sh --preset zaremba-small` (Zaremba et al.'s small model; docs/demo.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh demo
