@@ -323,7 +323,7 @@ def plot(results: dict, path: pathlib.Path) -> None:
         ylabel="sampled / full tokens per second",
         title="Speedup of sampled softmax",
     )
-    right.set_ylim(bottom=0)
+    right.set_ylim(0, 1.2 * max([y for y in speedups if y is not None], default=1.0))
     quality = results["quality"]
     if quality is not None and "test_perplexity" in quality["full"]:
         fig.suptitle(
