@@ -283,6 +283,8 @@ def _full_size_ops(fn, rows):
         lambda: optimizers.LazyAdamW(amsgrad=True, global_clipnorm=1.0),
         lambda: optimizers.LazySGD(momentum=0.9, clipvalue=1.0),
         lambda: optimizers.LazyAdagrad(loss_scale_factor=4.0),
+        lambda: optimizers.LazyAdam(catch_up=True, second_moment="per_lookup", clipnorm=1.0),
+        lambda: optimizers.LazyAdamW(catch_up=True, amsgrad=True, global_clipnorm=1.0),
     ],
 )
 def test_sparse_step_graph_has_no_full_size_tensor(make):

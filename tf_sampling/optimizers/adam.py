@@ -268,7 +268,9 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
         step = tf.cast(self.iterations + 1, tf.int64)
         self.assign(
             last,
-            tf.IndexedSlices(tf.fill(tf.shape(indices), step), indices, tf.shape(last, tf.int64)),
+            tf.IndexedSlices(
+                tf.fill(tf.shape(indices), step), indices, tf.constant(list(last.shape), tf.int64)
+            ),
         )
         return slot_rows
 
