@@ -475,53 +475,72 @@ _MIRRORED_SCRIPT = textwrap.dedent(
     rows, dim = 10, 3
     rng = np.random.default_rng(0)
     init = rng.normal(size=(rows, dim)).astype("float32")
-    # Per step, each replica's slices; replicas share rows 2 and 5 (duplicates after the all-gather).
-    steps = [[(rng.normal(size=(3, dim)).astype("float32"), idx) for idx in ([2, 5, 1], [5, 2, 8])]
-             for _ in range(3)]
-
-    def make():
-        return optimizers.LazyAdam(learning_rate=0.05, clipnorm=10.0)
-
+    # Per step, each replica's slices; replicas share rows 2 and 5 (duplicates after the
+    # all-gather); row 8 is skipped on step 2 (caught up on step 3 with catch_up).
+    replica_rows = [([2, 5, 1], [5, 2, 8]), ([2, 5, 1], [5, 2, 1]), ([2, 5, 1], [5, 2, 8])]
+    steps = [[(rng.normal(size=(3, dim)).astype("float32"), idx) for idx in pair]
+             for pair in replica_rows]
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    with strategy.scope():
-        var = keras.Variable(init)
-        opt = make()
-        opt.build([var])
+    results = {"replicas": strategy.num_replicas_in_sync}
 
-    @tf.function
-    def distributed_step(per_replica):
-        def fn(values, indices):
-            g = tf.IndexedSlices(values, indices, tf.constant([rows, dim], tf.int64))
-            opt.apply([g], [var])
-        strategy.run(fn, args=per_replica)
+    def clipped(replica_grads):
+        # One device: each replica's gradient clipped alone (as Keras does per replica).
+        return [tf.clip_by_norm(tf.IndexedSlices(tf.constant(v), tf.constant(i, tf.int64),
+                                                 tf.constant([rows, dim], tf.int64)), 10.0)
+                for v, i in replica_grads]
 
-    for replica_grads in steps:
-        vals = [tf.constant(v) for v, _ in replica_grads]
-        idxs = [tf.constant(i, tf.int64) for _, i in replica_grads]
-        distribute_values = strategy.experimental_distribute_values_from_function(
-            lambda ctx: (vals[ctx.replica_id_in_sync_group], idxs[ctx.replica_id_in_sync_group]))
-        distributed_step(distribute_values)
+    for mode, options in (("default", {}),
+                          ("per_lookup_catch_up", {"second_moment": "per_lookup",
+                                                   "catch_up": True})):
+        def make():
+            return optimizers.LazyAdam(learning_rate=0.05, clipnorm=10.0, **options)
 
-    one_var = keras.Variable(init)
-    one = make()
-    for replica_grads in steps:
-        # One device: each replica's gradient clipped alone (as Keras does per replica), summed.
-        clipped = [tf.clip_by_norm(tf.IndexedSlices(tf.constant(v), tf.constant(i, tf.int64),
-                                                    tf.constant([rows, dim], tf.int64)), 10.0)
-                   for v, i in replica_grads]
-        # The summed gradient with one row per index, built in NumPy.
-        dense = sum(tf.convert_to_tensor(c).numpy().astype(np.float64) for c in clipped)
-        touched = sorted({i for _, idx in replica_grads for i in idx})
-        g = tf.IndexedSlices(tf.constant(dense[touched], tf.float32),
-                             tf.constant(touched, tf.int64), tf.constant([rows, dim], tf.int64))
-        one.apply([g], [one_var])
+        with strategy.scope():
+            var = keras.Variable(init)
+            opt = make()
+            opt.build([var])
 
-    local = [strategy.experimental_local_results(v.value) for v in [var] + opt.variables]
-    print(json.dumps({
-        "replicas": strategy.num_replicas_in_sync,
-        "mirrored": [[r.numpy().tolist() for r in v] for v in local],
-        "one": [v.numpy().tolist() for v in [one_var] + one.variables],
-    }))
+        @tf.function
+        def distributed_step(per_replica):
+            def fn(values, indices):
+                g = tf.IndexedSlices(values, indices, tf.constant([rows, dim], tf.int64))
+                opt.apply([g], [var])
+            strategy.run(fn, args=per_replica)
+
+        for replica_grads in steps:
+            vals = [tf.constant(v) for v, _ in replica_grads]
+            idxs = [tf.constant(i, tf.int64) for _, i in replica_grads]
+            distribute_values = strategy.experimental_distribute_values_from_function(
+                lambda ctx: (vals[ctx.replica_id_in_sync_group], idxs[ctx.replica_id_in_sync_group]))
+            distributed_step(distribute_values)
+        opt.flush() if options else None  # cross-replica context
+
+        one_var = keras.Variable(init)
+        one = make()
+        for replica_grads in steps:
+            if options:
+                # per_lookup reads each lookup: the replicas' slices as all-gathered.
+                parts = clipped(replica_grads)
+                g = tf.IndexedSlices(tf.concat([p.values for p in parts], 0),
+                                     tf.concat([p.indices for p in parts], 0),
+                                     tf.constant([rows, dim], tf.int64))
+            else:
+                # The summed gradient with one row per index, built in NumPy.
+                dense = sum(tf.convert_to_tensor(c).numpy().astype(np.float64)
+                            for c in clipped(replica_grads))
+                touched = sorted({i for _, idx in replica_grads for i in idx})
+                g = tf.IndexedSlices(tf.constant(dense[touched], tf.float32),
+                                     tf.constant(touched, tf.int64),
+                                     tf.constant([rows, dim], tf.int64))
+            one.apply([g], [one_var])
+        one.flush() if options else None
+
+        local = [strategy.experimental_local_results(v.value) for v in [var] + opt.variables]
+        results[mode] = {
+            "mirrored": [[r.numpy().tolist() for r in v] for v in local],
+            "one": [v.numpy().tolist() for v in [one_var] + one.variables],
+        }
+    print(json.dumps(results))
     """
 )
 
@@ -540,13 +559,16 @@ def test_mirrored_strategy_two_logical_cpus_equals_one_device():
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["replicas"] == 2
-    for replicas, one in zip(result["mirrored"], result["one"], strict=True):
-        for replica in replicas:  # every replica holds the same values
-            np.testing.assert_allclose(np.array(replica), np.array(one), rtol=1e-6, atol=1e-7)
-    # Rows no replica touched kept their initial weights.
     init = np.random.default_rng(0).normal(size=(10, 3)).astype("float32")
-    untouched = [0, 3, 4, 6, 7, 9]
-    np.testing.assert_array_equal(np.array(result["one"][0])[untouched], init[untouched])
+    for mode in ("default", "per_lookup_catch_up"):
+        for replicas, one in zip(result[mode]["mirrored"], result[mode]["one"], strict=True):
+            for replica in replicas:  # every replica holds the same values
+                np.testing.assert_allclose(np.array(replica), np.array(one), rtol=1e-6, atol=1e-7)
+        # Rows no replica touched kept their initial weights.
+        untouched = [0, 3, 4, 6, 7, 9]
+        np.testing.assert_array_equal(np.array(result[mode]["one"][0])[untouched], init[untouched])
+    # The two modes differ (rows 2 and 5 are looked up twice per step), so both are checked.
+    assert not np.allclose(result["default"]["one"][0], result["per_lookup_catch_up"]["one"][0])
 
 
 def test_mixed_float16_fit_with_sparse_loss_scale_optimizer():
