@@ -9,6 +9,7 @@ strategy and once on one device, and reports both; the test compares them.
 
 from __future__ import annotations
 
+import functools
 import json
 import pathlib
 import sys
@@ -80,7 +81,12 @@ def data():
 
 
 def make_model(kind: str, sampler) -> keras.Model:
-    layer_cls = {"softmax": tf_sampling.layers.SampledSoftmax, "nce": tf_sampling.layers.NCE}[kind]
+    layer_cls = {
+        "softmax": tf_sampling.layers.SampledSoftmax,
+        "nce": tf_sampling.layers.NCE,
+        # TAPAS keeps the 3 of the 7 candidates that rank highest over the batch.
+        "rank": functools.partial(tf_sampling.layers.RankSampledSoftmax, num_resampled=3),
+    }[kind]
     inputs = keras.Input((IN_DIM,))
     hidden = keras.layers.Dense(DIM, kernel_initializer=keras.initializers.GlorotUniform(1))(inputs)
     head = layer_cls(
@@ -95,9 +101,11 @@ def make_model(kind: str, sampler) -> keras.Model:
 
 
 def loss_object(kind: str):
-    return {"softmax": tf_sampling.losses.SampledSoftmaxLoss, "nce": tf_sampling.losses.NCELoss}[
-        kind
-    ]()
+    return {
+        "softmax": tf_sampling.losses.SampledSoftmaxLoss,
+        "nce": tf_sampling.losses.NCELoss,
+        "rank": tf_sampling.losses.RankSampledSoftmaxLoss,
+    }[kind]()
 
 
 def loss_and_gradients(kind: str, strategy) -> dict:
@@ -168,7 +176,7 @@ def main() -> None:
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     one = tf.distribute.OneDeviceStrategy("/cpu:0")
     result = {}
-    for kind in ("softmax", "nce"):
+    for kind in ("softmax", "nce", "rank"):
         result[f"grad_{kind}"] = {
             "mirrored": loss_and_gradients(kind, mirrored),
             "one": loss_and_gradients(kind, one),

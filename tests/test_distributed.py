@@ -60,8 +60,11 @@ def mirrored():
     return _run([str(ROOT / "tests" / "distributed_mirrored_check.py")], timeout=300)
 
 
-@pytest.mark.parametrize("kind", ["softmax", "nce"])
+@pytest.mark.parametrize("kind", ["softmax", "nce", "rank"])
 def test_mirrored_loss_and_gradients_equal_one_device(mirrored, kind):
+    # "rank": RankSampledSoftmax scores its candidates over the global batch
+    # (replicas combine their local log-sum-exps), so each replica keeps the
+    # candidates one device keeps.
     two, one = mirrored[f"grad_{kind}"]["mirrored"], mirrored[f"grad_{kind}"]["one"]
     assert two["replicas"] == 2 and one["replicas"] == 1
     # Keras scales each replica's mean by 1/replicas: the sum over replicas is

@@ -18,6 +18,35 @@ from tf_sampling._core.sampled_losses import sampled_softmax_loss
 from tf_sampling._core.validation import check_resampling_temperature
 
 
+def _global_batch_scores(batch_scores: tf.Tensor, sampled: tf.Tensor) -> tf.Tensor:
+    """The log-sum-exp over the *global* batch, under a synchronous strategy.
+
+    In a replica context of several replicas (``MirroredStrategy``,
+    ``MultiWorkerMirroredStrategy``) each replica holds only its slice of the
+    batch. When every replica has the same candidates, the log-sum-exp of the
+    replicas' local log-sum-exps is exactly the one over the global batch, so
+    every replica keeps the candidates one device would keep. Otherwise (e.g.
+    per-replica learned samplers) each replica keeps its local ranking.
+
+    Args:
+      batch_scores: float ``[num_sampled]``, local log-sum-exp per candidate.
+      sampled: int64 ``[num_sampled]``, the candidates.
+
+    Returns:
+      tf.Tensor: ``[num_sampled]`` scores, the same on every replica when their
+      candidates agree.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return batch_scores
+    # Both gathers run on every replica unconditionally (collectives must match).
+    all_scores = context.all_gather(batch_scores[None], axis=0)
+    all_sampled = context.all_gather(sampled[None], axis=0)
+    # True on every replica, or false on every replica.
+    same = tf.reduce_all(tf.equal(all_sampled, sampled[None]))
+    return tf.where(same, tf.reduce_logsumexp(all_scores, axis=0), batch_scores)
+
+
 def rank_resample(
     weight_table: sharding.ShardedTable,
     bias_table: sharding.ShardedTable,
@@ -35,7 +64,9 @@ def rank_resample(
         score(c) = logsumexp_j((w_c . x_j + b_c) / T)
                  = logsumexp_j(w_c . (x_j / T)) + b_c / T
 
-    (the second form is the one computed). The kept candidates carry their
+    (the second form is the one computed; under a synchronous strategy whose
+    replicas share the candidates, ``j`` runs over the global batch, see
+    ``_global_batch_scores``). The kept candidates carry their
     first-pass expected counts, and the true classes' expected counts are the
     first-pass ones unchanged, as in TF 1.x. The selection is a constant for
     differentiation.
@@ -61,10 +92,10 @@ def rank_resample(
         scaled_inputs = tf.cast(inputs, dtype) / temperature
         sampled_w = tf.cast(weight_table.gather(sampled), dtype)
         sampled_b = tf.cast(bias_table.gather(sampled), dtype)
-        scores = (
-            tf.reduce_logsumexp(tf.matmul(sampled_w, scaled_inputs, transpose_b=True), axis=1)
-            + sampled_b / temperature
+        batch_scores = tf.reduce_logsumexp(
+            tf.matmul(sampled_w, scaled_inputs, transpose_b=True), axis=1
         )
+        scores = _global_batch_scores(batch_scores, sampled) + sampled_b / temperature
         # Only the indices of the top scores are used; no gradient flows
         # through the choice of candidates.
         _, keep = tf.math.top_k(tf.stop_gradient(scores), k=num_resampled, sorted=False)
