@@ -195,6 +195,24 @@ def table_partitioner(num_classes: int, num_shards: int):
     return partitioner
 
 
+def chief_strategy(cluster: dict, num_classes: int):
+    """This process as the chief of ``cluster``: a ``ParameterServerStrategy``.
+
+    The class table (``num_classes`` rows) is cut into one shard per PS task by
+    :func:`table_partitioner`. On a real cluster, pass
+    ``tf.distribute.cluster_resolver.TFConfigClusterResolver()`` to the
+    strategy instead of this loopback resolver.
+    """
+    import tensorflow as tf
+
+    resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+        tf.train.ClusterSpec(cluster), task_type="chief", task_id=0, rpc_layer="grpc"
+    )
+    return tf.distribute.experimental.ParameterServerStrategy(
+        resolver, variable_partitioner=table_partitioner(num_classes, len(cluster["ps"]))
+    )
+
+
 def _ShardedVariable(shards):  # noqa: N802 (a class, looked up lazily)
     import tensorflow as tf
 
@@ -536,12 +554,7 @@ def train(args) -> dict:
     with LocalCluster(cluster, start_timeout=args.start_timeout) as local:
         import tensorflow as tf
 
-        resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
-            tf.train.ClusterSpec(cluster), task_type="chief", task_id=0, rpc_layer="grpc"
-        )
-        strategy = tf.distribute.experimental.ParameterServerStrategy(
-            resolver, variable_partitioner=table_partitioner(args.num_classes, args.ps)
-        )
+        strategy = chief_strategy(cluster, args.num_classes)
         coordinator = tf.distribute.experimental.coordinator.ClusterCoordinator(strategy)
         trainer = Trainer(strategy, args)
         checkpoint = trainer.checkpoint()

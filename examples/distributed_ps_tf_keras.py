@@ -27,7 +27,7 @@ import os
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 import numpy as np  # noqa: E402
-from distributed_ps import LocalCluster, cluster_spec, table_partitioner  # noqa: E402
+from distributed_ps import LocalCluster, chief_strategy, cluster_spec  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -143,12 +143,7 @@ def main(argv=None) -> dict:
     with LocalCluster(cluster, start_timeout=args.start_timeout) as local:
         import tensorflow as tf
 
-        resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
-            tf.train.ClusterSpec(cluster), task_type="chief", task_id=0, rpc_layer="grpc"
-        )
-        strategy = tf.distribute.experimental.ParameterServerStrategy(
-            resolver, variable_partitioner=table_partitioner(args.num_classes, args.ps)
-        )
+        strategy = chief_strategy(cluster, args.num_classes)
         with strategy.scope():
             model = make_model(args)
             model(tf.zeros([1, args.in_dim]))  # builds the projection in the scope (on a PS)
