@@ -52,6 +52,7 @@ import tensorflow as tf  # noqa: E402
 import tf_sampling  # noqa: E402
 import tf_sampling.nn as tsn  # noqa: E402
 from tf_sampling import samplers  # noqa: E402
+from tf_sampling._core import sampled_logits  # noqa: E402
 from tf_sampling.samplers import compilable  # noqa: E402
 
 # (num_classes, dim, batch, num_sampled)
@@ -224,6 +225,13 @@ def _bench_pieces_shape(bench_lib, shape, repeats, calls):
         rows.append((f"ours {name}, sampling in the step", None, None))
         timed += [loss_step(getattr(tsn, loss), *common, sampler=None, jit=False),
                   loss_step(getattr(tsn, loss), *common, sampler=None, jit=True)]  # fmt: skip
+        # The same before the row-major backward dot (traced with the switch off).
+        rows.append(("  same, XLA's transposed backward dot (before)", None, None))
+        sampled_logits.XLA_TRANSPOSED_BACKWARD = False
+        before = loss_step(getattr(tsn, loss), *common, sampler=None, jit=True)
+        _first_tensor(before)()
+        sampled_logits.XLA_TRANSPOSED_BACKWARD = True
+        timed += [loss_step(getattr(tsn, loss), *common, sampler=None, jit=False), before]
         rows.append((f"TF's {name} (reference of the target)", None, None))
         timed += [loss_step(getattr(tf.nn, loss), *common, sampler=None, jit=False), None]
     live = [f for f in timed if f is not None]
