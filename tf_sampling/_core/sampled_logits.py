@@ -27,8 +27,9 @@ SMALL_NUM_SAMPLED = 256
 
 
 # Under XLA, the gradient of the sampled rows contracts the logits' gradient
-# over its major (batch) axis; XLA's CPU dot runs that transposed operand 1.5
-# to 1.7x slower than a row-major one (bench/bench_compiled.py --pieces).
+# over its major (batch) axis; XLA's CPU dot runs that transposed operand 1.6
+# to 1.8x slower than TensorFlow's kernel, while row-major dots run faster
+# (bench/bench_compiled.py --pieces). Off: XLA's own dot (for the benchmark).
 XLA_TRANSPOSED_BACKWARD = True
 
 
@@ -37,7 +38,8 @@ def _opaque_transpose(t: tf.Tensor) -> tf.Tensor:
 
     Both branches are the same transpose, so the value is ``t``'s transpose
     whatever the (data-dependent) predicate, NaNs included; the conditional
-    only hides the transpose from XLA's transpose folding.
+    only hides the transpose from XLA's transpose folding (a speed matter
+    only: were XLA to see through it, the result would be the same).
     """
     corner = t[:1, :1]
     return tf.cond(

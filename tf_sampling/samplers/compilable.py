@@ -124,9 +124,9 @@ _ROUND_SHIFT = 40
 def round_seed(seed: tf.Tensor, round_index) -> tf.Tensor:
     """The stateless seed of round ``round_index`` of a unique call with seed ``seed``.
 
-    ``[key, step + round_index * 2**40]``: an integer of the two seeds, not
-    ``tf.random.experimental.stateless_fold_in``, whose XLA kernel and CPU
-    kernel disagree for keys of 2**32 and more (measured), which would make
+    ``[key, step + round_index * 2**40]``, by integer arithmetic, not
+    ``tf.random.experimental.stateless_fold_in``: that op's XLA kernel and
+    CPU kernel disagree for keys of 2**32 and more (measured), which made
     compiled and non-compiled draws differ.
 
     Args:
