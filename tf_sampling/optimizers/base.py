@@ -234,10 +234,14 @@ class LazyOptimizer(keras.optimizers.Optimizer, metaclass=abc.ABCMeta):
             self.loss_scale_factor = scale
 
 
-def _norm(gradient) -> tf.Tensor:
-    """L2 norm of a dense gradient or of the values of (summed) slices."""
+def _squared_norm(gradient) -> tf.Tensor:
+    """Squared L2 norm of a dense gradient or of the values of (summed) slices."""
     values = gradient.values if isinstance(gradient, tf.IndexedSlices) else gradient
-    return tf.sqrt(tf.reduce_sum(tf.square(tf.cast(values, tf.float32))))
+    return tf.reduce_sum(tf.square(tf.cast(values, tf.float32)))
+
+
+def _norm(gradient) -> tf.Tensor:
+    return tf.sqrt(_squared_norm(gradient))
 
 
 def _norm_factor(norm: tf.Tensor, clip_norm: float) -> tf.Tensor:
@@ -263,7 +267,7 @@ def _clip_by_global_norm(grads: list, clip_norm: float, summed: list | None = No
     duplicate indices summed, so the norm is the dense gradients'.
     """
     summed = grads if summed is None else summed
-    norm = tf.sqrt(tf.add_n([tf.square(_norm(g)) for g in summed if g is not None]))
+    norm = tf.sqrt(tf.add_n([_squared_norm(g) for g in summed if g is not None]))
     # Keras' formula: a no-op for finite norms below clip_norm, NaN for non-finite ones.
     scale = clip_norm * tf.minimum(1.0 / norm, 1.0 / clip_norm) + (norm - norm)
     return [g if g is None else _scaled(g, scale) for g in grads]
