@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tf_sampling._core import sharding, validation
+from tf_sampling._core import sharding, validation, xla
 from tf_sampling._core.sampled_logits import class_tables, compute_dtype
 from tf_sampling._core.sampled_losses import sampled_softmax_loss
 from tf_sampling._core.validation import check_resampling_temperature
@@ -214,7 +214,12 @@ def rank_sampled_softmax_loss(
         )
         batch_size = validation.static_or_dynamic_batch_size(inputs)
         labels = validation.normalize_labels(labels, num_true, num_classes, batch_size)
-        if sampled_values is None:
+        if sampled_values is None and xla.in_xla_context():
+            # The op has no XLA kernel: the compilable learned-unigram sampler.
+            sampled_values = xla.default_sampled_values(
+                "learned_unigram", labels, num_true, num_sampled, num_classes, None
+            )
+        elif sampled_values is None:
             # Imported here: loading the custom op is only needed for this default.
             from tf_sampling.ops import learned_unigram_candidate_sampler
 

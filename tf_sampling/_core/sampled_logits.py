@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tf_sampling._core import accidental_hits, sharding, validation
+from tf_sampling._core import accidental_hits, sharding, validation, xla
 
 # The masking value TF uses, whatever the compute dtype.
 _FLOAT32_MIN = float(tf.float32.min)
@@ -156,7 +156,13 @@ def compute_sampled_logits(
         labels, num_true, num_classes, batch_size, check_range=False
     )
 
-    if sampled_values is None:
+    if sampled_values is None and accidental_hits.in_xla_context():
+        # TensorFlow's sampler has no XLA kernel: the compilable one of the
+        # same distribution (tf_sampling.samplers.xla_defaults).
+        sampled, true_expected, sampled_expected = xla.default_sampled_values(
+            "log_uniform", labels, num_true, num_sampled, num_classes, seed
+        )
+    elif sampled_values is None:
         sampled, true_expected, sampled_expected = tf.random.log_uniform_candidate_sampler(
             true_classes=labels,
             num_true=num_true,

@@ -16,7 +16,9 @@ True}``) gives the same distribution in plain TensorFlow ops, which
 from __future__ import annotations
 
 from tf_sampling._core import validation
-from tf_sampling.samplers import compilable
+
+# xla_defaults registers the functional losses' compiled default samplers with the core.
+from tf_sampling.samplers import compilable, xla_defaults
 from tf_sampling.samplers.builtin import (
     CandidateSampler,
     FixedUnigramSampler,
@@ -37,6 +39,7 @@ __all__ = [
     "get",
     "names",
     "serialize",
+    "xla_defaults",
 ]
 
 _BUILTIN = {cls.name: cls for cls in (LogUniformSampler, UniformSampler, FixedUnigramSampler)}

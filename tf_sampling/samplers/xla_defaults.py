@@ -34,6 +34,7 @@ import threading
 
 import tensorflow as tf
 
+from tf_sampling._core import xla
 from tf_sampling.samplers import compilable
 
 __all__ = ["clear", "default_sampler", "sample"]
@@ -119,3 +120,7 @@ def clear() -> None:
     """Forgets the default samplers: the next call of each key starts a new stream."""
     with _LOCK:
         _SAMPLERS.clear()
+
+
+# The losses in tf_sampling._core find the defaults through this registration.
+xla.set_default_sampler(sample)
