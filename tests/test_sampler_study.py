@@ -43,12 +43,12 @@ def _markov_tokens(num_classes: int, n: int, seed: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def tiny():
-    # Six short runs: both losses with two samplers (the learned one among
-    # them), TAPAS and the plain sampled softmax it is compared with.
+    # Four short runs: both losses with the learned-unigram sampler, TAPAS and
+    # the plain sampled softmax it is compared with.
     num_classes = 120
     config = study.StudyConfig(
         num_sampled=(8,),
-        samplers=("log_uniform", "learned_unigram"),
+        samplers=("learned_unigram",),
         losses=study.LOSSES,
         tapas=((32, 8),),
         train_tokens=6_000,
@@ -148,6 +148,14 @@ def test_fewer_samples_ratio_reads_the_grid():
     ]
     ratios = study.fewer_samples_ratios(runs, "nce")
     assert ratios == {"log_uniform": {"64": 1.0, "256": 4.0, "1024": 4.0}}
+
+
+def test_unigram_sampler_uses_the_training_counts(tiny):
+    _, data, _ = tiny
+    spec = study.sampler_spec("unigram", data)
+    assert spec["name"] == "fixed_unigram" and spec["distortion"] == 1.0
+    np.testing.assert_array_equal(spec["unigrams"], np.maximum(data.unigram_counts, 1))
+    assert study.sampler_spec("log_uniform", data) == "log_uniform"
 
 
 def test_unknown_sampler_and_kind_are_rejected(tiny):
