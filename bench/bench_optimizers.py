@@ -318,8 +318,8 @@ def survey() -> None:
     """
     rows = 100_003
     init = np.random.default_rng(0).normal(size=(rows, 4)).astype(np.float32)
-    print(f"{'optimizer':<38}{'full-size tensors per step':>28}{'untouched rows change':>24}")
-    print("-" * 90)
+    print(f"{'optimizer':<44}{'full-size tensors per step':>28}{'untouched rows change':>24}")
+    print("-" * 96)
     for name, make in SURVEY.items():
         variable = keras.Variable(init)
         opt = make()
@@ -344,7 +344,7 @@ def survey() -> None:
             not np.array_equal(a[untouched], b[untouched])
             for a, b in zip(after, before, strict=True)
         )
-        print(f"{name:<38}{len(ops):>28}{'yes' if changed else 'no':>24}", flush=True)
+        print(f"{name:<44}{len(ops):>28}{'yes' if changed else 'no':>24}", flush=True)
 
 
 def _parse_sizes(text: str) -> list[tuple[int, int]]:
