@@ -26,21 +26,6 @@ def _load_study():
 study = _load_study()
 
 
-def _markov_tokens(num_classes: int, n: int, seed: int) -> np.ndarray:
-    """A first-order Markov chain: each word has a few likely successors, ids by frequency."""
-    # One transition table for every split; `seed` only changes the walk.
-    successors = np.random.default_rng(1234).integers(0, num_classes, size=(num_classes, 3))
-    rng = np.random.default_rng(seed)
-    tokens = np.empty(n, np.int64)
-    tokens[0] = 0
-    for i in range(1, n):
-        if rng.random() < 0.7:
-            tokens[i] = successors[tokens[i - 1], rng.integers(3)]
-        else:
-            tokens[i] = min(int(rng.zipf(1.3)) - 1, num_classes - 1)
-    return tokens
-
-
 @pytest.fixture(scope="module")
 def tiny():
     # Four short runs: both losses with the learned-unigram sampler, TAPAS and
@@ -60,8 +45,8 @@ def tiny():
         learning_rate=1e-2,
         full_softmax=False,
     )
-    train = _markov_tokens(num_classes, 7_000, seed=0)
-    held_out = _markov_tokens(num_classes, 1_200, seed=1)
+    train = study.markov_tokens(num_classes, 7_000, seed=0)
+    held_out = study.markov_tokens(num_classes, 1_200, seed=1)
     data = study.prepare_data(train, held_out, num_classes, config, "synthetic Markov chain")
     return config, data, study.run_study(config, data, log=lambda line: None)
 
