@@ -263,3 +263,37 @@ def test_merge_compares_single_head_runs_at_common_epochs(tmp_path, capsys):
     assert "205.0" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="no finished epoch of the full run"):
         cli.main(["--merge", str(tmp_path / "s"), str(tmp_path / "s"), "--output-dir", str(out)])
+
+
+class _StateProbe(keras.callbacks.Callback):
+    """Records the first LSTM's carried state before every training batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.norms: list[tuple[int, int, float]] = []
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        state = self.model.get_layer("lstm_0").states
+        norm = sum(float(np.abs(np.asarray(s)).sum()) for s in state)
+        self.norms.append((self._epoch, batch, norm))
+
+
+def test_epoch_start_callback_zeroes_the_carried_state():
+    keras.utils.set_random_seed(8)
+    model = lm.build_language_model(_config(num_layers=1), "sampled", seed=8)
+    ids = np.random.default_rng(3).integers(0, V, size=B * 13).astype("int32")
+    x, y = data.stream_windows(ids, B, T)  # 3 batches per epoch
+    probe = _StateProbe()
+    fit = dict(batch_size=B, shuffle=False, verbose=0)
+    model.fit(x, y, epochs=2, callbacks=[train._EpochStart(1.0, 0), probe], **fit)
+    norms = {(e, b): n for e, b, n in probe.norms}
+    assert norms[(0, 0)] == norms[(1, 0)] == 0.0
+    assert norms[(0, 1)] > 0 and norms[(1, 1)] > 0
+    # Without the callback the next epoch starts from the last batch's state.
+    probe.norms.clear()
+    model.fit(x, y, epochs=1, callbacks=[probe], **fit)
+    assert probe.norms[0][:2] == (0, 0) and probe.norms[0][2] > 0
