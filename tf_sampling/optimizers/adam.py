@@ -121,8 +121,8 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
 
     Example:
       ```python
-      model.compile(optimizer=tf_sampling.optimizers.LazyAdam(1e-3),
-                    loss=tf_sampling.losses.SampledSoftmaxLoss())
+      opt = tf_sampling.optimizers.LazyAdam(1e-3, second_moment="per_lookup")
+      model.compile(optimizer=opt, loss=tf_sampling.losses.SampledSoftmaxLoss())
       ```
     """
 
