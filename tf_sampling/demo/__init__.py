@@ -7,6 +7,10 @@ Modules:
     exact full-softmax perplexity used to evaluate both.
   train: ``model.fit`` with per-epoch timing and exact validation.
   report: the printed table, ``results.json`` and ``perplexity.png``.
+  corpora: the large-vocabulary corpora (Brown, State of the Union, GCIDE) with
+    their count checks.
+  large_vocab: the large-vocabulary job (``python -m tf_sampling.demo.large_vocab``),
+    sampled vs exact full softmax at 10^4-10^5 classes.
 
 Run it with ``tf-sampling-demo`` or ``python -m tf_sampling.demo`` (``--help``
 lists the options).
