@@ -228,14 +228,7 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
     def update_step(self, gradient, variable, learning_rate):
         """As :class:`LazyOptimizer`; with ``catch_up``, a dense gradient first flushes its rows."""
         if isinstance(gradient, tf.IndexedSlices) and self._keeps_lookups:
-            # Sum the lookups' rows for m, their squares for v (read by _update_rows);
-            # the base's own deduplication then finds the indices unique, order kept.
-            unique, positions = tf.unique(gradient.indices)
-            count = tf.shape(unique)[0]
-            values = tf.cast(gradient.values, variable.dtype)
-            self._lookup_squares = tf.math.unsorted_segment_sum(tf.square(values), positions, count)
-            summed = tf.math.unsorted_segment_sum(values, positions, count)
-            gradient = tf.IndexedSlices(summed, unique, gradient.dense_shape)
+            # _deduplicate leaves the lookups' squares for _update_rows.
             try:
                 return super().update_step(gradient, variable, learning_rate)
             finally:
@@ -365,6 +358,17 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
                 terms *= tf.pow(keep, later)
             total += tf.reduce_sum(tf.where(j <= skipped, terms, tf.zeros_like(terms)), axis=1)
         return total
+
+    def _deduplicate(self, gradient: tf.IndexedSlices, variable) -> tf.IndexedSlices:
+        if not self._keeps_lookups:
+            return super()._deduplicate(gradient, variable)
+        # One pass: m takes the lookups' summed rows, v the sum of their squares.
+        unique, positions = tf.unique(gradient.indices)
+        count = tf.shape(unique)[0]
+        values = tf.cast(gradient.values, variable.dtype)
+        self._lookup_squares = tf.math.unsorted_segment_sum(tf.square(values), positions, count)
+        summed = tf.math.unsorted_segment_sum(values, positions, count)
+        return tf.IndexedSlices(summed, unique, gradient.dense_shape)
 
     def _row_slots(self, variable) -> list:
         index = self._get_variable_index(variable)

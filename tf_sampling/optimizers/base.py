@@ -144,8 +144,7 @@ class LazyOptimizer(keras.optimizers.Optimizer, metaclass=abc.ABCMeta):
         if not isinstance(gradient, tf.IndexedSlices):
             self._decay_dense(variable, learning_rate)
             return super().update_step(gradient, variable, learning_rate)
-        # Repeated indices come from the tape and from MirroredStrategy's all-gather.
-        gradient = sum_duplicates(gradient)
+        gradient = self._deduplicate(gradient, variable)
         indices, shape = gradient.indices, gradient.dense_shape
         lr = tf.cast(learning_rate, variable.dtype)
         slots = self._row_slots(variable)
@@ -158,6 +157,11 @@ class LazyOptimizer(keras.optimizers.Optimizer, metaclass=abc.ABCMeta):
             self.assign(slot, tf.IndexedSlices(rows, indices, shape))
         self.assign_sub(variable, tf.IndexedSlices(decrement, indices, shape))
         return None
+
+    def _deduplicate(self, gradient: tf.IndexedSlices, variable) -> tf.IndexedSlices:
+        """One row per index: repeats come from the tape and MirroredStrategy's all-gather."""
+        del variable
+        return sum_duplicates(gradient)
 
     def _apply_weight_decay(self, variables):
         # Keras decays every row of every variable here; the decay moves into
