@@ -27,7 +27,7 @@ DEFAULTS = {
     "sampler": "log_uniform",
     "seed": 1234,
     "output_dir": "outputs/demo",
-    "optimizer": "adam",
+    "optimizer": "lazy_adam",
     "stateful": False,
     "lr_decay": 1.0,
     "lr_decay_after": 0,

@@ -73,7 +73,7 @@ class ModelConfig:
     clipnorm: float = 5.0
     num_sampled: int = 512
     sampler: str = "log_uniform"
-    optimizer: str = "adam"
+    optimizer: str = "lazy_adam"
     stateful: bool = False
     batch_size: int | None = None
     seq_len: int = 35
