@@ -329,6 +329,11 @@ def test_auto_chunk_size():
     assert full_softmax.auto_chunk_size(1024, 4096, 10**7) == 4096  # weights block bound
     assert full_softmax.auto_chunk_size(10**6, 128, 10**7) == 128  # at least 128
     assert full_softmax.auto_chunk_size(1024, 512, 1000) == 1000
+    # One block while all the logits fit in 2^25 elements, blocks from there on.
+    assert full_softmax.auto_chunk_size(None, 256, 10**4) == 10**4
+    assert full_softmax.auto_chunk_size(1024, 512, 2**15) == 2**15
+    assert full_softmax.auto_chunk_size(1024, 512, 2**15 + 1) == 8192
+    assert full_softmax.auto_chunk_size(4480, 256, 10**4) == 1792
 
 
 # ---------------------------------------------------------------------------

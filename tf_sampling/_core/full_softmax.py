@@ -48,17 +48,23 @@ ROWS_BLOCK_ELEMENTS = 2**24
 CHUNK_ALIGN = 128
 # Row count assumed for the automatic chunk size when the batch is unknown.
 ASSUMED_BATCH = 1024
+# All the logits in one block when they are at most this many elements (128 MB
+# in float32): at that size recomputing blocks in the backward pass costs more
+# time (16% of the PTB demo's step) than the memory it saves is worth.
+ONE_SHOT_ELEMENTS = 2**25
 
 
 def auto_chunk_size(batch_size: int | None, dim: int | None, num_classes: int) -> int:
     """The chunk size used when ``chunk_size`` is None.
 
-    The largest multiple of 128 that keeps a block of logits
+    ``num_classes`` (one block, nothing recomputed) when all the logits
+    ``[batch_size, num_classes]`` are within 2^25 elements; otherwise the
+    largest multiple of 128 that keeps a block of logits
     ``[batch_size, chunk]`` within 2^23 elements and a block of weights
     ``[chunk, dim]`` within 2^24 elements, at least 128 and at most
     ``num_classes``. An unknown ``batch_size`` counts as 1024, an unknown
-    ``dim`` as 512. At batch 1024 that is 8192 classes per block for
-    ``dim <= 2048``.
+    ``dim`` as 512. At batch 1024 that is one block up to 32,768 classes
+    and 8192 classes per block above, for ``dim <= 2048``.
 
     Args:
       batch_size: int or None, the number of rows of ``inputs``.
@@ -70,6 +76,8 @@ def auto_chunk_size(batch_size: int | None, dim: int | None, num_classes: int) -
     """
     rows = max(int(batch_size or ASSUMED_BATCH), 1)
     width = max(int(dim or 512), 1)
+    if rows * num_classes <= ONE_SHOT_ELEMENTS:
+        return num_classes
     chunk = min(LOGITS_BLOCK_ELEMENTS // rows, ROWS_BLOCK_ELEMENTS // width)
     chunk = max(CHUNK_ALIGN, chunk // CHUNK_ALIGN * CHUNK_ALIGN)
     return min(chunk, num_classes)
