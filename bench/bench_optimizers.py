@@ -63,9 +63,18 @@ OPTIMIZERS = {
     # The configuration the README and the demo use (second_moment="per_lookup":
     # one more segment sum over the slices than the default).
     "LazyAdam": lambda: optimizers.LazyAdam(1e-3, second_moment="per_lookup"),
+    # The same without the fused C++ row update (its TensorFlow-ops path).
+    "LazyAdam (TF ops)": lambda: _without_kernel(
+        optimizers.LazyAdam(1e-3, second_moment="per_lookup")
+    ),
 }
 FULL = "full softmax (SGD)"
-FAST = ("SGD", "LazyAdam")
+FAST = ("SGD", "LazyAdam", "LazyAdam (TF ops)")
+
+
+def _without_kernel(optimizer):
+    optimizer._fused = False  # noqa: SLF001 - the switch tests and this bench use
+    return optimizer
 
 
 def peak_rss_gb() -> float:
@@ -211,6 +220,10 @@ def summarize(rows: list[dict]) -> None:
         r = ratio(size, size, "LazyAdam", "SGD")
         if r is not None:
             print(f"LazyAdam / SGD at {size[0]:.0e} (dim {size[1]}): {r:.2f}x")
+    for size in sorted(by_size):
+        r = ratio(size, size, "LazyAdam (TF ops)", "LazyAdam")
+        if r is not None:
+            print(f"LazyAdam TF ops / fused kernel at {size[0]:.0e} (dim {size[1]}): {r:.2f}x")
     r = ratio((10**6, 128), (10**6, 128), "Adam", "LazyAdam")
     if r is not None:
         print(f"Keras Adam / LazyAdam at 1e+06: {r:.1f}x")

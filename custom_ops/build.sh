@@ -23,18 +23,18 @@ if ! command -v bazel >/dev/null 2>&1; then
 fi
 
 bash custom_ops/configure.sh
-target=//custom_ops:_learned_unigram_ops.so
+target=//custom_ops:_tf_sampling_ops.so
 echo "[build] bazel build $target"
 start=$SECONDS
 bazel build "$target"
 bin_dir="$(bazel info bazel-bin 2>/dev/null)"
-so="$bin_dir/custom_ops/_learned_unigram_ops.so"
+so="$bin_dir/custom_ops/_tf_sampling_ops.so"
 if [[ ! -f "$so" ]]; then
   echo "[build] expected $so after the build, found nothing" >&2
   exit 1
 fi
 # Install by rename so a process that already mapped the old file keeps it.
-cp -f "$so" tf_sampling/ops/_learned_unigram_ops.so.tmp
-chmod u+w tf_sampling/ops/_learned_unigram_ops.so.tmp
-mv -f tf_sampling/ops/_learned_unigram_ops.so.tmp tf_sampling/ops/_learned_unigram_ops.so
-echo "[build] tf_sampling/ops/_learned_unigram_ops.so ready ($((SECONDS - start)) s)"
+cp -f "$so" tf_sampling/ops/_tf_sampling_ops.so.tmp
+chmod u+w tf_sampling/ops/_tf_sampling_ops.so.tmp
+mv -f tf_sampling/ops/_tf_sampling_ops.so.tmp tf_sampling/ops/_tf_sampling_ops.so
+echo "[build] tf_sampling/ops/_tf_sampling_ops.so ready ($((SECONDS - start)) s)"

@@ -87,7 +87,7 @@ def unloaded_loader(monkeypatch):
 
 
 def test_missing_library_error_says_how_to_build(unloaded_loader, tmp_path):
-    unloaded_loader.setattr(_loader, "_path_override", tmp_path / "_learned_unigram_ops.so")
+    unloaded_loader.setattr(_loader, "_path_override", tmp_path / "_tf_sampling_ops.so")
     with pytest.raises(ts_ops.OpLibraryError, match="missing") as info:
         ts_ops.learned_unigram_candidate_sampler([[1]], 1, 2, True, 10)
     assert "bash custom_ops/build.sh" in str(info.value)
@@ -95,7 +95,7 @@ def test_missing_library_error_says_how_to_build(unloaded_loader, tmp_path):
 
 
 def test_library_for_other_tensorflow_version_is_refused(unloaded_loader, tmp_path):
-    fake = tmp_path / "_learned_unigram_ops.so"
+    fake = tmp_path / "_tf_sampling_ops.so"
     fake.write_bytes(b"\x7fELF...tf_sampling:built-against-tensorflow=2.3.0;...")
     unloaded_loader.setattr(_loader, "_path_override", fake)
     with pytest.raises(ts_ops.OpLibraryError, match=r"built against TensorFlow 2\.3\.0") as info:

@@ -489,7 +489,10 @@ _MIRRORED_SCRIPT = textwrap.dedent(
                                                  tf.constant([rows, dim], tf.int64)), 10.0)
                 for v, i in replica_grads]
 
+    # "default" and "per_lookup" run the fused C++ update where the op library is
+    # built; catch_up always runs the TensorFlow-ops path.
     for mode, options in (("default", {}),
+                          ("per_lookup", {"second_moment": "per_lookup"}),
                           ("per_lookup_catch_up", {"second_moment": "per_lookup",
                                                    "catch_up": True})):
         def make():
@@ -513,12 +516,12 @@ _MIRRORED_SCRIPT = textwrap.dedent(
             distribute_values = strategy.experimental_distribute_values_from_function(
                 lambda ctx: (vals[ctx.replica_id_in_sync_group], idxs[ctx.replica_id_in_sync_group]))
             distributed_step(distribute_values)
-        opt.flush() if options else None  # cross-replica context
+        opt.flush()  # cross-replica context (a no-op without catch_up)
 
         one_var = keras.Variable(init)
         one = make()
         for replica_grads in steps:
-            if options:
+            if "second_moment" in options:
                 # per_lookup reads each lookup: the replicas' slices as all-gathered.
                 parts = clipped(replica_grads)
                 g = tf.IndexedSlices(tf.concat([p.values for p in parts], 0),
@@ -533,7 +536,7 @@ _MIRRORED_SCRIPT = textwrap.dedent(
                                      tf.constant(touched, tf.int64),
                                      tf.constant([rows, dim], tf.int64))
             one.apply([g], [one_var])
-        one.flush() if options else None
+        one.flush()
 
         local = [strategy.experimental_local_results(v.value) for v in [var] + opt.variables]
         results[mode] = {
@@ -560,7 +563,7 @@ def test_mirrored_strategy_two_logical_cpus_equals_one_device():
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["replicas"] == 2
     init = np.random.default_rng(0).normal(size=(10, 3)).astype("float32")
-    for mode in ("default", "per_lookup_catch_up"):
+    for mode in ("default", "per_lookup", "per_lookup_catch_up"):
         for replicas, one in zip(result[mode]["mirrored"], result[mode]["one"], strict=True):
             for replica in replicas:  # every replica holds the same values
                 np.testing.assert_allclose(np.array(replica), np.array(one), rtol=1e-6, atol=1e-7)
@@ -569,6 +572,7 @@ def test_mirrored_strategy_two_logical_cpus_equals_one_device():
         np.testing.assert_array_equal(np.array(result[mode]["one"][0])[untouched], init[untouched])
     # The two modes differ (rows 2 and 5 are looked up twice per step), so both are checked.
     assert not np.allclose(result["default"]["one"][0], result["per_lookup_catch_up"]["one"][0])
+    assert not np.allclose(result["default"]["one"][0], result["per_lookup"]["one"][0])
 
 
 def test_mixed_float16_fit_with_sparse_loss_scale_optimizer():

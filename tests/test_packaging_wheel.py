@@ -50,7 +50,7 @@ def test_wheel_is_platform_tagged_and_holds_the_op(wheel):
         dist_info = f"tf_sampling-{version.__version__}.dist-info"
         wheel_file = archive.read(f"{dist_info}/WHEEL").decode()
         metadata = email.parser.Parser().parsestr(archive.read(f"{dist_info}/METADATA").decode())
-    assert "tf_sampling/ops/_learned_unigram_ops.so" in names
+    assert "tf_sampling/ops/_tf_sampling_ops.so" in names
     assert "tf_sampling/_tf_version_check.py" in names
     assert "Root-Is-Purelib: false" in wheel_file
     assert f"Tag: py3-none-{platform}" in wheel_file

@@ -1,10 +1,10 @@
 """Lazy loading of tf_sampling's compiled op library.
 
-The shared library ``_learned_unigram_ops.so`` is built by Bazel
+The shared library ``_tf_sampling_ops.so`` is built by Bazel
 (``bash custom_ops/build.sh``, which ``pip install --no-build-isolation .``
 runs) against one TensorFlow version and sits next to this file. Nothing loads
 it at import time: ``load_op_library()`` does on first use of a learned-unigram
-sampler. Before calling ``tf.load_op_library`` the loader checks the
+sampler or of ``LazyAdam``'s fused update. Before calling ``tf.load_op_library`` the loader checks the
 TensorFlow version recorded in the binary, so a stale build gives a clear
 message instead of an obscure dlopen failure or crash.
 """
@@ -20,7 +20,7 @@ import tensorflow as tf
 
 __all__ = ["OpLibraryError", "library_path", "load_op_library"]
 
-LIBRARY_NAME = "_learned_unigram_ops.so"
+LIBRARY_NAME = "_tf_sampling_ops.so"
 
 #: Op names in the library; all are registered as not differentiable.
 OP_NAMES = (
@@ -28,6 +28,7 @@ OP_NAMES = (
     "TfSampling>LearnedUnigramSampleAndUpdate",
     "TfSampling>LearnedUnigramTreeToCounts",
     "TfSampling>LearnedUnigramCountsToTree",
+    "TfSampling>ResourceSparseApplyLazyAdam",
 )
 
 _BUILD_HINT = (
@@ -50,7 +51,7 @@ def library_path() -> pathlib.Path:
     """Returns where the op library is expected.
 
     Returns:
-      pathlib.Path: ``tf_sampling/ops/_learned_unigram_ops.so`` in the
+      pathlib.Path: ``tf_sampling/ops/_tf_sampling_ops.so`` in the
       installed (or source) package.
     """
     if _path_override is not None:

@@ -7,7 +7,9 @@ import math
 import keras
 import tensorflow as tf
 
+from tf_sampling import ops
 from tf_sampling._core import validation
+from tf_sampling._core.xla import in_xla_context
 from tf_sampling.optimizers.base import LazyOptimizer, _tf_variable
 
 #: Skipped steps are summed until the next one would be below this fraction of
@@ -88,6 +90,13 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
     +1.22% of Keras Adam's (one seed; ``docs/optimizers.md``);
     it is there for models where the skipped momentum matters, and for
     evaluating Adam-equivalent weights.
+
+    **One kernel on CPU.** Without ``amsgrad`` and ``catch_up``, the sparse
+    step of a float32/float64 variable on a CPU is one call of this
+    package's C++ op (``tf_sampling.ops.resource_sparse_apply_lazy_adam``,
+    loaded lazily): deduplication, weight decay, both moments and the update
+    in one pass over the touched rows, the same bits as the TensorFlow ops
+    that run everywhere else (under XLA, on GPUs, without the built library).
 
     The series is summed until its terms fall below 1e-9 of the first (about
     200 terms for the default betas), so a catch-up costs O(touched rows x
@@ -177,6 +186,8 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
         self.second_moment = second_moment
         self._keeps_lookups = second_moment == "per_lookup"
         self._lookup_squares = None
+        # Tests turn the C++ kernel off to check the TensorFlow-ops path against it.
+        self._fused = True
 
     def build(self, var_list):
         """Creates Adam's slots and, with ``catch_up``, each row's last updated step."""
@@ -227,6 +238,9 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
 
     def update_step(self, gradient, variable, learning_rate):
         """As :class:`LazyOptimizer`; with ``catch_up``, a dense gradient first flushes its rows."""
+        if isinstance(gradient, tf.IndexedSlices) and self._fuses(variable):
+            self._fused_update(gradient, variable, learning_rate)
+            return None
         if isinstance(gradient, tf.IndexedSlices) and self._keeps_lookups:
             # _deduplicate leaves the lookups' squares for _update_rows.
             try:
@@ -377,13 +391,53 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
             slots.append(self._velocity_hats[index])
         return slots
 
-    def _update_rows(self, gradient, slot_rows, learning_rate):
-        # Keras Adam's operations in Keras Adam's order, on the gathered rows.
-        dtype = gradient.dtype
+    def _alpha(self, learning_rate: tf.Tensor) -> tf.Tensor:
+        """Keras Adam's bias-corrected step size of this step."""
+        dtype = learning_rate.dtype
         step = tf.cast(self.iterations + 1, dtype)
         beta_1_power = tf.pow(tf.cast(self.beta_1, dtype), step)
         beta_2_power = tf.pow(tf.cast(self.beta_2, dtype), step)
-        alpha = learning_rate * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+        return learning_rate * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+
+    def _fuses(self, variable) -> bool:
+        """Whether ``variable``'s sparse step can run as the C++ kernel."""
+        return (
+            self._fused
+            and not self.amsgrad
+            and not self.catch_up
+            and variable.dtype in ("float32", "float64")
+            and not in_xla_context()
+            and _on_cpu(_tf_variable(variable))
+            and ops.lazy_adam_kernel_available()
+        )
+
+    def _fused_update(self, gradient: tf.IndexedSlices, variable, learning_rate) -> None:
+        # The scalars as _update_rows and _decay_rows make them (Python floats
+        # converted to the dtype), so the kernel's arithmetic is theirs.
+        dtype = variable.dtype
+        lr = tf.cast(learning_rate, dtype)
+        index = self._get_variable_index(variable)
+        weight_decay = None
+        if self._decays(variable):
+            weight_decay = tf.cast(self.weight_decay, dtype)
+        ops.resource_sparse_apply_lazy_adam(
+            _tf_variable(variable),
+            _tf_variable(self._momentums[index]),
+            _tf_variable(self._velocities[index]),
+            tf.cast(gradient.values, dtype),
+            gradient.indices,
+            alpha=self._alpha(lr),
+            one_minus_beta_1=tf.constant(1 - self.beta_1, dtype),
+            one_minus_beta_2=tf.constant(1 - self.beta_2, dtype),
+            epsilon=tf.constant(self.epsilon, dtype),
+            learning_rate=lr,
+            weight_decay=weight_decay,
+            per_lookup_second_moment=self._keeps_lookups,
+        )
+
+    def _update_rows(self, gradient, slot_rows, learning_rate):
+        # Keras Adam's operations in Keras Adam's order, on the gathered rows.
+        alpha = self._alpha(learning_rate)
         m, v = slot_rows[0], slot_rows[1]
         square = self._lookup_squares
         if square is None:
@@ -395,6 +449,14 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
             v = tf.maximum(slot_rows[2], v)
             new_rows.append(v)
         return (m * alpha) / (tf.sqrt(v) + self.epsilon), new_rows
+
+
+def _on_cpu(variable) -> bool:
+    """Whether a TF variable lives on a CPU (the fused kernel's only device)."""
+    device_type = tf.DeviceSpec.from_string(variable.device or "").device_type
+    if device_type is None:  # not placed: a CPU only where no GPU is visible
+        return not tf.config.list_logical_devices("GPU")
+    return device_type == "CPU"
 
 
 def _read(variable) -> tf.Tensor:
