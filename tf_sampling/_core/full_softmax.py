@@ -489,8 +489,9 @@ def full_softmax_cross_entropy(
       partition_strategy: ``"mod"`` or ``"div"``, for sharded tables (the same
         class order rule as the sampled losses).
       chunk_size: Optional int, classes per block; default
-        :func:`auto_chunk_size` (8192 at batch 1024). When every shard fits in
-        one block the logits are computed at once (one-shot path).
+        :func:`auto_chunk_size` (at batch 1024: one block up to 32,768
+        classes, 8192 classes above). When every shard fits in one block the
+        logits are computed at once (one-shot path).
       name: Name scope of the operation.
 
     Returns:
