@@ -325,9 +325,15 @@ class ShardedLazyAdam:
                     tf.IndexedSlices(alpha * m_rows / (tf.sqrt(v_rows) + self.epsilon), ids)
                 )
             else:
-                m.assign(m * self.beta_1 + (1 - self.beta_1) * grad)
-                v.assign(v * self.beta_2 + (1 - self.beta_2) * tf.square(grad))
-                var.assign_sub(alpha * m / (tf.sqrt(v) + self.epsilon))
+                # The step from this worker's own new moments, not from m and v
+                # read back: another worker may have written either meanwhile,
+                # and m from one with v from another can divide a large m by a
+                # near-zero v (a diverged run, seen once in ~20).
+                m_new = m * self.beta_1 + (1 - self.beta_1) * grad
+                v_new = v * self.beta_2 + (1 - self.beta_2) * tf.square(grad)
+                m.assign(m_new)
+                v.assign(v_new)
+                var.assign_sub(alpha * m_new / (tf.sqrt(v_new) + self.epsilon))
 
     def checkpoint_items(self) -> dict:
         """The optimizer state as ``tf.train.Checkpoint`` keyword arguments."""
