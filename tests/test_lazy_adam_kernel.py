@@ -123,6 +123,16 @@ def test_the_kernel_is_what_runs_where_it_applies(kwargs, fused):
     assert (OP_TYPE in types) is fused
 
 
+def test_without_the_library_the_tensorflow_ops_path_runs(monkeypatch):
+    monkeypatch.setattr(ops, "lazy_adam_kernel_available", lambda: False)
+    opt = optimizers.LazyAdam()
+    variable = keras.Variable(np.zeros((ROWS, DIM), "float32"))
+    opt.build([variable])
+    types = _graph_op_types(opt, variable, _steps("float32", tf.int64)[0])
+    assert OP_TYPE not in types
+    assert "ResourceScatterUpdate" in types  # the slots' rows written by the TF ops
+
+
 def test_dense_gradients_do_not_use_the_kernel():
     opt = optimizers.LazyAdam()
     variable = keras.Variable(np.zeros((ROWS, DIM), "float32"))
