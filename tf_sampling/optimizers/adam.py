@@ -416,14 +416,14 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
         # converted to the dtype), so the kernel's arithmetic is theirs.
         dtype = variable.dtype
         lr = tf.cast(learning_rate, dtype)
-        index = self._get_variable_index(variable)
+        momentum, velocity = self._row_slots(variable)  # no AMSGrad here: just m and v
         weight_decay = None
         if self._decays(variable):
             weight_decay = tf.cast(self.weight_decay, dtype)
         ops.resource_sparse_apply_lazy_adam(
             _tf_variable(variable),
-            _tf_variable(self._momentums[index]),
-            _tf_variable(self._velocities[index]),
+            _tf_variable(momentum),
+            _tf_variable(velocity),
             tf.cast(gradient.values, dtype),
             gradient.indices,
             alpha=self._alpha(lr),
