@@ -14,12 +14,14 @@ from tf_sampling._core.full_softmax import (
     full_top_k,
 )
 from tf_sampling._core.rank_sampled_softmax import rank_sampled_softmax_loss
+from tf_sampling._core.retrieval_loss import in_batch_softmax_loss
 from tf_sampling._core.sampled_losses import nce_loss, sampled_softmax_loss
 
 __all__ = [
     "full_sigmoid_cross_entropy",
     "full_softmax_cross_entropy",
     "full_top_k",
+    "in_batch_softmax_loss",
     "nce_loss",
     "rank_sampled_softmax_loss",
     "sampled_softmax_loss",

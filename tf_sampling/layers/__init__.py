@@ -17,6 +17,7 @@ losses and metrics are registered with ``keras.saving`` by ``import tf_sampling`
 
 from tf_sampling.layers.base import SampledOutputLayer, TopK, top_k
 from tf_sampling.layers.callbacks import ResamplingTemperatureScheduler
+from tf_sampling.layers.frequency_estimator import StreamingFrequencyEstimator
 from tf_sampling.layers.nce import NCE
 from tf_sampling.layers.rank_sampled_softmax import RankSampledSoftmax
 from tf_sampling.layers.sampled_softmax import SampledSoftmax
@@ -28,6 +29,7 @@ __all__ = [
     "ResamplingTemperatureScheduler",
     "SampledOutputLayer",
     "SampledSoftmax",
+    "StreamingFrequencyEstimator",
     "TopK",
     "TopKPredictions",
     "export_top_k",
