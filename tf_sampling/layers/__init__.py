@@ -20,10 +20,19 @@ from tf_sampling.layers.callbacks import ResamplingTemperatureScheduler
 from tf_sampling.layers.frequency_estimator import StreamingFrequencyEstimator
 from tf_sampling.layers.nce import NCE
 from tf_sampling.layers.rank_sampled_softmax import RankSampledSoftmax
+from tf_sampling.layers.retrieval import (
+    CandidateMemory,
+    CorpusNegativeSampler,
+    InBatchSoftmaxRetrieval,
+)
+from tf_sampling.layers.retrieval_evaluation import retrieval_top_k_accuracy
 from tf_sampling.layers.sampled_softmax import SampledSoftmax
 from tf_sampling.layers.top_k_predictions import TopKPredictions, export_top_k, top_k_model
 
 __all__ = [
+    "CandidateMemory",
+    "CorpusNegativeSampler",
+    "InBatchSoftmaxRetrieval",
     "NCE",
     "RankSampledSoftmax",
     "ResamplingTemperatureScheduler",
@@ -33,6 +42,7 @@ __all__ = [
     "TopK",
     "TopKPredictions",
     "export_top_k",
+    "retrieval_top_k_accuracy",
     "top_k",
     "top_k_model",
 ]
