@@ -8,6 +8,12 @@ cannot run), they draw from the compilable sampler of their default
 distribution (``tf_sampling.samplers.xla_defaults``).
 """
 
+from tf_sampling._core.adaptive_layout import cutoffs_from_counts as adaptive_softmax_cutoffs
+from tf_sampling._core.adaptive_softmax import (
+    adaptive_log_softmax,
+    adaptive_softmax_loss,
+    adaptive_top_k,
+)
 from tf_sampling._core.full_softmax import (
     full_sigmoid_cross_entropy,
     full_softmax_cross_entropy,
@@ -18,6 +24,10 @@ from tf_sampling._core.retrieval_loss import in_batch_softmax_loss
 from tf_sampling._core.sampled_losses import nce_loss, sampled_softmax_loss
 
 __all__ = [
+    "adaptive_log_softmax",
+    "adaptive_softmax_cutoffs",
+    "adaptive_softmax_loss",
+    "adaptive_top_k",
     "full_sigmoid_cross_entropy",
     "full_softmax_cross_entropy",
     "full_top_k",
