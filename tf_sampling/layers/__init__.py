@@ -8,6 +8,8 @@
 * ``top_k_model``, ``export_top_k``, ``TopKPredictions``: the ``k`` best
   classes straight from the head's table in class blocks (``predict`` and a
   SavedModel serving signature that never hold ``[batch, num_classes]``).
+* ``AdaptiveSoftmax`` (exact adaptive softmax, trained on the exact
+  likelihood), ``AdaptiveTopK``, ``adaptive_top_k_model``: its top-k.
 * ``ResamplingTemperatureScheduler``: lower TAPAS' temperature during ``fit``.
 
 See ``tf_sampling.layers.base`` for how the loss finds the layer. The matching
@@ -15,6 +17,7 @@ losses and metrics are registered with ``keras.saving`` by ``import tf_sampling`
 (which importing this package runs first).
 """
 
+from tf_sampling.layers.adaptive_softmax import AdaptiveSoftmax, AdaptiveTopK, adaptive_top_k_model
 from tf_sampling.layers.base import SampledOutputLayer, TopK, top_k
 from tf_sampling.layers.callbacks import ResamplingTemperatureScheduler
 from tf_sampling.layers.frequency_estimator import StreamingFrequencyEstimator
@@ -30,6 +33,8 @@ from tf_sampling.layers.sampled_softmax import SampledSoftmax
 from tf_sampling.layers.top_k_predictions import TopKPredictions, export_top_k, top_k_model
 
 __all__ = [
+    "AdaptiveSoftmax",
+    "AdaptiveTopK",
     "CandidateMemory",
     "CorpusNegativeSampler",
     "InBatchSoftmaxRetrieval",
@@ -41,6 +46,7 @@ __all__ = [
     "StreamingFrequencyEstimator",
     "TopK",
     "TopKPredictions",
+    "adaptive_top_k_model",
     "export_top_k",
     "retrieval_top_k_accuracy",
     "top_k",

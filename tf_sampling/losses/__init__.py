@@ -3,10 +3,12 @@
 ``SampledSoftmaxLoss``, ``NCELoss``, ``RankSampledSoftmaxLoss``: the sampled
 loss while training, the exact full loss while evaluating; they find the class
 weights on the output layer (see ``tf_sampling.losses.sampled``).
-``FullSoftmaxLoss``: the exact full loss in training too, in class blocks. The
+``FullSoftmaxLoss``: the exact full loss in training too, in class blocks.
+``AdaptiveSoftmaxLoss``: the exact likelihood of an ``AdaptiveSoftmax`` head. The
 exact evaluation metrics are in ``tf_sampling.metrics``.
 """
 
+from tf_sampling.losses.adaptive_softmax import AdaptiveSoftmaxLoss
 from tf_sampling.losses.registration import register_with_keras_get
 from tf_sampling.losses.sampled import (
     FullSoftmaxLoss,
@@ -17,8 +19,10 @@ from tf_sampling.losses.sampled import (
 )
 
 register_with_keras_get(SampledSoftmaxLoss, NCELoss, RankSampledSoftmaxLoss, FullSoftmaxLoss)
+register_with_keras_get(AdaptiveSoftmaxLoss)
 
 __all__ = [
+    "AdaptiveSoftmaxLoss",
     "FullSoftmaxLoss",
     "NCELoss",
     "RankSampledSoftmaxLoss",
