@@ -32,7 +32,9 @@ def _paper_stream(batches, buckets_of, size, alpha, seed=0):
 
 def test_hand_made_stream_by_hand():
     # One hash, many buckets (ids 1, 2 apart), alpha = 0.5.
-    est = StreamingFrequencyEstimator(num_buckets=1 << 16, num_hashes=1, learning_rate=0.5)
+    est = StreamingFrequencyEstimator(
+        num_buckets=1 << 16, num_hashes=1, learning_rate=0.5, bias_correction=False
+    )
     hb = fe.hash_keys(tf.constant([1, 2], tf.int64), 1, 1 << 16).numpy()[0]
     assert hb[0] != hb[1]
     p1 = est(tf.constant([1], tf.int64), training=True).numpy()  # t=1: B1 = 0.5 * 1
@@ -60,7 +62,9 @@ def test_matches_the_sequential_rule_step_by_step(ids_kind):
     if ids_kind == "string":
         batches = [[f"item-{y}" for y in batch] for batch in batches]
     num_buckets, num_hashes, alpha = 7, 3, 0.3
-    est = StreamingFrequencyEstimator(num_buckets, num_hashes, alpha, id_dtype=ids_kind)
+    est = StreamingFrequencyEstimator(
+        num_buckets, num_hashes, alpha, id_dtype=ids_kind, bias_correction=False
+    )
 
     def buckets_of(y):
         keys = fe.id_keys(tf.constant([y]))
@@ -76,6 +80,22 @@ def test_matches_the_sequential_rule_step_by_step(ids_kind):
     # A different arrival order within each batch gives the same state.
     again = _paper_stream(batches, buckets_of, num_buckets * num_hashes, alpha, seed=7)
     np.testing.assert_allclose(again[-1][1], states[-1][1], rtol=1e-12)
+
+
+def test_bias_correction_divides_by_the_weight_of_the_observations():
+    # One hash, alpha = 0.5; id 1 at t=1 (gap 1), twice at t=3 (gaps 2, 0).
+    est = StreamingFrequencyEstimator(1 << 16, 1, 0.5, bias_correction=True)
+    np.testing.assert_allclose(est(tf.constant([1], tf.int64), training=True).numpy(), [1.0])
+    est(tf.constant([5], tf.int64), training=True)
+    got = est(tf.constant([1, 1], tf.int64), training=True).numpy()
+    b = 0.25 * 0.5 + 0.5 * 0.5 * 2  # the paper's B after the three arrivals
+    w = 1 - 0.5**3  # the weight the average gave to its three observations
+    np.testing.assert_allclose(got, [w / b, w / b], rtol=1e-6)
+    plain = StreamingFrequencyEstimator(1 << 16, 1, 0.5, bias_correction=False)
+    for batch in ([1], [5], [1, 1]):
+        p = plain(tf.constant(batch, tf.int64), training=True).numpy()
+    np.testing.assert_allclose(p, [1 / b, 1 / b], rtol=1e-6)
+    np.testing.assert_allclose(plain.gap.numpy(), est.gap.numpy())
 
 
 def test_hashes_spread_and_differ():

@@ -174,7 +174,7 @@ def test_the_data_exercise_the_mask_and_the_correction():
 
 def test_a_loss_without_the_hit_mask_fails_the_comparison(monkeypatch):
     d = _data()
-    monkeypatch.setattr(retrieval_loss, "removed_columns", lambda *args: None)
+    monkeypatch.setattr(retrieval_loss, "_matches", lambda *args: None)
     loss, _ = _tf_loss_and_grads(d, candidate_ids=d["ids"])
     ref = _reference(d["q"], d["c"], ids=d["ids"])[0]
     assert not np.allclose(loss, ref, rtol=2e-5, atol=2e-5)
@@ -304,3 +304,11 @@ def test_bad_candidate_shape_and_runtime_probability():
         nn.in_batch_softmax_loss(
             d["q"], d["c"], candidate_sampling_probability=tf.constant([1.0] * (B - 1) + [-1.0])
         )
+
+
+def test_removed_columns_never_drop_the_diagonal():
+    ids = tf.constant([4, 4, 2], tf.int64)
+    drop = retrieval_loss.removed_columns(ids, tf.concat([ids, [4]], 0), None, None).numpy()
+    np.testing.assert_array_equal(
+        drop, [[False, True, False, True], [True, False, False, True], [False] * 4]
+    )

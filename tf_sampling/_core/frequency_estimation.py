@@ -22,8 +22,9 @@ gaps of 0, i.e.::
 
 which is what :func:`gap_update` computes, for every arrival at once. The
 arrays start at 0 (so the first estimates are rough until a bucket has been
-seen about ``1 / alpha`` times); a bucket never seen has ``B = 0`` and its
-ids get :data:`UNSEEN_PROBABILITY`.
+seen about ``1 / alpha`` times, unless the estimate divides by the weight
+the average has given to observations, Adam's bias correction); a bucket
+never seen has ``B = 0`` and its ids get :data:`UNSEEN_PROBABILITY`.
 
 Pure TensorFlow (no Keras): the Keras layer
 ``tf_sampling.layers.StreamingFrequencyEstimator`` holds the arrays as
@@ -141,24 +142,35 @@ def _counts(buckets: tf.Tensor) -> tf.Tensor:
 
 
 def gap_update(
-    last_step: tf.Tensor, gap: tf.Tensor, buckets: tf.Tensor, step: tf.Tensor, learning_rate: float
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """The new ``A`` and ``B`` of the buckets arriving at ``step``, one value per arrival.
+    last_step: tf.Tensor,
+    gap: tf.Tensor,
+    buckets: tf.Tensor,
+    step: tf.Tensor,
+    learning_rate: float,
+    weight: tf.Tensor | None = None,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor | None]:
+    """The new ``A``, ``B`` (and debiasing weight) of the buckets arriving at ``step``, per arrival.
 
     Every arrival of a bucket gets the same new values (the result of the
     paper's sequential rule over all of that bucket's arrivals at this step),
     so scattering them with duplicates is deterministic.
 
+    The optional weight array ``W`` (start 0) follows ``W <- 1 - (1 - alpha)^n
+    * (1 - W)``: the total weight the exponential average has given to
+    observations, so that ``B / W`` is the average without the pull of the
+    zero start (Adam's bias correction; ``B`` itself is the paper's).
+
     Args:
-      last_step: int64 ``[num_hashes * num_buckets]`` array ``A`` (or its
-        values read at ``buckets``, see ``gathered``).
+      last_step: int64 ``[num_hashes * num_buckets]`` array ``A``.
       gap: float ``[num_hashes * num_buckets]`` array ``B``.
       buckets: int32 ``[N]`` flat bucket indices of this step's arrivals.
       step: int64 scalar, the step ``t`` (>= 1).
       learning_rate: ``alpha`` in (0, 1].
+      weight: Optional float array ``W`` like ``gap``.
 
     Returns:
-      tuple: int64 ``[N]`` (all ``step``) and ``[N]`` new gaps in ``gap``'s dtype.
+      tuple: int64 ``[N]`` (all ``step``), ``[N]`` new gaps and ``[N]`` new
+      weights (None without ``weight``), in ``gap``'s dtype.
     """
     buckets = tf.reshape(buckets, [-1])
     n = tf.cast(_counts(buckets), gap.dtype)
@@ -166,22 +178,35 @@ def gap_update(
     b = tf.gather(gap, buckets)
     keep = tf.cast(1.0 - learning_rate, gap.dtype)
     elapsed = tf.cast(tf.cast(step, tf.int64) - a, gap.dtype)
-    new_gap = tf.pow(keep, n) * b + learning_rate * tf.pow(keep, n - 1.0) * elapsed
+    decay = tf.pow(keep, n)
+    new_gap = decay * b + learning_rate * tf.pow(keep, n - 1.0) * elapsed
     new_last = tf.fill(tf.shape(buckets), tf.cast(step, tf.int64))
-    return new_last, new_gap
+    new_weight = None
+    if weight is not None:
+        new_weight = 1.0 - decay * (1.0 - tf.gather(weight, buckets))
+    return new_last, new_gap, new_weight
 
 
-def probability_from_gaps(gap: tf.Tensor, buckets: tf.Tensor) -> tf.Tensor:
-    """``1 / max_k B_k[h_k(y)]`` for each id (``UNSEEN_PROBABILITY`` where that max is 0).
+def probability_from_gaps(
+    gap: tf.Tensor, buckets: tf.Tensor, weight: tf.Tensor | None = None
+) -> tf.Tensor:
+    """``1 / max_k G_k(y)`` for each id, ``G_k = B_k[h_k(y)]`` (divided by ``W_k`` when given).
+
+    ``UNSEEN_PROBABILITY`` where that max is 0 (no bucket of the id was seen).
 
     Args:
       gap: float ``[num_hashes * num_buckets]`` array ``B``.
       buckets: int32 ``[num_hashes, N]`` from :func:`hash_keys`.
+      weight: Optional array ``W`` of :func:`gap_update` (bias correction).
 
     Returns:
       tf.Tensor: ``[N]`` estimated arrivals per step, in ``gap``'s dtype.
     """
-    largest = tf.reduce_max(tf.gather(gap, buckets), axis=0)
+    gaps = tf.gather(gap, buckets)
+    if weight is not None:
+        w = tf.gather(weight, buckets)
+        gaps = tf.where(w > 0, gaps / tf.where(w > 0, w, tf.ones_like(w)), gaps)
+    largest = tf.reduce_max(gaps, axis=0)
     seen = largest > 0
     return tf.where(
         seen,

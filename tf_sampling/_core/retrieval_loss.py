@@ -104,6 +104,40 @@ def _first_match(equal: tf.Tensor, size) -> tf.Tensor:
     return tf.reduce_min(tf.where(equal, rows, size), axis=0)
 
 
+def _matches(
+    positive_ids: tf.Tensor | None,
+    column_ids: tf.Tensor | None,
+    query_ids: tf.Tensor | None,
+    column_query_ids: tf.Tensor | None,
+) -> tf.Tensor | None:
+    """``removed_columns`` with the diagonal left in (every rule matches it)."""
+    if column_ids is None and column_query_ids is None:
+        return None
+    if column_query_ids is None:
+        drop = tf.equal(positive_ids[:, None], column_ids[None, :])
+    elif column_ids is None:
+        drop = tf.equal(query_ids[:, None], column_query_ids[None, :])
+    else:
+        # Each (query, candidate) pair of the P positive columns is named by the
+        # first column holding its query and the first holding its candidate;
+        # a [P, P] table marks the pairs present. Row i drops column j when
+        # the pair (its query, column j's item) is marked. Everything is
+        # [B, N] or [P, N]: the cost of the logits, no [B, B, N] product.
+        num_pairs = tf.shape(column_query_ids)[0]
+        num_rows = tf.shape(query_ids)[0]
+        query_rep = _first_match(
+            tf.equal(column_query_ids[:, None], column_query_ids[None, :]), num_pairs
+        )  # [P]: first positive column with the same query
+        item_rep = _first_match(
+            tf.equal(column_ids[:num_pairs, None], column_ids[None, :]), num_pairs
+        )  # [N]: first positive column with the same item (P if none)
+        pairs = tf.stack([query_rep, item_rep[:num_pairs]], axis=1)
+        table = tf.scatter_nd(pairs, tf.ones([num_pairs], tf.int32), [num_pairs, num_pairs + 1])
+        rows = tf.gather(table, query_rep[:num_rows])  # [B, P + 1]; column P: no such item
+        drop = tf.gather(rows, item_rep, axis=1) > 0
+    return drop
+
+
 def removed_columns(
     positive_ids: tf.Tensor | None,
     column_ids: tf.Tensor | None,
@@ -136,35 +170,49 @@ def removed_columns(
       tf.Tensor: bool ``[B, N]`` (True: drop), with a False diagonal; None
       when neither ids nor query ids are given.
     """
-    if column_ids is None and column_query_ids is None:
+    drop = _matches(positive_ids, column_ids, query_ids, column_query_ids)
+    if drop is None:
         return None
-    if column_query_ids is None:
-        drop = tf.equal(positive_ids[:, None], column_ids[None, :])
-        num_rows, num_columns = tf.shape(drop)[0], tf.shape(drop)[1]
-    elif column_ids is None:
-        drop = tf.equal(query_ids[:, None], column_query_ids[None, :])
-        num_rows, num_columns = tf.shape(drop)[0], tf.shape(drop)[1]
-    else:
-        # Each (query, candidate) pair of the P positive columns is named by the
-        # first column holding its query and the first holding its candidate;
-        # a [P, P] table marks the pairs present. Row i drops column j when
-        # the pair (its query, column j's item) is marked. Everything is
-        # [B, N] or [P, N]: the cost of the logits, no [B, B, N] product.
-        num_pairs = tf.shape(column_query_ids)[0]
-        num_rows = tf.shape(query_ids)[0]
-        num_columns = tf.shape(column_ids)[0]
-        query_rep = _first_match(
-            tf.equal(column_query_ids[:, None], column_query_ids[None, :]), num_pairs
-        )  # [P]: first positive column with the same query
-        item_rep = _first_match(
-            tf.equal(column_ids[:num_pairs, None], column_ids[None, :]), num_pairs
-        )  # [N]: first positive column with the same item (P if none)
-        pairs = tf.stack([query_rep, item_rep[:num_pairs]], axis=1)
-        table = tf.scatter_nd(pairs, tf.ones([num_pairs], tf.int32), [num_pairs, num_pairs + 1])
-        rows = tf.gather(table, query_rep[:num_rows])  # [B, P + 1]; column P: no such item
-        drop = tf.gather(rows, item_rep, axis=1) > 0
-    diagonal = tf.eye(num_rows, num_columns, dtype=tf.bool)
-    return drop & ~diagonal
+    return drop & ~tf.eye(tf.shape(drop)[0], tf.shape(drop)[1], dtype=tf.bool)
+
+
+def _softmax_loss_on_diagonal(logits: tf.Tensor, drop, diagonal_in_drop: bool) -> tf.Tensor:
+    """``logsumexp`` of each row's kept columns minus its diagonal logit, with its exact gradient.
+
+    ``drop`` (bool ``[B, N]`` or None) marks the columns left out; when
+    ``diagonal_in_drop``, it also marks the diagonal, which is always kept:
+    the diagonal enters as a separate term (no ``[B, N]`` identity built).
+    Dropped columns get an exact ``-inf`` (``tf.where``): ``exp(-inf) = 0`` in
+    the sum and in the gradient, and the kept diagonal keeps each row's
+    maximum finite. The gradient is written out (``softmax - onehot``) to
+    spare the passes over ``[B, N]`` that differentiating the ops would make.
+    """
+    inf = tf.constant(float("inf"), logits.dtype)
+
+    @tf.custom_gradient
+    def loss_fn(z):
+        positive = tf.linalg.diag_part(z)
+        masked = z if drop is None else tf.where(drop, -inf, z)
+        top = tf.reduce_max(masked, axis=1)
+        if diagonal_in_drop:
+            top = tf.maximum(top, positive)
+        top = tf.stop_gradient(top)
+        exps = tf.exp(masked - top[:, None])
+        total = tf.reduce_sum(exps, axis=1)
+        own = tf.exp(positive - top)  # the diagonal's term
+        if diagonal_in_drop:
+            total = total + own
+        loss = top + tf.math.log(total) - positive
+
+        def grad(upstream):
+            scale = upstream / total
+            dz = exps * scale[:, None]
+            # d loss_i / d z_ii = softmax_ii - 1
+            return tf.linalg.set_diag(dz, own * scale - upstream)
+
+        return loss, grad
+
+    return loss_fn(logits)
 
 
 # ----------------------------------------------------------------------------
@@ -293,14 +341,12 @@ def in_batch_softmax_loss(
             raise ValueError("`extra_negative_query_ids` is given without `query_ids`.")
 
         dtype = _compute_dtype(queries, candidates, *([extras] if has_extra else []))
-        columns = (
-            candidates
-            if not has_extra
-            else tf.concat([tf.cast(candidates, dtype), tf.cast(extras, dtype)], axis=0)
-        )
-        logits = tf.matmul(tf.cast(queries, dtype), tf.cast(columns, dtype), transpose_b=True)
+        columns = tf.cast(candidates, dtype)
+        if has_extra:
+            columns = tf.concat([columns, tf.cast(extras, dtype)], axis=0)
+        rows = tf.cast(queries, dtype)
         if not (isinstance(temperature, numbers.Real) and temperature == 1.0):
-            logits = logits / tf.cast(temperature, dtype)
+            rows = rows / tf.cast(temperature, dtype)  # [B, d], not the [B, N] logits
 
         if candidate_sampling_probability is not None:
             log_p = tf.math.log(
@@ -322,7 +368,11 @@ def in_batch_softmax_loss(
                     "M",
                 )
                 log_p = tf.concat([log_p, tf.math.log(tf.cast(extra_p, dtype))], 0)
-            logits = logits - log_p[None, :]
+            # logits - log p as one more embedding dimension: [q, -1] . [c, log p],
+            # so the correction costs no pass over the [B, N] logits.
+            rows = tf.concat([rows, -tf.ones_like(rows[:, :1])], 1)
+            columns = tf.concat([columns, log_p[:, None]], 1)
+        logits = tf.matmul(rows, columns, transpose_b=True)
 
         positive_ids = column_ids = None
         if candidate_ids is not None:
@@ -359,7 +409,8 @@ def in_batch_softmax_loss(
             elif rows_query.dtype != tf.string:
                 rows_query = column_query = tf.cast(rows_query, tf.int64)
 
-        drop = removed_columns(positive_ids, column_ids, rows_query, column_query)
+        drop = _matches(positive_ids, column_ids, rows_query, column_query)
+        diagonal_in_drop = drop is not None
         if query_ids is not None and candidate_ids is None and has_extra:
             # Query ids cover only the columns that carry one; the rest are kept.
             width = tf.shape(logits)[1] - tf.shape(drop)[1]
@@ -372,14 +423,7 @@ def in_batch_softmax_loss(
                 )
             out = tf.concat([tf.zeros([tf.shape(candidates)[0]], tf.bool), ~keep], 0)
             drop = out[None, :] if drop is None else drop | out[None, :]
-            drop = drop & ~tf.eye(tf.shape(logits)[0], tf.shape(logits)[1], dtype=tf.bool)
-
-        positive = tf.linalg.diag_part(logits[:, : tf.shape(logits)[0]])
-        if drop is not None:
-            # An exact -inf: exp(-inf) = 0 in the sum and in the gradient, and
-            # the kept diagonal keeps the row's maximum finite.
-            logits = tf.where(drop, tf.constant(-float("inf"), dtype), logits)
-        loss = tf.reduce_logsumexp(logits, axis=1) - positive
+        loss = _softmax_loss_on_diagonal(logits, drop, diagonal_in_drop)
         if sample_weight is not None:
             weight = _check_vector(sample_weight, "sample_weight", batch, "B", "float")
             loss = loss * tf.cast(weight, dtype)

@@ -46,6 +46,11 @@ class StreamingFrequencyEstimator(keras.layers.Layer):
       learning_rate: ``alpha`` in (0, 1].
       id_dtype: ``"int64"``, ``"int32"`` or ``"string"``: the ids' dtype
         (integers are hashed multiplicatively, strings by fingerprint first).
+      bias_correction: divide each gap by the weight its exponential average
+        has given to observations so far (a ``weight`` array beside ``B``), so
+        that a bucket's first arrivals are not pulled toward the zero start;
+        ``False`` reads ``1 / B`` exactly as the paper. ``A`` and ``B`` follow
+        the paper either way.
     """
 
     def __init__(
@@ -54,6 +59,7 @@ class StreamingFrequencyEstimator(keras.layers.Layer):
         num_hashes: int = 2,
         learning_rate: float = 0.01,
         id_dtype: str = "int64",
+        bias_correction: bool = True,
         **kwargs,
     ):
         kwargs.setdefault("dtype", "float32")
@@ -64,6 +70,9 @@ class StreamingFrequencyEstimator(keras.layers.Layer):
         if id_dtype not in _ID_DTYPES:
             raise ValueError(f"`id_dtype` must be one of {_ID_DTYPES}, got {id_dtype!r}.")
         self.id_dtype = id_dtype
+        if not isinstance(bias_correction, bool):
+            raise TypeError(f"`bias_correction` must be a bool, got {bias_correction!r}.")
+        self.bias_correction = bias_correction
         size = self.num_buckets * self.num_hashes
         self.last_step = self.add_weight(
             shape=(size,),
@@ -82,6 +91,12 @@ class StreamingFrequencyEstimator(keras.layers.Layer):
             aggregation="only_first_replica",
             name="gap",
         )
+        self.weight = None
+        if bias_correction:
+            self.weight = self.add_weight(
+                shape=(size,), initializer="zeros", dtype="float32", trainable=False,
+                autocast=False, aggregation="only_first_replica", name="weight",
+            )  # fmt: skip
         self.step = self.add_weight(
             shape=(),
             initializer="zeros",
@@ -113,14 +128,17 @@ class StreamingFrequencyEstimator(keras.layers.Layer):
             keys = context.all_gather(keys, axis=0)
         buckets = tf.reshape(fe.hash_keys(keys, self.num_hashes, self.num_buckets), [-1])
         step = self.step.value + 1
-        new_last, new_gap = fe.gap_update(
-            self.last_step.value, self.gap.value, buckets, step, self.learning_rate
+        weight = None if self.weight is None else self.weight.value
+        new_last, new_gap, new_weight = fe.gap_update(
+            self.last_step.value, self.gap.value, buckets, step, self.learning_rate, weight
         )
         # scatter_update (not scatter_nd_update): the one distributed variables implement.
         updates = [
             self.gap.value.scatter_update(tf.IndexedSlices(new_gap, buckets)),
             self.last_step.value.scatter_update(tf.IndexedSlices(new_last, buckets)),
         ]
+        if self.weight is not None:
+            updates.append(self.weight.value.scatter_update(tf.IndexedSlices(new_weight, buckets)))
         with tf.control_dependencies(updates):
             self.step.assign(step)
         return step
@@ -129,7 +147,8 @@ class StreamingFrequencyEstimator(keras.layers.Layer):
         """The estimated arrivals per step of each id, float32 of ``ids``' shape."""
         ids = tf.convert_to_tensor(ids)
         buckets = fe.hash_keys(self._keys(ids), self.num_hashes, self.num_buckets)
-        return tf.reshape(fe.probability_from_gaps(self.gap.value, buckets), tf.shape(ids))
+        weight = None if self.weight is None else self.weight.value
+        return tf.reshape(fe.probability_from_gaps(self.gap.value, buckets, weight), tf.shape(ids))
 
     def call(self, ids, training=None):
         if training:
@@ -148,5 +167,6 @@ class StreamingFrequencyEstimator(keras.layers.Layer):
             num_hashes=self.num_hashes,
             learning_rate=self.learning_rate,
             id_dtype=self.id_dtype,
+            bias_correction=self.bias_correction,
         )
         return config
