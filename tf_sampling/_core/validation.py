@@ -604,16 +604,21 @@ def check_bool(value, name: str) -> bool:
 
 
 def check_seed(seed) -> int | None:
-    """Returns ``seed`` after checking it is None or an integer (an op-level seed).
+    """Returns ``seed`` after checking it is None or an int64 integer (an op-level seed).
 
     Raises:
       TypeError: ``seed`` is neither None nor a Python/NumPy integer.
+      ValueError: ``seed`` does not fit in an int64 (TensorFlow's seed attrs
+        and the compilable samplers' stream key are int64).
     """
     if seed is None:
         return None
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"`seed` must be None or a Python int, got {seed!r}.")
-    return int(seed)
+    seed = int(seed)
+    if not -(2**63) <= seed <= INT64_MAX:
+        raise ValueError(f"`seed` must fit in an int64, [-2^63, 2^63 - 1], got seed={seed}.")
+    return seed
 
 
 def check_at_most(value: int, name: str, maximum: int, why: str) -> int:

@@ -44,9 +44,15 @@ fixed shapes: rounds of ``draws_per_round`` draws with replacement; in each,
 the draws that are new (not seen before, found by hashing) are kept in
 order until ``num_sampled`` are held, and ``num_tries`` counts the draws up
 to the one that completed the set. Rounds repeat (a ``tf.while_loop``) until
-the set is complete, so the result has TensorFlow's distribution exactly
-(not an approximation that stops after a fixed number of draws), and the
-expected counts are TensorFlow's formula for that ``num_tries``. Only float
+the set is complete or 16 rounds have passed; skewed weights (one class
+holding nearly all the mass) could otherwise keep a call going for ever.
+What is still missing then is drawn with the law that rejecting further
+would give it: the remaining classes in order by weighted sampling without
+replacement among the classes not held (Gumbel-top-k, one pass over every
+class), and for each a geometric number of draws. So the result has
+TensorFlow's distribution exactly (not an approximation that stops after a
+fixed number of draws), and the expected counts are TensorFlow's formula for
+that ``num_tries`` (held in float64: it may pass 2^63). Only float
 rounding can differ from TensorFlow's, in the last bits of the float32
 results: ``P`` and the expected counts are computed in float64 and rounded
 once to float32 (TensorFlow computes them in float32 and sums the
@@ -68,10 +74,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_sampling._core import accidental_hits, validation
+from tf_sampling._core import accidental_hits, validation, xla
 from tf_sampling.samplers import builtin
 
 __all__ = [
+    "assert_true_classes_in_range",
     "CompilableFixedUnigramSampler",
     "CompilableLearnedUnigramSampler",
     "CompilableLogUniformSampler",
@@ -95,8 +102,8 @@ def expected_count(probability, num_tries, num_sampled: int) -> tf.Tensor:
 
     Args:
       probability: float ``[...]`` probability of each class per draw.
-      num_tries: int64 scalar, number of draws taken (``num_sampled`` when
-        sampling with replacement).
+      num_tries: int64 or float64 scalar, number of draws taken
+        (``num_sampled`` when sampling with replacement).
       num_sampled: int, number of candidates returned.
 
     Returns:
@@ -108,13 +115,16 @@ def expected_count(probability, num_tries, num_sampled: int) -> tf.Tensor:
     # In float64, rounded once: XLA's and Eigen's float32 expm1/log1p differ
     # in the last bit, their float64 ones almost never by a float32 bit.
     p = tf.cast(probability, tf.float64)
+    # float64, not int64: a skewed unique sample may take more than 2^63 tries.
     tries = tf.cast(num_tries, tf.float64)
     inclusion = -tf.math.expm1(tries * tf.math.log1p(-p))
-    count = tf.where(
-        tf.equal(tf.cast(num_tries, tf.int64), num_sampled), p * float(num_sampled), inclusion
-    )
+    count = tf.where(tf.equal(tries, float(num_sampled)), p * float(num_sampled), inclusion)
     return tf.cast(count, tf.float32)
 
+
+# Rejection rounds of a unique call before the rest is drawn directly
+# (CompilableSampler._complete_unique): only speed depends on it.
+_MAX_ROUNDS = 16
 
 # Round r of a unique call draws with the call's seed plus r in bits 40 and up
 # of its counter: distinct seeds while calls stay below 2**40.
@@ -155,6 +165,43 @@ def first_occurrences(values: tf.Tensor) -> tf.Tensor:
     return accidental_hits.occurrences(values)
 
 
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _mix64(x: tf.Tensor) -> tf.Tensor:
+    """SplitMix64's output function on uint64 (a bijection that scatters every bit)."""
+    shift = tf.bitwise.right_shift
+    x = tf.bitwise.bitwise_xor(x, shift(x, tf.constant(30, tf.uint64)))
+    x = x * tf.constant(0xBF58476D1CE4E5B9, tf.uint64)
+    x = tf.bitwise.bitwise_xor(x, shift(x, tf.constant(27, tf.uint64)))
+    x = x * tf.constant(0x94D049BB133111EB, tf.uint64)
+    return tf.bitwise.bitwise_xor(x, shift(x, tf.constant(31, tf.uint64)))
+
+
+def _open_uniform(seed: tf.Tensor, n: int) -> tf.Tensor:
+    """``n`` float64 uniforms in the open interval (0, 1) for an int64 ``[2]`` seed.
+
+    SplitMix64 from a start that mixes both seed words: a few fused
+    elementwise ops, where another Philox generator would add about a
+    second of XLA compile time to every step that contains it, for a path
+    that rarely runs (``CompilableSampler._complete_unique``).
+    """
+    words = tf.bitcast(tf.cast(seed, tf.int64), tf.uint64)
+    golden = tf.constant(_GOLDEN, tf.uint64)
+    start = _mix64(words[0] * golden + _mix64(words[1] + golden))
+    index = tf.cast(tf.range(1, n + 1, dtype=tf.int64), tf.uint64)
+    bits = _mix64(start + index * golden)
+    whole = tf.cast(tf.bitwise.right_shift(bits, tf.constant(11, tf.uint64)), tf.float64)
+    return (whole + 0.5) * (2.0**-53)
+
+
+def _mark(size: int, classes: tf.Tensor, keep: tf.Tensor) -> tf.Tensor:
+    """bool ``[size]``: True at ``classes[i]`` for every ``i`` with ``keep[i]`` (fixed shape)."""
+    index = tf.where(keep, classes, tf.zeros_like(classes))[:, None]
+    hits = tf.tensor_scatter_nd_max(tf.zeros([size], tf.int32), index, tf.cast(keep, tf.int32))
+    return hits > 0
+
+
 def _true_classes(true_classes, num_true: int) -> tf.Tensor:
     true_classes = tf.convert_to_tensor(true_classes)
     if not true_classes.dtype.is_integer:
@@ -168,6 +215,51 @@ def _true_classes(true_classes, num_true: int) -> tf.Tensor:
             f"`true_classes` must be [batch_size, num_true={num_true}], got shape {shape}."
         )
     return true_classes
+
+
+def assert_true_classes_in_range(true_classes: tf.Tensor, range_max: int) -> tf.Tensor:
+    """Checks int64 ``true_classes`` against ``[0, range_max)``, in TensorFlow's words.
+
+    TensorFlow's samplers say "`true_candidate` out of range [0, R), received
+    c"; the message here starts the same and then names the argument. Eagerly
+    the first bad entry is quoted with its position; in a graph one assert
+    op quotes the worst id.
+
+    Args:
+      true_classes: int64 ``[batch_size, num_true]``.
+      range_max: int, number of classes.
+
+    Returns:
+      tf.Tensor: ``true_classes``, available once the check has passed.
+
+    Raises:
+      tf.errors.InvalidArgumentError: an id outside ``[0, range_max)``.
+    """
+    if tf.executing_eagerly():
+        values = true_classes.numpy()
+        bad = np.argwhere((values < 0) | (values >= range_max))
+        if bad.size:
+            row, column = (int(i) for i in bad[0])
+            value = int(values[row, column])
+            raise tf.errors.InvalidArgumentError(
+                None,
+                None,
+                f"`true_candidate` out of range [0, {range_max}), received {value}: "
+                f"`true_classes` must be class ids in [0, range_max={range_max}), got "
+                f"true_classes[{row}, {column}] = {value}.",
+            )
+        return true_classes
+    # As unsigned, a negative id wraps to a huge value: one max finds the
+    # worst id at either end, and bitcast back it is the value to quote.
+    worst = tf.reduce_max(tf.bitcast(tf.reshape(true_classes, [-1]), tf.uint64))
+    message = tf.strings.format(
+        f"`true_candidate` out of range [0, {range_max}), received {{}}: `true_classes` must "
+        f"be class ids in [0, range_max={range_max})",
+        tf.bitcast(worst, tf.int64),
+    )
+    check = tf.debugging.Assert(worst < range_max, [message], summarize=1)
+    with tf.control_dependencies([check]):
+        return tf.identity(true_classes)
 
 
 class CompilableSampler(keras.layers.Layer):
@@ -256,18 +348,34 @@ class CompilableSampler(keras.layers.Layer):
           TypeError: non-integer ``num_true``, ``num_sampled`` or ``true_classes``.
           ValueError: ``num_true``/``num_sampled`` < 1, more unique samples
             than classes that can be drawn, or ``true_classes`` of another shape.
+          tf.errors.InvalidArgumentError: (when run, not compiled) a true
+            class outside ``[0, range_max)``, with TensorFlow's words
+            ("`true_candidate` out of range"). Compiled by XLA, which drops
+            run-time checks, its ``true_expected_count`` is NaN instead.
         """
         num_true = validation.check_int(num_true, "num_true")
         num_sampled = validation.check_int(num_sampled, "num_sampled")
         self._check_sample_size(num_sampled)
-        true_classes = self._check_true_classes(_true_classes(true_classes, num_true))
+        true_classes = _true_classes(true_classes, num_true)
+        # Compiled by XLA, an assert cannot stop the step (XLA drops it): a
+        # true class out of range then gets a NaN expected count, so its loss
+        # is NaN, never a plausible number.
+        compiled = xla.in_xla_context()
+        if compiled:
+            valid = (true_classes >= 0) & (true_classes < self.range_max)
+            lookup = tf.where(valid, true_classes, tf.zeros_like(true_classes))
+        else:
+            true_classes = self._check_true_classes(true_classes)
+            lookup = true_classes
         seed = self._next_seed()
         if self.unique:
             sampled, num_tries = self._draw_unique(seed, num_sampled)
         else:
             sampled = self.draw(seed, num_sampled)
             num_tries = tf.constant(num_sampled, tf.int64)
-        true_expected = expected_count(self.probability(true_classes), num_tries, num_sampled)
+        true_expected = expected_count(self.probability(lookup), num_tries, num_sampled)
+        if compiled:
+            true_expected = tf.where(valid, true_expected, tf.constant(np.nan, tf.float32))
         sampled_expected = expected_count(self.probability(sampled), num_tries, num_sampled)
         self._after_sample(true_classes)
         return tuple(tf.stop_gradient(t) for t in (sampled, true_expected, sampled_expected))
@@ -329,10 +437,81 @@ class CompilableSampler(keras.layers.Layer):
             tf.constant(0, tf.int32),
             first_round=True,
         )
-        found, _, num_tries, _ = tf.while_loop(
-            lambda found, num_found, num_tries, round_index: num_found < num_sampled, body, first
+        found, num_found, num_tries, _ = tf.while_loop(
+            lambda found, num_found, num_tries, round_index: (
+                (num_found < num_sampled) & (round_index < _MAX_ROUNDS)
+            ),
+            body,
+            first,
         )
-        return found, num_tries
+        # Skewed weights can leave too little mass outside the held classes
+        # for rejection to end: the rest is drawn from that mass directly.
+        return tf.cond(
+            num_found < num_sampled,
+            lambda: self._complete_unique(seed, found, num_found, num_tries, num_sampled),
+            lambda: (found, tf.cast(num_tries, tf.float64)),
+        )
+
+    def _complete_unique(self, seed, found, num_found, num_tries, num_sampled: int):
+        """Completes a unique sample whose rejection rounds ran out, with the law of going on.
+
+        Given the classes held, rejection sampling picks the next new class
+        with probability proportional to ``P`` among the classes not held,
+        after a number of draws that is geometric with success probability
+        ``1 - P(held)`` and independent of which class it is. So the rest of
+        the sample, in order, is a weighted draw without replacement from the
+        classes not held (Gumbel-top-k of ``log P``: exactly that law), and
+        ``num_tries`` grows by one geometric count per new class. One pass
+        over all ``range_max`` classes; taken only after ``_MAX_ROUNDS``
+        rounds left the set incomplete.
+
+        Args:
+          seed: int64 ``[2]`` seed of the call.
+          found: int64 ``[num_sampled]``, the held classes then -1s.
+          num_found: int32 scalar, how many are held.
+          num_tries: int64 scalar, the draws made so far.
+          num_sampled: int, the sample size.
+
+        Returns:
+          tuple: int64 ``[num_sampled]`` candidates (the held ones first, in
+          order) and float64 ``num_tries`` (it may pass 2^63).
+        """
+        classes = tf.range(self.range_max, dtype=tf.int64)
+        p = self.probability(classes)
+        held_slot = tf.range(num_sampled) < num_found
+        held = _mark(self.range_max, found, held_slot)
+        # Gumbel noise for every class, then a uniform per new class for its
+        # geometric number of draws.
+        uniforms = _open_uniform(round_seed(seed, _MAX_ROUNDS), self.range_max + num_sampled)
+        gumbel = -tf.math.log(-tf.math.log(uniforms[: self.range_max]))
+        keys = tf.where(held | (p <= 0), tf.constant(-np.inf, tf.float64), tf.math.log(p) + gumbel)
+        _, order = tf.math.top_k(keys, k=num_sampled, sorted=True, index_type=tf.int64)
+        # Slot i >= num_found takes the (i - num_found)-th new class.
+        position = tf.range(num_sampled) - num_found
+        sampled = tf.where(held_slot, found, tf.gather(order, tf.maximum(position, 0)))
+        # Weight held before each new class: the held classes and the new
+        # ones before it (summed directly, never as 1 minus the rest).
+        needed = num_sampled - num_found
+        is_new = tf.range(num_sampled) < needed
+        p_new = tf.where(is_new, tf.gather(p, order), tf.zeros([num_sampled], tf.float64))
+        zeros = tf.zeros_like(p)
+        held_before = tf.reduce_sum(tf.where(held, p, zeros)) + tf.cumsum(p_new, exclusive=True)
+        # Weight not held before each new class: itself, the new ones after
+        # it and the classes never picked.
+        never = tf.reduce_sum(
+            tf.where(_mark(self.range_max, sampled, tf.ones([num_sampled], tf.bool)), zeros, p)
+        )
+        free_before = never + tf.cumsum(p_new, reverse=True)
+        log_reject = tf.where(
+            held_before < 0.5, tf.math.log(held_before), tf.math.log1p(-free_before)
+        )
+        # Geometric draws: 1 + floor(log(u) / log(reject)).
+        u = uniforms[self.range_max :]
+        tries = 1.0 + tf.math.floor(tf.math.log(u) / log_reject)
+        # Nothing held yet: the first draw is new.
+        tries = tf.where(held_before > 0, tries, tf.ones_like(tries))
+        tries = tf.where(is_new, tries, tf.zeros_like(tries))
+        return sampled, tf.cast(num_tries, tf.float64) + tf.reduce_sum(tries)
 
     def _uniform(self, seed: tf.Tensor, n: int) -> tf.Tensor:
         # From 53 random bits: XLA's float uniforms differ from TensorFlow's
@@ -372,8 +551,8 @@ class CompilableSampler(keras.layers.Layer):
         raise NotImplementedError
 
     def _check_true_classes(self, true_classes: tf.Tensor) -> tf.Tensor:
-        """Run-time checks of the true classes (none: any id has a probability)."""
-        return true_classes
+        """Run-time checks of the true classes when not compiled: ids in ``[0, range_max)``."""
+        return assert_true_classes_in_range(true_classes, self.range_max)
 
     def _after_sample(self, true_classes: tf.Tensor) -> None:
         """State updates after a call (none for the fixed distributions)."""
@@ -570,7 +749,8 @@ class CompilableLearnedUnigramSampler(CompilableSampler):
 
     A true class outside ``[0, range_max)`` raises
     ``tf.errors.InvalidArgumentError`` when not compiled; under XLA the check
-    cannot stop the step and such a class is dropped from the counts.
+    cannot stop the step: such a class is dropped from the counts and its
+    expected count is NaN.
 
     See ``CompilableSampler`` for the arguments.
     """
@@ -623,9 +803,24 @@ class CompilableLearnedUnigramSampler(CompilableSampler):
         return tf.cast(count + 1, tf.float64) / tf.cast(self._total_weight(), tf.float64)
 
     def _check_true_classes(self, true_classes):
-        # Before any state changes. Compiled by XLA, the assert is a no-op and
-        # invalid classes are skipped by the update.
-        return validation.assert_in_range(true_classes, self.range_max, "true_classes")
+        # Before any state changes (compiled by XLA there are no checks, and
+        # the update skips invalid classes). Counting must leave the total
+        # weight an int64, as the C++ op requires.
+        true_classes = super()._check_true_classes(true_classes)
+        room = validation.INT64_MAX - self._total_weight()
+        count = tf.size(true_classes, out_type=tf.int64)
+        check = tf.debugging.Assert(
+            count <= room,
+            [
+                "the learned-unigram total weight range_max + sum(counts) plus this call's true "
+                "classes would exceed 2^63 - 1; true classes:",
+                count,
+                "room left:",
+                room,
+            ],
+        )
+        with tf.control_dependencies([check]):
+            return tf.identity(true_classes)
 
     def _after_sample(self, true_classes):
         flat = tf.reshape(true_classes, [-1])
@@ -661,10 +856,33 @@ class CompilableLearnedUnigramSampler(CompilableSampler):
             ``tf_sampling.samplers.LearnedUnigramSampler.set_counts``.
         """
         counts = validation.check_counts(counts, self.range_max)
-        # Checked before either variable is assigned (ordered in tf.function too).
-        tf.debugging.assert_non_negative(counts, message="`counts` must be non-negative")
+        # Checked before either variable is assigned: in a graph the values
+        # assigned depend on the checks (an assert alone is not ordered
+        # before a variable's assignment).
+        checks = [tf.debugging.assert_non_negative(counts, message="`counts` must be non-negative")]
         counts = tf.ensure_shape(counts, [self.range_max])
-        prefix = tf.concat([tf.zeros([1], tf.int64), tf.cumsum(counts)], 0)
+        prefix = tf.cumsum(counts)
+        # Non-negative counts below 2^63 each: the first partial sum past
+        # 2^63 - 1 wraps to a negative int64, so a negative prefix is an overflow.
+        limit = validation.INT64_MAX - self.range_max
+        fits = tf.reduce_all(prefix >= 0) & (prefix[-1] <= limit)
+        message = (
+            f"`counts` must sum to at most 2^63 - 1 - range_max = {limit} (the sampler's total "
+            f"weight range_max + sum(counts) is an int64; range_max={self.range_max})"
+        )
+        if tf.executing_eagerly():
+            if not bool(fits):
+                total = int(np.sum(counts.numpy().astype(object)))
+                raise tf.errors.InvalidArgumentError(
+                    None, None, f"{message}, got sum(counts) = {total}; the counts are unchanged."
+                )
+        else:
+            checks.append(
+                tf.debugging.Assert(fits, [message + ", got a sum that overflows or is larger"])
+            )
+            with tf.control_dependencies(checks):
+                counts, prefix = tf.identity(counts), tf.identity(prefix)
+        prefix = tf.concat([tf.zeros([1], tf.int64), prefix], 0)
         node = tf.range(1, self.range_max + 1, dtype=tf.int64)
         fenwick = tf.gather(prefix, node) - tf.gather(prefix, node - (node & -node))
         self.counts_table.assign(counts)

@@ -104,10 +104,12 @@ class SamplerKernelBase : public OpKernel {
     for (int64_t i = 0; i < out->num_true_classes; ++i) {
       const int64_t c = out->true_classes[i];
       if (c < 0 || c >= range_max_) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("true_classes must be in [0, range_max) = [0, ",
-                         range_max_, "), got true_classes[", i / num_true_,
-                         ", ", i % num_true_, "] = ", c));
+        // TensorFlow's own wording first (code matching its message keeps
+        // working), then the argument and the entry.
+        return absl::InvalidArgumentError(absl::StrCat(
+            "`true_candidate` out of range [0, ", range_max_, "), received ", c,
+            ": true_classes must be in [0, range_max), got true_classes[",
+            i / num_true_, ", ", i % num_true_, "] = ", c));
       }
     }
     Tensor* tensor = nullptr;
