@@ -12,8 +12,9 @@ weights and batch order) and only the optimizer differs:
   ``v`` takes the sum of the squared slices of a repeated row);
 * ``adam_summed``: Keras' Adam on gradients whose repeated rows are summed
   first (Adam of the dense gradient), a diagnostic;
-* ``lazy_adam``: ``LazyAdam`` (TF-Addons' lazy updates, repeated rows summed);
-* ``lazy_adam_catch_up``: ``LazyAdam(catch_up=True)``, flushed before every
+* ``lazy_adam``: ``LazyAdam(second_moment="summed")`` (TF-Addons' lazy updates,
+  repeated rows summed; LazyAdam's default until issue 22);
+* ``lazy_adam_catch_up``: the same with ``catch_up=True``, flushed before every
   evaluation;
 * ``lazy_adam_per_lookup``: ``LazyAdam(second_moment="per_lookup")``;
 * ``lazy_adam_per_lookup_catch_up``: both options.
@@ -92,8 +93,8 @@ def make_optimizer(variant: str, args) -> keras.optimizers.Optimizer:
         return keras.optimizers.Adam(**kwargs)
     if variant == "adam_summed":
         return SummedAdam(**kwargs)
-    if "per_lookup" in variant:
-        kwargs["second_moment"] = "per_lookup"
+    # Named explicitly: "lazy_adam" and "lazy_adam_catch_up" are the "summed" runs.
+    kwargs["second_moment"] = "per_lookup" if "per_lookup" in variant else "summed"
     return optimizers.LazyAdam(catch_up=variant.endswith("catch_up"), **kwargs)
 
 

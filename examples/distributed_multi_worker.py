@@ -136,7 +136,11 @@ def _reporting_lazy_adam(learning_rate: float, epsilon: float):
             self.gradient_types.add(type(gradient).__name__)
             return super().update_step(gradient, variable, learning_rate)
 
-    return ReportingLazyAdam(learning_rate=learning_rate, epsilon=epsilon)
+    # "summed": the update of a row that several workers look up (the shared
+    # sampled candidates) does not depend on how the batch is split, so the
+    # workers can equal one device; "per_lookup" (the default, Keras' rule)
+    # counts each worker's part of such a row as a lookup of its own.
+    return ReportingLazyAdam(learning_rate=learning_rate, epsilon=epsilon, second_moment="summed")
 
 
 def train(args, strategy) -> dict:

@@ -231,8 +231,8 @@ class ShardedLazyAdam:
     sharded exactly like the table. A sparse gradient (the class table's)
     updates only its rows, with TF-Addons' ``LazyAdam`` formulas (global-step
     bias correction), after summing duplicate indices. Same arithmetic as
-    ``tf_sampling.optimizers.LazyAdam``, whose Keras 3 machinery needs Keras
-    variables that the strategy does not shard.
+    ``tf_sampling.optimizers.LazyAdam(second_moment="summed")``, whose Keras 3
+    machinery needs Keras variables that the strategy does not shard.
 
     Args:
       strategy: The strategy whose scope creates the slots.

@@ -158,7 +158,11 @@ def fit(kind: str, strategy, initial_weights=None) -> dict:
         model = make_model(kind, FixedDrawsSampler(NUM_CLASSES, NUM_SAMPLED))
         if initial_weights is not None:
             model.set_weights(initial_weights)
-        model.compile(RecordingLazyAdam(learning_rate=0.05), loss=loss_object(kind))
+        # "summed": independent of how the batch is split over replicas (with the
+        # default "per_lookup" each replica's part of a shared row is a lookup).
+        model.compile(
+            RecordingLazyAdam(learning_rate=0.05, second_moment="summed"), loss=loss_object(kind)
+        )
     initial = [w.copy() for w in model.get_weights()]
     RecordingLazyAdam.seen = set()
     history = model.fit(x, y, batch_size=BATCH, epochs=3, shuffle=False, verbose=0)

@@ -59,16 +59,13 @@ def _train(opt, steps, dtype, fused, compiled):
 
 
 CONFIGS = [
-    (optimizers.LazyAdam, {"learning_rate": 0.05}),
-    (optimizers.LazyAdam, {"learning_rate": 0.05, "second_moment": "per_lookup"}),
+    (optimizers.LazyAdam, {"learning_rate": 0.05, "second_moment": "summed"}),
+    (optimizers.LazyAdam, {"learning_rate": 0.05}),  # the default: per_lookup
+    (optimizers.LazyAdamW, {"learning_rate": 0.05, "weight_decay": 0.3, "second_moment": "summed"}),
     (optimizers.LazyAdamW, {"learning_rate": 0.05, "weight_decay": 0.3}),
-    (
-        optimizers.LazyAdamW,
-        {"learning_rate": 0.05, "weight_decay": 0.3, "second_moment": "per_lookup"},
-    ),
     (optimizers.LazyAdam, {"learning_rate": 0.05, "beta_1": 0.5, "beta_2": 0.9, "epsilon": 1e-3}),
 ]
-CONFIG_IDS = ["summed", "per_lookup", "adamw", "adamw_per_lookup", "betas"]
+CONFIG_IDS = ["summed", "per_lookup", "adamw_summed", "adamw_per_lookup", "betas"]
 
 
 @pytest.mark.parametrize(("cls", "kwargs"), CONFIGS, ids=CONFIG_IDS)
@@ -108,11 +105,11 @@ def _graph_op_types(opt, variable, grad):
     ("kwargs", "fused"),
     [
         ({}, True),
-        ({"second_moment": "per_lookup"}, True),
+        ({"second_moment": "summed"}, True),
         ({"amsgrad": True}, False),
         ({"catch_up": True}, False),
     ],
-    ids=["summed", "per_lookup", "amsgrad", "catch_up"],
+    ids=["default_per_lookup", "summed", "amsgrad", "catch_up"],
 )
 def test_the_kernel_is_what_runs_where_it_applies(kwargs, fused):
     opt = optimizers.LazyAdam(**kwargs)

@@ -4,8 +4,8 @@ Reference: Keras' own Adam/AdamW fed the same sparse gradients. For
 ``catch_up`` each step's indices are unique (so Keras' handling of repeated
 indices plays no part); with a tiny epsilon (or AMSGrad) the closed-form
 catch-up of the skipped steps is exact up to rounding, so trajectories must
-match to float32 tolerance. ``second_moment="per_lookup"`` must equal Keras'
-Adam on repeated indices.
+match to float32 tolerance. ``second_moment="per_lookup"`` (the default) must
+equal Keras' Adam on repeated indices.
 """
 
 from __future__ import annotations
@@ -179,11 +179,11 @@ def test_dense_only_variable_equals_keras_bit_for_bit():
 
 def test_tf_function_equals_eager_and_catches_up_duplicates_summed():
     steps = _irregular_steps(steps=6, seed=7)
-    # Repeat each step's indices: the summed gradient is what counts.
+    # Repeat each step's indices: with "summed" the summed gradient is what counts.
     doubled = [(np.concatenate([v, v]) / 2, np.concatenate([i, i])) for v, i in steps]
-    eager_opt = optimizers.LazyAdam(0.02, catch_up=True)
+    eager_opt = optimizers.LazyAdam(0.02, catch_up=True, second_moment="summed")
     eager_var, _ = _run(eager_opt, steps)
-    opt = optimizers.LazyAdam(0.02, catch_up=True)
+    opt = optimizers.LazyAdam(0.02, catch_up=True, second_moment="summed")
     var = keras.Variable(_init())
 
     @tf.function(jit_compile=False)
@@ -204,8 +204,11 @@ def test_arguments_are_checked():
         optimizers.LazyAdam(beta_1=0.99, beta_2=0.9, catch_up=True)
     with pytest.raises(ValueError, match="beta_2"):
         optimizers.LazyAdam(beta_2=1.0, catch_up=True)
-    # AMSGrad's ratio is beta_1 alone.
+    # AMSGrad's ratio is beta_1 alone, and so is beta_2 = 0's.
     optimizers.LazyAdam(beta_1=0.99, beta_2=0.9, amsgrad=True, catch_up=True)
+    optimizers.LazyAdam(beta_2=0, catch_up=True)
+    with pytest.raises(ValueError, match="beta_1.*beta_1=1.0"):
+        optimizers.LazyAdam(beta_1=1.0, beta_2=0, catch_up=True)
     # Without catch_up, those betas are Keras' business as before.
     optimizers.LazyAdam(beta_1=0.99, beta_2=0.9)
 
@@ -332,19 +335,22 @@ def _run_rows(opt, steps, rows=6):
 def test_per_lookup_equals_keras_adam_on_repeated_indices(lazy, reference, kwargs):
     steps = _repeated_steps()
     expected = _run_rows(reference(**kwargs), steps)
-    got = _run_rows(lazy(second_moment="per_lookup", **kwargs), steps)
-    np.testing.assert_array_equal(got[0], expected[0])
-    for a, b in zip(got[1], expected[1], strict=True):
-        np.testing.assert_array_equal(a, b)
-    # The default squares the summed rows: a different v, a different trajectory.
-    summed = _run_rows(lazy(**kwargs), steps)
+    for got in (
+        _run_rows(lazy(second_moment="per_lookup", **kwargs), steps),
+        _run_rows(lazy(**kwargs), steps),  # the default
+    ):
+        np.testing.assert_array_equal(got[0], expected[0])
+        for a, b in zip(got[1], expected[1], strict=True):
+            np.testing.assert_array_equal(a, b)
+    # "summed" squares the summed rows: a different v, a different trajectory.
+    summed = _run_rows(lazy(second_moment="summed", **kwargs), steps)
     assert np.abs(summed[0] - expected[0]).max() > 1e-3
 
 
 def test_per_lookup_equals_summed_on_rows_looked_up_once():
     steps = _irregular_steps(steps=8, seed=10)
     a = _run(optimizers.LazyAdam(0.02, second_moment="per_lookup"), steps)[0]
-    b = _run(optimizers.LazyAdam(0.02), steps)[0]
+    b = _run(optimizers.LazyAdam(0.02, second_moment="summed"), steps)[0]
     np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
@@ -363,13 +369,16 @@ def test_per_lookup_clipping_scales_each_lookup_by_the_summed_norm(option):
 
 
 def test_second_moment_arguments_are_checked():
-    with pytest.raises(ValueError, match="second_moment.*got second_moment='dense'"):
-        optimizers.LazyAdam(second_moment="dense")
-    with pytest.raises(ValueError, match="clipvalue.*per_lookup.*clipvalue=0.5"):
-        optimizers.LazyAdam(second_moment="per_lookup", clipvalue=0.5)
-    opt = optimizers.LazyAdamW(second_moment="per_lookup", catch_up=True)
+    for cls in (optimizers.LazyAdam, optimizers.LazyAdamW, optimizers.LazyAdagrad):
+        assert cls().second_moment == "per_lookup"
+        with pytest.raises(ValueError, match="second_moment.*got second_moment='dense'"):
+            cls(second_moment="dense")
+    opt = optimizers.LazyAdagrad(second_moment="summed")
     restored = keras.optimizers.deserialize(json.loads(json.dumps(keras.optimizers.serialize(opt))))
-    assert restored.second_moment == "per_lookup"
+    assert restored.second_moment == "summed"
+    opt = optimizers.LazyAdamW(second_moment="summed", catch_up=True)
+    restored = keras.optimizers.deserialize(json.loads(json.dumps(keras.optimizers.serialize(opt))))
+    assert restored.second_moment == "summed"
     assert restored.get_config() == opt.get_config()
 
 
@@ -392,8 +401,145 @@ def test_per_lookup_first_step_of_a_sampled_head_equals_keras_adam():
         return [w.numpy() for w in model.weights]
 
     expected = first_step(keras.optimizers.Adam(0.01))
-    got = first_step(optimizers.LazyAdam(0.01, second_moment="per_lookup"))
+    got = first_step(optimizers.LazyAdam(0.01))
     for a, b in zip(got, expected, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
-    summed = first_step(optimizers.LazyAdam(0.01))
+    summed = first_step(optimizers.LazyAdam(0.01, second_moment="summed"))
     assert np.abs(summed[2] - expected[2]).max() > 1e-4  # the class table differs
+
+
+# --------------------------------------------------------------------------- catch_up edge cases
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"beta_2": 0.0, "epsilon": 0.5},
+        {"beta_1": 0.5, "beta_2": 0.0, "epsilon": 1e-3},
+        {"beta_2": 0.0, "epsilon": 0.5, "weight_decay": 0.3},
+    ],
+    ids=["beta_2_0", "beta_1_0.5", "weight_decay"],
+)
+def test_catch_up_with_beta_2_zero_equals_keras_adam(kwargs):
+    # v is 0 on every skipped step, so each skipped step divides by epsilon alone.
+    steps = _irregular_steps()
+    reference = keras.optimizers.AdamW if "weight_decay" in kwargs else keras.optimizers.Adam
+    keras_var, _ = _run(reference(learning_rate=0.02, **kwargs), steps)
+    opt = optimizers.LazyAdam(0.02, catch_up=True, **kwargs)
+    var, _ = _run(opt, steps)
+    opt.flush()
+    np.testing.assert_allclose(var.numpy(), keras_var.numpy(), rtol=2e-5, atol=2e-5)
+    plain, _ = _run(optimizers.LazyAdam(0.02, **kwargs), steps)
+    assert np.abs(plain.numpy() - keras_var.numpy()).max() > 1e-2
+
+
+def _slices_of(rows, value=1.0):
+    return _slices(np.full((len(rows), DIM), value, "float32"), rows)
+
+
+def _lazy_history(steps=5):
+    """A LazyAdam without catch_up that trained row 0 only, for ``steps`` steps."""
+    variable = keras.Variable(_init())
+    opt = optimizers.LazyAdam(0.1)
+    for _ in range(steps):
+        opt.apply([_slices_of([0])], [variable])
+    return variable, opt
+
+
+def _continue(opt, variable):
+    opt.apply([_slices_of([0, 1], 0.5)], [variable])
+    return variable.numpy()
+
+
+@pytest.mark.parametrize("how", ["tf_checkpoint", "keras_store"])
+def test_restoring_a_state_without_catch_up_applies_no_phantom_steps(tmp_path, how):
+    variable, opt = _lazy_history()
+    restored_var = keras.Variable(np.zeros((ROWS, DIM), "float32"))
+    restored = optimizers.LazyAdam(0.1, catch_up=True)
+    restored.build([restored_var])
+    if how == "tf_checkpoint":
+        path = tf.train.Checkpoint(v=variable, opt=opt).write(str(tmp_path / "ckpt"))
+        tf.train.Checkpoint(v=restored_var, opt=restored).read(path).assert_nontrivial_match()
+    else:
+        store = {}
+        opt.save_own_variables(store)
+        restored.load_own_variables(store)
+        restored_var.assign(variable.numpy())
+    assert int(restored.iterations.numpy()) == 5
+    # Row 0 is current (it was updated at every step): the next step is one Adam
+    # step, as the optimizer that wrote the state takes it (not 5 replayed ones).
+    expected = _continue(opt, variable)
+    np.testing.assert_allclose(_continue(restored, restored_var), expected, rtol=1e-6, atol=1e-7)
+    restored.flush()
+    np.testing.assert_allclose(restored_var.numpy(), expected, rtol=1e-6, atol=1e-7)
+
+
+def test_restoring_a_catch_up_state_keeps_its_skipped_steps(tmp_path):
+    variable = keras.Variable(_init())
+    opt = optimizers.LazyAdam(0.1, catch_up=True)
+    for rows in ([0, 1], [0], [0], [0]):  # row 1 skips three steps
+        opt.apply([_slices_of(rows)], [variable])
+    path = tf.train.Checkpoint(v=variable, opt=opt).write(str(tmp_path / "ckpt"))
+    restored_var = keras.Variable(np.zeros((ROWS, DIM), "float32"))
+    restored = optimizers.LazyAdam(0.1, catch_up=True)
+    restored.build([restored_var])
+    tf.train.Checkpoint(v=restored_var, opt=restored).read(path).assert_consumed()
+    expected = _continue(opt, variable)
+    np.testing.assert_allclose(_continue(restored, restored_var), expected, rtol=1e-6, atol=1e-7)
+    # Row 1's skipped steps were applied (the comparison can fail: without them it differs).
+    plain = optimizers.LazyAdam(0.1)
+    plain_var = keras.Variable(_init())
+    for rows in ([0, 1], [0], [0], [0]):
+        plain.apply([_slices_of(rows)], [plain_var])
+    assert np.abs(_continue(plain, plain_var)[1] - expected[1]).max() > 1e-3
+
+
+def test_a_variable_starts_at_its_first_gradient():
+    # Keras' AdamW skips a variable without gradients (no decay): so does catch_up
+    # before the variable's first gradient.
+    a, b = keras.Variable(_init()), keras.Variable(_init())
+    keras_opt = keras.optimizers.AdamW(0.1, weight_decay=0.5)
+    opt = optimizers.LazyAdamW(0.1, weight_decay=0.5, catch_up=True)
+    opt.build([b])
+    for optimizer, variable in ((keras_opt, a), (opt, b)):
+        optimizer.iterations.assign(3)  # as if three steps of other variables ran
+        optimizer.apply([_slices_of(list(range(ROWS)))], [variable])
+        optimizer.apply([_slices_of([2])], [variable])
+    opt.flush()
+    np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def _step_fn(opt, variable):
+    def step(values, idx):
+        grad = tf.IndexedSlices(values, idx, tf.constant([6, DIM], tf.int64))
+        opt.apply([grad], [variable])
+
+    return step
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"amsgrad": True}, {"catch_up": True}, {"catch_up": True, "weight_decay": 0.1}],
+    ids=["default", "amsgrad", "catch_up", "catch_up_decay"],
+)
+def test_xla_compiled_steps_equal_eager_ones(kwargs):
+    # catch_up's series used a unique of the rows' last steps, which XLA could not compile.
+    steps = list(_repeated_steps(steps=4, seed=13))
+    # Then rows skip steps, and some steps touch a single row.
+    steps += [
+        (v[:n], i[:n])
+        for n, (v, i) in zip([2, 1, 1], _repeated_steps(steps=3, seed=14), strict=True)
+    ]
+    results = []
+    for jit in (None, True):
+        opt = optimizers.LazyAdam(0.02, **kwargs)
+        variable = keras.Variable(np.random.default_rng(1).normal(size=(6, DIM)).astype("float32"))
+        opt.build([variable])
+        run = _step_fn(opt, variable)
+        if jit:
+            run = tf.function(run, jit_compile=True)
+        for values, idx in steps:
+            run(tf.constant(values), tf.constant(idx, tf.int64))
+        opt.flush()
+        results.append(variable.numpy())
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-5, atol=1e-6)

@@ -913,14 +913,17 @@ def check_catch_up_betas(beta_1, beta_2, amsgrad: bool) -> float:
 
     A row that gets no gradient for ``j`` steps moves by
     ``beta_1**j / sqrt(beta_2)**j`` times its last step (``beta_1**j`` with
-    AMSGrad), so catching up in closed form needs that ratio below 1.
+    AMSGrad, or with ``beta_2 = 0``, where ``v`` is 0 after one skipped step
+    and the denominator ``epsilon``), so catching up in closed form needs that
+    ratio below 1.
 
     Args:
       beta_1, beta_2: Adam's decay rates.
       amsgrad: Whether AMSGrad's running maximum of ``v`` is used.
 
     Returns:
-      The ratio ``beta_1 / sqrt(beta_2)`` (``beta_1`` with AMSGrad), in ``[0, 1)``.
+      The ratio ``beta_1 / sqrt(beta_2)`` (``beta_1`` with AMSGrad or
+      ``beta_2 = 0``), in ``[0, 1)``.
 
     Raises:
       ValueError: A beta outside ``[0, 1)``, or a ratio of at least 1.
@@ -930,7 +933,7 @@ def check_catch_up_betas(beta_1, beta_2, amsgrad: bool) -> float:
             raise ValueError(
                 f"`{name}` must be a float in [0, 1) with catch_up=True, got {name}={value!r}."
             )
-    ratio = float(beta_1) if amsgrad else float(beta_1) / float(np.sqrt(beta_2))
+    ratio = float(beta_1) if amsgrad or beta_2 == 0 else float(beta_1) / float(np.sqrt(beta_2))
     if ratio >= 1:
         raise ValueError(
             "`beta_1` must be below sqrt(beta_2) with catch_up=True (a row's skipped "
@@ -939,27 +942,19 @@ def check_catch_up_betas(beta_1, beta_2, amsgrad: bool) -> float:
     return ratio
 
 
-def check_second_moment(second_moment, clipvalue) -> str:
-    """Checks ``LazyAdam``'s ``second_moment`` (and that ``clipvalue`` can go with it).
+def check_second_moment(second_moment) -> str:
+    """Checks a lazy optimizer's ``second_moment`` (``LazyAdam``, ``LazyAdagrad``).
 
     Args:
-      second_moment: ``"summed"`` or ``"per_lookup"``.
-      clipvalue: The optimizer's ``clipvalue`` argument.
+      second_moment: ``"per_lookup"`` or ``"summed"``.
 
     Returns:
       ``second_moment``.
 
     Raises:
-      ValueError: Another value, or ``"per_lookup"`` with a ``clipvalue`` (clipping
-        the summed rows element-wise says nothing about each lookup's row).
+      ValueError: Another value.
     """
-    second_moment = check_choice(second_moment, "second_moment", ("summed", "per_lookup"))
-    if second_moment == "per_lookup" and clipvalue:
-        raise ValueError(
-            "`clipvalue` must be None with second_moment='per_lookup' (use clipnorm or "
-            f"global_clipnorm), got clipvalue={clipvalue!r}."
-        )
-    return second_moment
+    return check_choice(second_moment, "second_moment", ("per_lookup", "summed"))
 
 
 def check_sampling_options(

@@ -100,7 +100,7 @@ def _optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
         from tf_sampling.optimizers import LazyAdam  # noqa: PLC0415
 
         # Repeated rows (frequent words) enter v as in Keras' Adam: measured within 2%
-        # of it on the default setting, where the default "summed" was 32% behind.
+        # of it on the default setting, where "summed" (then LazyAdam's default) was 32% behind.
         return LazyAdam(learning_rate=config.learning_rate, second_moment="per_lookup", **kwargs)
     return keras.optimizers.Adam(learning_rate=config.learning_rate, **kwargs)
 

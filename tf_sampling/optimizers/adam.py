@@ -10,13 +10,16 @@ import tensorflow as tf
 from tf_sampling import ops
 from tf_sampling._core import validation
 from tf_sampling._core.xla import in_xla_context
-from tf_sampling.optimizers.base import LazyOptimizer, _tf_variable
+from tf_sampling.optimizers.base import LazyOptimizer, _check_gradient_shape, _tf_variable
 
 #: Skipped steps are summed until the next one would be below this fraction of
 #: the first (the series of a row's skipped steps decays geometrically).
 _SERIES_TOLERANCE = 1e-9
 #: Skipped steps summed at once per row (bounds the [rows, block] temporaries).
 _SERIES_BLOCK = 64
+#: The last-step slots' value until their variable's first step (or after
+#: restoring a checkpoint that did not have them): every row is current then.
+_NOT_STARTED = -1
 
 
 @keras.saving.register_keras_serializable(package="tf_sampling")
@@ -30,8 +33,8 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
     the touched rows only, the first and second moments and the variable are
     updated with Adam's formulas; untouched rows keep their weights *and* their
     moments (their moments do not decay). The bias correction uses the global
-    step (``iterations + 1``), not a per-row count, exactly as TF-Addons'
-    ``LazyAdam`` did. A step costs O(touched rows), not O(rows).
+    step (``iterations + 1``), not a per-row count, as TF-Addons' ``LazyAdam``
+    did. A step costs O(touched rows), not O(rows).
 
     This is what TF-Addons' ``LazyAdam`` computed: on a row touched every step it
     equals Adam. A row touched rarely trains differently: Keras' Adam keeps
@@ -42,20 +45,19 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
 
     **Repeated rows** (``second_moment``). A batch that looks a row up ``n``
     times (a frequent word in an embedding or as a target) gives ``n`` slices
-    for it. The default, ``"summed"``, is Adam of the summed gradient (as
-    TF1's and TF-Addons' Adam): ``m`` and ``v`` get ``g = sum_i g_i`` and
-    ``g**2``. ``"per_lookup"`` keeps ``m`` on ``g`` but feeds ``v`` the sum of
-    the squared lookups ``sum_i g_i**2``, which is what Keras 3's own ``Adam``
-    computes from an ``IndexedSlices`` (its ``square`` acts on the slices
-    before they are summed). Where the lookups' gradients agree, ``g**2`` is up
-    to ``n`` times ``sum_i g_i**2``, so ``"summed"`` takes steps up to
-    ``sqrt(n)`` times smaller on frequent rows. On the PTB demo this, not the
-    laziness, is what separated ``LazyAdam`` from Keras' ``Adam``
-    (``docs/optimizers.md``): use ``"per_lookup"`` to train like Keras'
-    ``Adam``. Rows looked up once are the same under both. With
-    ``"per_lookup"``, ``clipnorm``/``global_clipnorm`` scale every lookup's
-    row by the factor of the summed gradient's norm; ``clipvalue`` is
-    rejected.
+    ``g_i`` for it. The default, ``"per_lookup"``, is Keras 3's own ``Adam``:
+    ``m`` gets the summed gradient ``g = sum_i g_i`` and ``v`` the sum of the
+    squared lookups ``sum_i g_i**2`` (Keras' ``square`` acts on the slices
+    before they are summed). ``"summed"`` is Adam of the summed gradient, as
+    TF1's and TF-Addons' ``LazyAdam``: ``m`` and ``v`` get ``g`` and ``g**2``.
+    Where the lookups' gradients agree, ``g**2`` is up to ``n`` times
+    ``sum_i g_i**2``, so ``"summed"`` takes steps up to ``sqrt(n)`` times
+    smaller on frequent rows; on the PTB demo that, not the laziness, put
+    ``"summed"`` far behind Keras' ``Adam`` (``docs/optimizers.md``). Rows
+    looked up once are the same under both. With ``"per_lookup"``,
+    ``clipvalue`` clips each lookup's row (as Keras does to an
+    ``IndexedSlices``), and ``clipnorm``/``global_clipnorm`` scale every
+    lookup's row by the factor of the summed gradient's norm.
 
     **Skipped steps** (``catch_up``). ``catch_up=True`` applies the steps a
     row skipped, at the same O(touched rows) cost:
@@ -67,7 +69,9 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
     steps' factors ``(beta_1 / sqrt(beta_2))**j * sqrt(1 - beta_2**n) / (1 -
     beta_1**n)`` (step ``n``'s bias correction, exact) over ``j = 1..k``
     (decoupled weight decay is included: the row is decayed ``k`` times and
-    each skipped step's update is decayed by the later ones). Call
+    each skipped step's update is decayed by the later ones; with ``beta_2 =
+    0`` a skipped step's ``v`` is 0, so the series is of ``beta_1**j`` over a
+    denominator ``epsilon``, exactly). Call
     :meth:`flush` (or use :class:`CatchUp` in ``fit``) before evaluating or
     saving, so that every row, touched or not, holds Adam's weights of the
     current step. Two things are approximated, both only on rows that skipped
@@ -85,11 +89,15 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
     For a given sequence of gradients this reproduces Keras' Adam (tested).
     In training it cannot quite: a step's forward pass reads a row before the
     optimizer catches it up, so its gradient is taken at the lagging weights.
-    On the PTB demo alone it did not improve perplexity (1 epoch), and with
-    ``second_moment="per_lookup"`` it moved test perplexity from +1.95% to
-    +1.22% of Keras Adam's (one seed; ``docs/optimizers.md``);
+    On the PTB demo, with ``second_moment="summed"`` it did not improve
+    perplexity (1 epoch), and with ``"per_lookup"`` it moved test perplexity
+    from +1.95% to +1.22% of Keras Adam's (one seed; ``docs/optimizers.md``);
     it is there for models where the skipped momentum matters, and for
     evaluating Adam-equivalent weights.
+
+    A variable's rows count as current when its first gradient arrives (and
+    after restoring a checkpoint that has no last-step slots, e.g. one written
+    without ``catch_up``), so no steps from before that are applied.
 
     **One kernel on CPU.** Without ``amsgrad`` and ``catch_up``, the sparse
     step of a float32/float64 variable on a CPU is one call of this
@@ -101,8 +109,8 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
     The series is summed until its terms fall below 1e-9 of the first (about
     200 terms for the default betas), so a catch-up costs O(touched rows x
     (row size + 200)) per step. Rows get catch-up only from gradients, so a
-    variable that gets ``None`` gradients on some steps catches those up too,
-    where Keras' Adam skips the variable entirely.
+    variable that gets ``None`` gradients on some steps after its first
+    gradient catches those up too, where Keras' Adam skips the variable.
 
     Args:
       learning_rate: float, ``LearningRateSchedule`` or callable. Defaults to 0.001.
@@ -116,8 +124,9 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
       use_ema, gradient_accumulation_steps: Not supported (``ValueError``):
         both update every row every step.
       loss_scale_factor: As Keras (which fails on sparse gradients here).
-      second_moment: ``"summed"`` (default) or ``"per_lookup"``: what ``v``
-        gets for a row looked up several times in a batch (see above).
+      second_moment: ``"per_lookup"`` (default; Keras' ``Adam``) or
+        ``"summed"`` (TF-Addons' ``LazyAdam``): what ``v`` gets for a row
+        looked up several times in a batch (see above).
       catch_up: bool. Apply the steps a row skipped when it is touched again
         (see above), so that training follows Keras' Adam. Default False
         (TF-Addons' lazy updates).
@@ -125,12 +134,14 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
 
     Raises:
       ValueError: With ``catch_up``, ``beta_1 >= sqrt(beta_2)`` (without
-        ``amsgrad``); ``second_moment`` not one of the two, or
-        ``"per_lookup"`` with ``clipvalue``; see also :class:`LazyOptimizer`.
+        ``amsgrad``, for ``beta_2 > 0``); ``second_moment`` not one of the
+        two; a gradient whose rows are not the variable's (also
+        ``tf.errors.InvalidArgumentError``, for shapes known at run time
+        only); see also :class:`LazyOptimizer`.
 
     Example:
       ```python
-      opt = tf_sampling.optimizers.LazyAdam(1e-3, second_moment="per_lookup")
+      opt = tf_sampling.optimizers.LazyAdam(1e-3)
       model.compile(optimizer=opt, loss=tf_sampling.losses.SampledSoftmaxLoss())
       ```
     """
@@ -152,12 +163,12 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
         loss_scale_factor: float | None = None,
         gradient_accumulation_steps: int | None = None,
         catch_up: bool = False,
-        second_moment: str = "summed",
+        second_moment: str = "per_lookup",
         name: str = "lazy_adam",
         **kwargs,
     ):
         catch_up = validation.check_bool(catch_up, "catch_up")
-        second_moment = validation.check_second_moment(second_moment, clipvalue)
+        second_moment = validation.check_second_moment(second_moment)
         terms = 0
         if catch_up:
             ratio = validation.check_catch_up_betas(beta_1, beta_2, amsgrad)
@@ -185,7 +196,6 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
         self._series_terms = max(1, terms)
         self.second_moment = second_moment
         self._keeps_lookups = second_moment == "per_lookup"
-        self._lookup_squares = None
         # Tests turn the C++ kernel off to check the TensorFlow-ops path against it.
         self._fused = True
 
@@ -197,15 +207,32 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
         self._last_steps = []
         if self.catch_up:
             for variable in var_list:
-                # One int64 per row: the step number the row's state is current at.
+                # One int64 per row: the step number the row's state is current
+                # at; _NOT_STARTED until the variable's first step (a checkpoint
+                # without these slots leaves them so: restored rows are current).
                 self._last_steps.append(
                     self.add_variable(
                         shape=tuple(variable.shape[:1]),
-                        initializer="zeros",
+                        initializer=keras.initializers.Constant(_NOT_STARTED),
                         dtype="int64",
                         name=f"{variable.path.replace('/', '_')}_last_step",
                     )
                 )
+
+    def load_own_variables(self, store) -> None:
+        """As Keras; with ``catch_up``, also loads the state of a ``LazyAdam`` without it.
+
+        Such a state lacks the last-step slots: the restored rows count as
+        current from the next step (no phantom skipped steps).
+        """
+        others = [v for v in self.variables if all(v is not last for last in self._last_steps)]
+        if not self.catch_up or not self.built or len(store.keys()) != len(others):
+            super().load_own_variables(store)
+            return
+        for i, variable in enumerate(others):
+            variable.assign(store[str(i)])
+        for last in self._last_steps:
+            last.assign(tf.fill(last.shape, tf.constant(_NOT_STARTED, tf.int64)))
 
     def get_config(self) -> dict:
         config = super().get_config()
@@ -238,15 +265,10 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
 
     def update_step(self, gradient, variable, learning_rate):
         """As :class:`LazyOptimizer`; with ``catch_up``, a dense gradient first flushes its rows."""
+        gradient = _check_gradient_shape(gradient, variable, self._variable_path(variable))
         if isinstance(gradient, tf.IndexedSlices) and self._fuses(variable):
             self._fused_update(gradient, variable, learning_rate)
             return None
-        if isinstance(gradient, tf.IndexedSlices) and self._keeps_lookups:
-            # _deduplicate leaves the lookups' squares for _update_rows.
-            try:
-                return super().update_step(gradient, variable, learning_rate)
-            finally:
-                self._lookup_squares = None
         if not self.catch_up or isinstance(gradient, tf.IndexedSlices) or not len(variable.shape):
             return super().update_step(gradient, variable, learning_rate)
         last = self._last_steps[self._get_variable_index(variable)]
@@ -267,6 +289,7 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
         if not self.catch_up:
             return slot_rows
         last = self._last_steps[self._get_variable_index(variable)]
+        self._start(last)
         weights = None
         if self._decays(variable):
             weights = tf.gather(_tf_variable(variable), indices)
@@ -289,13 +312,29 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
         last = self._last_steps[index]
         slots = self._row_slots(variable)
         weights = _read(variable) if self._decays(variable) else None
+        steps = _read(last)
+        # A variable not started yet is current: nothing to apply.
+        steps = tf.where(steps < 0, tf.cast(self.iterations, tf.int64), steps)
         decrement, new_slots = self._skipped_steps(
-            _read(last), weights, [_read(slot) for slot in slots], lr, variable
+            steps, weights, [_read(slot) for slot in slots], lr, variable
         )
         self.assign_sub(variable, decrement)
         for slot, value in zip(slots, new_slots, strict=True):
             self.assign(slot, value)
         self.assign(last, tf.fill(tf.shape(last), tf.cast(self.iterations, tf.int64)))
+
+    def _start(self, last) -> None:
+        """Marks every row current at this step if ``last``'s variable has not started."""
+        if not last.shape[0]:
+            return
+        # Rows are written all at once before any alone, so row 0 tells (one row read).
+        first = tf.gather(_tf_variable(last), tf.zeros([1], tf.int32))[0]
+
+        def start():
+            self.assign(last, tf.fill(last.shape, tf.cast(self.iterations, tf.int64)))
+            return tf.constant(True)
+
+        tf.cond(first < 0, start, lambda: tf.constant(False))
 
     def _decays(self, variable) -> bool:
         return self.weight_decay is not None and self._use_weight_decay(variable)
@@ -321,9 +360,13 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
         keep = None
         if weights is not None:
             keep = 1 - lr * tf.cast(self.weight_decay, dtype)
-        # The series depends on a row's last step only: compute it once per value.
-        unique_last, position = tf.unique(last)
-        series = tf.gather(self._series(unique_last, self.iterations, keep, dtype), position)
+        if in_xla_context():
+            # XLA cannot pad the dynamic shape of a unique's output here: one per row.
+            series = self._series(last, self.iterations, keep, dtype)
+        else:
+            # The series depends on a row's last step only: compute it once per value.
+            unique_last, position = tf.unique(last)
+            series = tf.gather(self._series(unique_last, self.iterations, keep, dtype), position)
         m, v = slot_rows[0], slot_rows[1]
         row_shape = tf.concat([tf.shape(last), tf.ones([tf.rank(m) - 1], tf.int32)], 0)
 
@@ -331,7 +374,11 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
             return tf.reshape(x, row_shape)
 
         k = tf.cast(skipped, dtype)
-        denominator = tf.sqrt(slot_rows[2] if self.amsgrad else v) + self.epsilon
+        if self.beta_2 == 0 and not self.amsgrad:
+            # v is 0 from the first skipped step on: each denominator is epsilon.
+            denominator = tf.cast(self.epsilon, dtype)
+        else:
+            denominator = tf.sqrt(slot_rows[2] if self.amsgrad else v) + self.epsilon
         decrement = lr * per_row(series) * (m / denominator)
         if keep is not None:
             decrement += per_row(1 - tf.pow(keep, k)) * weights
@@ -341,8 +388,8 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
     def _series(self, last, step, keep, dtype) -> tf.Tensor:
         """``sum_j r**j * c(last + j) * keep**(k - j)`` for ``j = 1..k``, ``k = step - last``.
 
-        ``r = beta_1 / sqrt(beta_2)`` (``beta_1`` with AMSGrad), ``c(n)`` is step
-        ``n``'s bias correction ``sqrt(1 - beta_2**n) / (1 - beta_1**n)`` and
+        ``r = beta_1 / sqrt(beta_2)`` (``beta_1`` with AMSGrad or ``beta_2 = 0``),
+        ``c(n)`` is step ``n``'s bias correction ``sqrt(1 - beta_2**n) / (1 - beta_1**n)`` and
         ``keep = 1 - lr * weight_decay`` (1 without decay). Terms are summed up
         to ``_series_terms`` (beyond it they are below 1e-9 of the first).
 
@@ -357,7 +404,7 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
         """
         beta_1 = tf.cast(self.beta_1, dtype)
         beta_2 = tf.cast(self.beta_2, dtype)
-        ratio = beta_1 if self.amsgrad else beta_1 / tf.sqrt(beta_2)
+        ratio = beta_1 if self.amsgrad or self.beta_2 == 0 else beta_1 / tf.sqrt(beta_2)
         skipped = (step - last)[:, None]
         total = tf.zeros(tf.shape(last), dtype)
         for start in range(0, self._series_terms, _SERIES_BLOCK):
@@ -372,17 +419,6 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
                 terms *= tf.pow(keep, later)
             total += tf.reduce_sum(tf.where(j <= skipped, terms, tf.zeros_like(terms)), axis=1)
         return total
-
-    def _deduplicate(self, gradient: tf.IndexedSlices, variable) -> tf.IndexedSlices:
-        if not self._keeps_lookups:
-            return super()._deduplicate(gradient, variable)
-        # One pass: m takes the lookups' summed rows, v the sum of their squares.
-        unique, positions = tf.unique(gradient.indices)
-        count = tf.shape(unique)[0]
-        values = tf.cast(gradient.values, variable.dtype)
-        self._lookup_squares = tf.math.unsorted_segment_sum(tf.square(values), positions, count)
-        summed = tf.math.unsorted_segment_sum(values, positions, count)
-        return tf.IndexedSlices(summed, unique, gradient.dense_shape)
 
     def _row_slots(self, variable) -> list:
         index = self._get_variable_index(variable)
@@ -439,11 +475,8 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
         # Keras Adam's operations in Keras Adam's order, on the gathered rows.
         alpha = self._alpha(learning_rate)
         m, v = slot_rows[0], slot_rows[1]
-        square = self._lookup_squares
-        if square is None:
-            square = tf.square(gradient)
         m = m + (gradient - m) * (1 - self.beta_1)
-        v = v + (square - v) * (1 - self.beta_2)
+        v = v + (self._squared_rows(gradient) - v) * (1 - self.beta_2)
         new_rows = [m, v]
         if self.amsgrad:
             v = tf.maximum(slot_rows[2], v)
@@ -477,7 +510,7 @@ class LazyAdamW(LazyAdam):
     :class:`LazyAdam`.
 
     Raises:
-      ValueError: ``weight_decay`` is None.
+      ValueError: ``weight_decay`` is None (Keras' ``AdamW`` raises the same).
     """
 
     def __init__(
@@ -497,14 +530,15 @@ class LazyAdamW(LazyAdam):
         loss_scale_factor: float | None = None,
         gradient_accumulation_steps: int | None = None,
         catch_up: bool = False,
-        second_moment: str = "summed",
+        second_moment: str = "per_lookup",
         name: str = "lazy_adamw",
         **kwargs,
     ):
         if weight_decay is None:
+            # Keras' AdamW message, word for word, then what to use instead.
             raise ValueError(
-                "`weight_decay` must be a float for LazyAdamW (use LazyAdam for none), "
-                "got weight_decay=None."
+                "Argument `weight_decay` must be a float. Received: weight_decay=None "
+                "(LazyAdamW is AdamW; use LazyAdam for no weight decay)."
             )
         super().__init__(
             learning_rate=learning_rate,

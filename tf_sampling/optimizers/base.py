@@ -13,7 +13,9 @@ LazyOptimizer, keras.optimizers.Adam)``), so that:
 * a dense gradient goes to the Keras optimizer's own ``update_step``: results
   are Keras' bit for bit, including weight decay and clipping;
 * an ``IndexedSlices`` gradient has its duplicate indices summed
-  (:func:`sum_duplicates`), then the subclass's one varying piece,
+  (:func:`sum_duplicates`; with ``_keeps_lookups`` the squares of the
+  lookups' rows are summed too, see :meth:`LazyOptimizer._squared_rows`),
+  then the subclass's one varying piece,
   :meth:`LazyOptimizer._update_rows`, computes the new slot rows and the
   variable's decrement from the gathered rows; the base gathers the rows and
   scatters the results back, so only the touched rows are read or written.
@@ -23,11 +25,16 @@ The Keras options that act on gradients or weights are made sparse here too:
 norm is the dense gradient's), ``weight_decay`` decays the touched rows only,
 and ``loss_scale_factor`` divides the slice values. ``use_ema`` and
 ``gradient_accumulation_steps`` cannot stay sparse and raise ``ValueError``.
+
+A gradient whose shape does not fit its variable (an ``IndexedSlices`` whose
+rows are not the variable's rows) raises on every path, instead of being
+broadcast into the rows.
 """
 
 from __future__ import annotations
 
 import abc
+import re
 
 import keras
 import tensorflow as tf
@@ -58,6 +65,48 @@ def sum_duplicates(gradient: tf.IndexedSlices) -> tf.IndexedSlices:
     return tf.IndexedSlices(values, unique_indices, gradient.dense_shape)
 
 
+def _check_gradient_shape(gradient, variable, name: str):
+    """``gradient``, checked to fit ``variable`` (an ``IndexedSlices``: by its rows).
+
+    The row updates broadcast: a ``[n, 1]`` gradient for ``[rows, 3]`` rows
+    would move all three columns by the one value. Static shapes are checked
+    here (``ValueError``); dimensions known only at run time by
+    ``tf.ensure_shape``, which XLA checks too when it compiles.
+
+    Args:
+      gradient: A dense gradient (the variable's shape) or ``IndexedSlices``
+        with ``values`` ``[n, *row_shape]``.
+      variable: The variable ``[num_rows, *row_shape]`` it updates.
+      name: The variable's name for the messages.
+
+    Returns:
+      ``gradient``, with the run-time check attached where it is needed.
+
+    Raises:
+      ValueError: Statically known shapes that do not fit.
+      tf.errors.InvalidArgumentError: (at run time) shapes that do not fit.
+    """
+    shape = tf.TensorShape(variable.shape)
+    sparse = isinstance(gradient, tf.IndexedSlices)
+    values = tf.convert_to_tensor(gradient.values if sparse else gradient)
+    expected = tf.TensorShape([None]).concatenate(shape[1:]) if sparse else shape
+    if not values.shape.is_compatible_with(expected):
+        what = "the values of the IndexedSlices gradient" if sparse else "the gradient"
+        need = f"[n, {', '.join(map(str, shape[1:]))}] (the variable's rows)" if sparse else shape
+        raise ValueError(
+            f"The gradient of variable '{name}' (shape {shape}) does not fit "
+            f"it: {what} must have shape {need}, got shape {values.shape}."
+        )
+    if (
+        values.shape.rank is not None
+        and (values.shape[1:] if sparse else values.shape).is_fully_defined()
+    ):
+        return gradient  # every checked dimension was known, and fits
+    name = "gradient_shape_of_" + re.sub(r"[^A-Za-z0-9_.]", "_", name)
+    values = tf.ensure_shape(values, expected, name=name)
+    return tf.IndexedSlices(values, gradient.indices, gradient.dense_shape) if sparse else values
+
+
 def _map_values(gradient: tf.IndexedSlices, fn) -> tf.IndexedSlices:
     return tf.IndexedSlices(fn(gradient.values), gradient.indices, gradient.dense_shape)
 
@@ -80,8 +129,9 @@ class LazyOptimizer(keras.optimizers.Optimizer, metaclass=abc.ABCMeta):
         ``gradient_accumulation_steps``.
     """
 
-    #: Whether clipping keeps an ``IndexedSlices``' repeated indices (for
-    #: optimizers that read each lookup's row, as ``LazyAdam(second_moment="per_lookup")``).
+    #: Whether each lookup's row counts in the squared term (``second_moment=
+    #: "per_lookup"``): clipping then keeps an ``IndexedSlices``' repeated
+    #: indices, and :meth:`_squared_rows` sums the lookups' squares.
     _keeps_lookups = False
 
     def __init__(self, *args, **kwargs):
@@ -89,6 +139,8 @@ class LazyOptimizer(keras.optimizers.Optimizer, metaclass=abc.ABCMeta):
         validation.check_lazy_optimizer_options(
             type(self).__name__, self.use_ema, self.gradient_accumulation_steps
         )
+        # The lookups' summed squares of the step in progress (with _keeps_lookups).
+        self._lookup_squares = None
 
     # ----------------------------------------------------------------- the varying piece
     @abc.abstractmethod
@@ -138,12 +190,47 @@ class LazyOptimizer(keras.optimizers.Optimizer, metaclass=abc.ABCMeta):
         del variable, indices, shape, learning_rate
         return slot_rows
 
+    def _variable_path(self, variable) -> str:
+        """The Keras path of a trained variable (``update_step`` gets its ``tf.Variable``)."""
+        try:
+            return self._trainable_variables[self._get_variable_index(variable)].path
+        except (KeyError, IndexError, AttributeError):
+            return getattr(variable, "path", None) or getattr(variable, "name", "?")
+
+    def _squared_rows(self, gradient: tf.Tensor) -> tf.Tensor:
+        """The squared term of :meth:`_update_rows`: ``gradient**2`` by default.
+
+        With ``_keeps_lookups`` (``second_moment="per_lookup"``) it is the sum
+        of the squares of the lookups' rows that were summed into each row of
+        ``gradient``: what Keras' own Adam, Adagrad, RMSprop ... add to their
+        accumulators from an ``IndexedSlices`` (their ``square`` acts on the
+        slices before the duplicates are summed).
+
+        Args:
+          gradient: The summed gradient rows ``[u, *row_shape]`` given to
+            :meth:`_update_rows`.
+
+        Returns:
+          ``[u, *row_shape]``.
+        """
+        if self._lookup_squares is None:
+            return tf.square(gradient)
+        return self._lookup_squares
+
     # ----------------------------------------------------------------- shared machinery
     def update_step(self, gradient, variable, learning_rate):
         """Applies one gradient: lazily by row for ``IndexedSlices``, as Keras for dense."""
+        gradient = _check_gradient_shape(gradient, variable, self._variable_path(variable))
         if not isinstance(gradient, tf.IndexedSlices):
             self._decay_dense(variable, learning_rate)
             return super().update_step(gradient, variable, learning_rate)
+        try:
+            self._sparse_step(gradient, variable, learning_rate)
+        finally:
+            self._lookup_squares = None
+        return None
+
+    def _sparse_step(self, gradient: tf.IndexedSlices, variable, learning_rate) -> None:
         gradient = self._deduplicate(gradient, variable)
         indices, shape = gradient.indices, gradient.dense_shape
         lr = tf.cast(learning_rate, variable.dtype)
@@ -156,12 +243,19 @@ class LazyOptimizer(keras.optimizers.Optimizer, metaclass=abc.ABCMeta):
         for slot, rows in zip(slots, new_rows, strict=True):
             self.assign(slot, tf.IndexedSlices(rows, indices, shape))
         self.assign_sub(variable, tf.IndexedSlices(decrement, indices, shape))
-        return None
 
     def _deduplicate(self, gradient: tf.IndexedSlices, variable) -> tf.IndexedSlices:
         """One row per index: repeats come from the tape and MirroredStrategy's all-gather."""
-        del variable
-        return sum_duplicates(gradient)
+        if not self._keeps_lookups:
+            return sum_duplicates(gradient)
+        # One pass: the update takes the lookups' summed rows, the squared term
+        # the sum of their squares (_squared_rows).
+        unique, positions = tf.unique(gradient.indices)
+        count = tf.shape(unique)[0]
+        values = tf.cast(gradient.values, variable.dtype)
+        self._lookup_squares = tf.math.unsorted_segment_sum(tf.square(values), positions, count)
+        summed = tf.math.unsorted_segment_sum(values, positions, count)
+        return tf.IndexedSlices(summed, unique, gradient.dense_shape)
 
     def _apply_weight_decay(self, variables):
         # Keras decays every row of every variable here; the decay moves into

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tf_sampling._core import validation
 from tf_sampling.optimizers.base import LazyOptimizer
 
 
@@ -86,11 +87,27 @@ class LazyAdagrad(LazyOptimizer, keras.optimizers.Adagrad):
     ``sqrt(accumulator + epsilon)`` over the whole table each step, this
     class only over the touched rows. On dense gradients it is Keras' Adagrad.
 
+    **Repeated rows** (``second_moment``). A batch that looks a row up ``n``
+    times gives ``n`` slices ``g_i`` for it. The default, ``"per_lookup"``,
+    is Keras' ``Adagrad``: the accumulator gets the sum of the lookups'
+    squares ``sum_i g_i**2`` and the row moves by ``lr * g / sqrt(accumulator
+    + epsilon)`` with ``g = sum_i g_i`` (equal to Keras' up to rounding: Keras
+    adds the lookups one by one). ``"summed"`` squares the summed gradient,
+    ``g**2``, as TF1's ``tf.compat.v1.train.AdagradOptimizer`` (which sums
+    duplicate indices first). Rows looked up once are the same under both.
+
     Args:
       learning_rate: float, schedule or callable. Defaults to 0.001.
       initial_accumulator_value: Starting value of the accumulators.
       epsilon: Added to the accumulator under the square root.
-      Other arguments: as :class:`tf_sampling.optimizers.LazyAdam`.
+      second_moment: ``"per_lookup"`` (default, Keras) or ``"summed"`` (TF1):
+        what the accumulator gets for a row looked up several times in a batch.
+      Other arguments: as :class:`tf_sampling.optimizers.LazyAdam` (with
+        ``"per_lookup"``, ``clipvalue`` clips each lookup's row, as Keras).
+
+    Raises:
+      ValueError: ``second_moment`` not one of the two; see also
+        :class:`~tf_sampling.optimizers.LazyOptimizer`.
     """
 
     def __init__(
@@ -107,9 +124,11 @@ class LazyAdagrad(LazyOptimizer, keras.optimizers.Adagrad):
         ema_overwrite_frequency: int | None = None,
         loss_scale_factor: float | None = None,
         gradient_accumulation_steps: int | None = None,
+        second_moment: str = "per_lookup",
         name: str = "lazy_adagrad",
         **kwargs,
     ):
+        second_moment = validation.check_second_moment(second_moment)
         super().__init__(
             learning_rate=learning_rate,
             initial_accumulator_value=initial_accumulator_value,
@@ -126,10 +145,17 @@ class LazyAdagrad(LazyOptimizer, keras.optimizers.Adagrad):
             name=name,
             **kwargs,
         )
+        self.second_moment = second_moment
+        self._keeps_lookups = second_moment == "per_lookup"
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config["second_moment"] = self.second_moment
+        return config
 
     def _row_slots(self, variable) -> list:
         return [self._accumulators[self._get_variable_index(variable)]]
 
     def _update_rows(self, gradient, slot_rows, learning_rate):
-        accumulator = slot_rows[0] + tf.square(gradient)
+        accumulator = slot_rows[0] + self._squared_rows(gradient)
         return (learning_rate * gradient) / tf.sqrt(accumulator + self.epsilon), [accumulator]
