@@ -135,6 +135,10 @@ def test_state_round_trips_keras_file_and_checkpoint(tmp_path):
     assert int(restored.step.numpy()) == 3
     np.testing.assert_array_equal(restored.last_step.numpy(), est.last_step.numpy())
     assert restored.get_config()["num_buckets"] == 128
+    # SavedModel (Keras' export: the serving function reads the saved arrays)
+    model.export(str(tmp_path / "saved"), verbose=False)
+    reloaded = tf.saved_model.load(str(tmp_path / "saved"))  # kept: it owns the variables
+    np.testing.assert_allclose(reloaded.serve(probe).numpy(), want)
     # tf.train.Checkpoint
     fresh = StreamingFrequencyEstimator(128, 2, 0.1)
     tf.train.Checkpoint(est=est).write(str(tmp_path / "ckpt"))
