@@ -53,7 +53,7 @@ def test_call_inference_is_exact_logits_and_training_passes_hidden_through(kind)
     assert output_tags.get_tag(hidden).kind == "hidden"
 
 
-def test_no_bias_and_no_xla():
+def test_no_bias_and_xla_only_where_keras_auto_compiles():
     layer = tsl.SampledSoftmax(V, 5, use_bias=False)
     x = np.random.default_rng(9).normal(size=(2, D)).astype("float32")
     np.testing.assert_allclose(layer(x).numpy(), x @ layer.kernel.numpy().T, rtol=1e-5, atol=1e-6)
@@ -61,7 +61,10 @@ def test_no_bias_and_no_xla():
     inputs = keras.Input((D,))
     model = keras.Model(inputs, layer(inputs))
     model.compile("sgd", loss=tsloss.SampledSoftmaxLoss(), jit_compile="auto")
-    assert not layer.supports_jit and model.jit_compile is False  # sampler ops have no XLA kernel
+    # The default sampler compiles through its compilable twin; Keras' "auto"
+    # compiles on accelerators only.
+    accelerated = any(d.device_type != "CPU" for d in tf.config.list_physical_devices())
+    assert layer.supports_jit and model.jit_compile is accelerated
 
 
 @pytest.mark.parametrize("strategy", ["div", "mod"])

@@ -403,10 +403,11 @@ def test_compiled_step_equals_non_compiled_for_the_same_samples(loss_name):
     assert not np.allclose(unmasked.numpy(), want[0].numpy())
 
 
-def test_layers_support_jit_only_with_a_compilable_sampler():
+def test_layers_support_jit_with_compilable_and_builtin_samplers():
     import tf_sampling
 
-    assert not tf_sampling.layers.SampledSoftmax(20, 4).supports_jit
+    # A built-in sampler compiles through its compilable twin.
+    assert tf_sampling.layers.SampledSoftmax(20, 4).supports_jit
     head = tf_sampling.layers.SampledSoftmax(
         20, 4, sampler={"name": "uniform", "compilable": True, "unique": False}
     )

@@ -107,13 +107,39 @@ class SampledOutputLayer(keras.layers.Layer, output_tags.OutputHead):
         self.partition_strategy = validation.check_partition_strategy(partition_strategy)
         self.chunk_size = validation.check_chunk_size(chunk_size)
         self.supports_masking = True
-        # TensorFlow's candidate-sampler ops have no XLA kernels: keep Keras'
-        # jit_compile="auto" from compiling the training step on GPU machines,
-        # unless the sampler is a compilable one (tf_sampling.samplers.compilable).
-        self.supports_jit = bool(getattr(self.sampler, "compilable", False))
+        self._warned_about_jit = False
         self.kernel_shards: list = []
         self.bias_shards: list = []
         self._warned_about_consumers = False
+
+    @property
+    def supports_jit(self) -> bool:
+        """Whether Keras may compile the training step with XLA.
+
+        True on a compilable sampler and on the built-in (``tf.random``) ones:
+        TensorFlow's sampler ops have no XLA kernels, so in a compiled step
+        the loss draws from their compilable twin instead (same distribution,
+        other random numbers; ``tf_sampling.samplers.xla_defaults``). False on
+        a sampler that cannot compile (the learned-unigram sampler on the C++
+        op, custom objects): reading it then warns once, naming the fix, and
+        Keras trains without XLA.
+        """
+        if samplers_module.xla_defaults.has_compilable_twin(self.sampler):
+            return True
+        if not getattr(self, "_warned_about_jit", True):
+            self._warned_about_jit = True
+            warnings.warn(
+                samplers_module.xla_defaults.not_compilable_message(
+                    self.sampler, f"{type(self).__name__} '{self.name}'"
+                ),
+                stacklevel=2,
+            )
+        return False
+
+    @supports_jit.setter
+    def supports_jit(self, value) -> None:
+        # keras.layers.Layer.__init__ sets True; the sampler decides.
+        del value
 
     # ------------------------------------------------------------------ build
     def build(self, input_shape):

@@ -35,7 +35,7 @@ import keras
 import tensorflow as tf
 
 from tf_sampling import samplers as samplers_module
-from tf_sampling._core import sampled_losses, validation
+from tf_sampling._core import sampled_losses, validation, xla
 from tf_sampling._core.rank_sampled_softmax import rank_sampled_softmax_loss
 from tf_sampling._keras import full_loss, output_tags
 
@@ -247,6 +247,10 @@ class SampledLoss(keras.losses.Loss):
 
     def _sampled_loss(self, layer, labels, inputs, num_true) -> tf.Tensor:
         options, sampler = self._options(layer, num_true)
+        if xla.in_xla_context():
+            # tf.random's sampler ops have no XLA kernels: the compilable
+            # sampler of the same distribution draws instead.
+            sampler = samplers_module.xla_defaults.compilable_twin(sampler)
         options.update(self._extra_options(layer, options))
         options["sampled_values"] = sampler.sample(labels, num_true, options["num_sampled"])
         return self.sampled_loss_fn(labels=labels, inputs=inputs, **options)

@@ -26,12 +26,15 @@ of the op seeds, so randomness is part of the saved state too.
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import tensorflow as tf
 
 from tf_sampling._core import validation
 from tf_sampling.ops import _loader
 from tf_sampling.ops.learned_unigram import op_seeds
+from tf_sampling.samplers import xla_defaults
 
 __all__ = ["LearnedUnigramSampler", "count_tree_size"]
 
@@ -87,9 +90,11 @@ class LearnedUnigramSampler(keras.layers.Layer):
         tf.train.Checkpoint(sampler=sampler).save("/tmp/ckpt")  # counts saved
 
     Works eagerly and in ``tf.function`` / ``model.fit`` (the update is part of
-    the traced step). Not XLA-compilable (``supports_jit`` is False, so Keras
-    does not jit a model containing it). Restoring a SavedModel that uses it
-    needs ``tf_sampling.ops.load_op_library()`` called first.
+    the traced step). Not XLA-compilable: ``supports_jit`` is False, so Keras
+    does not jit a model containing it, and reading it warns once, naming the
+    compilable alternative (``{"name": "learned_unigram", "compilable":
+    True}``). Restoring a SavedModel that uses it needs
+    ``tf_sampling.ops.load_op_library()`` called first.
 
     Args:
       range_max: int >= 1, number of classes.
@@ -115,7 +120,7 @@ class LearnedUnigramSampler(keras.layers.Layer):
         )
         self.unique = validation.check_bool(unique, "unique")
         self.seed = validation.check_seed(seed)
-        self.supports_jit = False
+        self._warned_about_jit = False
         # Fail now, not in the middle of a training step, if the op is missing.
         _loader.load_op_library()
         # The op runs on CPU only; keep its state there even when a GPU exists.
@@ -144,6 +149,26 @@ class LearnedUnigramSampler(keras.layers.Layer):
     def build(self, input_shape=None):
         """No-op: the state is created in ``__init__``."""
         self.built = True
+
+    @property
+    def supports_jit(self) -> bool:
+        """False: the C++ op has no XLA kernel. Warns once, naming the compilable sampler.
+
+        Keras reads it when a model is compiled with ``jit_compile=True`` (or
+        ``"auto"`` on an accelerator) and then trains without XLA.
+        """
+        if not getattr(self, "_warned_about_jit", True):
+            self._warned_about_jit = True
+            warnings.warn(
+                xla_defaults.not_compilable_message(self, f"LearnedUnigramSampler '{self.name}'"),
+                stacklevel=2,
+            )
+        return False
+
+    @supports_jit.setter
+    def supports_jit(self, value) -> None:
+        # keras.layers.Layer.__init__ sets True; this sampler never compiles.
+        del value
 
     def sample(
         self, true_classes, num_true: int, num_sampled: int

@@ -26,20 +26,36 @@ call with the same key, compiled functions and retraces alike. Hence:
 
 ``clear()`` forgets them (a later call starts new streams; a function traced
 before keeps the sampler it captured).
+
+The Keras layers and losses do the same with their sampler objects:
+``compilable_twin(sampler)`` gives a built-in sampler's compilable twin (same
+distribution and options, made once per sampler object, its stream key from
+the layer's seed and the global seed as above), so a model on the default
+log-uniform sampler compiles under ``model.compile(jit_compile=True)``.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 
 import tensorflow as tf
 
 from tf_sampling._core import xla
-from tf_sampling.samplers import compilable
+from tf_sampling.samplers import builtin, compilable
 
-__all__ = ["clear", "default_sampler", "sample"]
+__all__ = [
+    "clear",
+    "compilable_twin",
+    "default_sampler",
+    "has_compilable_twin",
+    "not_compilable_message",
+    "sample",
+]
 
 _SAMPLERS: dict[tuple, compilable.CompilableSampler] = {}
+# A built-in sampler object's twin lives as long as the object.
+_TWINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
@@ -114,6 +130,86 @@ def sample(
     """
     sampler = default_sampler(name, num_classes, unique, seed)
     return sampler.sample(true_classes, num_true, num_sampled)
+
+
+def has_compilable_twin(sampler) -> bool:
+    """Whether ``sampler`` can run in an XLA-compiled step, itself or through its twin.
+
+    True for the compilable samplers and for the built-in (``tf.random``)
+    sampler objects; False for the learned-unigram sampler on the C++ op and
+    for custom objects.
+    """
+    return bool(getattr(sampler, "compilable", False)) or isinstance(
+        sampler, builtin.CandidateSampler
+    )
+
+
+def not_compilable_message(sampler, owner: str) -> str:
+    """Says why ``sampler`` cannot run under XLA and what to use instead.
+
+    Args:
+      sampler: A sampler for which ``has_compilable_twin`` is False.
+      owner: Who holds it, e.g. ``"SampledSoftmax 'head'"``.
+
+    Returns:
+      str: the message (for a warning or an error).
+    """
+    name = "learned_unigram" if type(sampler).__name__ == "LearnedUnigramSampler" else None
+    if name is not None:
+        why = "keeps its counts in a C++ op's state, which XLA cannot compile"
+        fix = (
+            "use sampler={'name': 'learned_unigram', 'compilable': True} (the same distribution "
+            "in plain TensorFlow ops, its counts in variables)"
+        )
+    else:
+        why = "is not one of tf_sampling's samplers"
+        fix = "use a compilable sampler, e.g. sampler={'name': 'log_uniform', 'compilable': True}"
+    return (
+        f"{owner} cannot run in an XLA-compiled step (jit_compile=True): its sampler "
+        f"{type(sampler).__name__} {why}, so Keras trains this model without XLA. To compile "
+        f"it, {fix}."
+    )
+
+
+def compilable_twin(sampler) -> compilable.CompilableSampler:
+    """The sampler to draw with in an XLA-compiled step.
+
+    A compilable sampler is returned as it is. A built-in sampler object
+    (``tf.random``'s ops have no XLA kernels) gets its twin: the compilable
+    sampler of the same distribution and options, made on first use outside
+    any traced function and kept for the object's lifetime, so every step
+    continues one stream. Its key comes from the object's seed and the
+    global seed (random when neither is set), as for ``default_sampler``.
+
+    Args:
+      sampler: A sampler object.
+
+    Returns:
+      CompilableSampler.
+
+    Raises:
+      TypeError: ``sampler`` has no compilable twin (the learned-unigram
+        sampler on the C++ op, custom objects); the message names the fix.
+    """
+    if getattr(sampler, "compilable", False):
+        return sampler
+    if not isinstance(sampler, builtin.CandidateSampler):
+        raise TypeError(not_compilable_message(sampler, "This loss"))
+    with _LOCK:
+        twin = _TWINS.get(sampler)
+        if twin is None:
+            global_seed, _ = tf.compat.v1.get_seed(None)
+            options = {k: v for k, v in sampler.get_config().items() if k != "unique"}
+            with tf.init_scope():
+                twin = compilable.get(
+                    sampler.name,
+                    sampler.range_max,
+                    unique=sampler.unique,
+                    seed=_stream_key(global_seed, sampler.seed),
+                    **options,
+                )
+            _TWINS[sampler] = twin
+    return twin
 
 
 def clear() -> None:
