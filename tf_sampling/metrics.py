@@ -3,9 +3,16 @@
 They read the outputs of a ``tf_sampling`` output layer. While training that
 layer returns hidden activations, on which no full-softmax metric can be
 computed without the full softmax the layer exists to avoid, so these metrics
-skip training batches and read NaN -- plainly not a measurement -- in ``fit``'s
-training logs: look at their ``val_*`` values in ``fit`` and at ``evaluate``'s.
-On plain logits (any other model) they work as usual.
+skip training batches and are left out of ``fit``'s training logs (progress
+bar, callbacks, ``History``): no NaN, 0 or 1 that would read as a
+measurement. Their values are the ``val_*`` ones of ``fit`` and those of
+``evaluate``. On plain logits (any other model) they work as usual.
+
+How they are left out: Keras flattens a metric result that is a dict into
+the logs (``{"perplexity": {}}`` adds no key). ``result()`` returns ``{}``
+while nothing was measured since the last reset but training batches were
+skipped -- in the traced training step (known when it is traced) and
+eagerly (``fit``'s epoch-end logs).
 
 Both are ``keras.metrics.MeanMetricWrapper``s, so Keras' own code applies
 ``sample_weight`` and the Keras mask of ``y_pred`` and keeps the running mean.
@@ -16,6 +23,8 @@ loss's cross-entropy of the same step.
 """
 
 from __future__ import annotations
+
+import weakref
 
 import keras
 import tensorflow as tf
@@ -37,8 +46,6 @@ def _full_logits_and_labels(y_true, y_pred, num_true: int | None) -> tuple:
 
 def _skips(y_pred) -> bool:
     """True for the hidden activations a head returns while training."""
-    if output_tags.is_untagged_build_placeholder(y_pred):
-        return True  # nothing to measure in Keras' symbolic build
     found = output_tags.get_tag(y_pred)
     return found is not None and found.kind == output_tags.HIDDEN
 
@@ -46,14 +53,38 @@ def _skips(y_pred) -> bool:
 class _FullSoftmaxMetric(keras.metrics.MeanMetricWrapper):
     """Weighted mean of a per-example value over evaluation batches only."""
 
+    def __init__(self, fn, name: str, dtype=None):
+        super().__init__(fn=fn, name=name, dtype=dtype)
+        # Training batches skipped since the last reset.
+        self.skipped = self.add_variable(
+            shape=(), initializer="zeros", dtype="float32", name="skipped_batches"
+        )
+        # The traced functions whose updates skipped a training batch.
+        self._skipping_graphs: weakref.WeakSet = weakref.WeakSet()
+
     def update_state(self, y_true, y_pred, sample_weight=None):
+        if output_tags.is_untagged_build_placeholder(y_pred):
+            return None  # nothing to measure in Keras' symbolic build
         if _skips(y_pred):
-            return None
+            if not tf.executing_eagerly():
+                self._skipping_graphs.add(tf.compat.v1.get_default_graph())
+            return self.skipped.assign_add(1.0)
         return super().update_state(y_true, y_pred, sample_weight=sample_weight)
 
+    def reset_state(self):
+        super().reset_state()
+        self.skipped.assign(0.0)
+
+    def _unmeasured(self) -> bool:
+        """True where the result must stay out of the logs: only training batches seen."""
+        if tf.executing_eagerly():
+            skipped = float(keras.ops.convert_to_numpy(self.skipped))
+            return skipped > 0 and float(keras.ops.convert_to_numpy(self.count)) == 0
+        return tf.compat.v1.get_default_graph() in self._skipping_graphs
+
     def _mean_or_nan(self) -> tf.Tensor:
-        # NaN until an evaluation batch was seen, e.g. in fit's training logs:
-        # 0 or 1 would read as a measurement.
+        # NaN if no example was measured (e.g. all masked): 0 or 1 would read
+        # as a measurement.
         mean = super().result()
         return tf.where(self.count > 0, mean, tf.constant(float("nan"), mean.dtype))
 
@@ -89,6 +120,9 @@ class Perplexity(_FullSoftmaxMetric):
         return tf.reshape(values, tf.shape(y_pred)[:-1])
 
     def result(self):
+        """exp of the mean cross-entropy; ``{}`` (no log entry) after training batches only."""
+        if self._unmeasured():
+            return {}
         return tf.exp(self._mean_or_nan())
 
     def get_config(self) -> dict:
@@ -123,6 +157,9 @@ class TopKAccuracy(_FullSoftmaxMetric):
         return tf.reshape(tf.cast(hit, tf.float32), tf.shape(y_pred)[:-1])
 
     def result(self):
+        """The hit rate; ``{}`` (no log entry) after training batches only."""
+        if self._unmeasured():
+            return {}
         return self._mean_or_nan()
 
     def get_config(self) -> dict:

@@ -185,13 +185,18 @@ def exact_top_k_hits(found: output_tags.OutputTag, y_true, k: int) -> tf.Tensor:
     From the rank the softmax cross-entropy pass computes (shared with the
     loss and ``Perplexity`` of the same step): a hit is fewer than ``k``
     classes scoring strictly above the target (ties count in, as
-    ``tf.math.in_top_k`` does).
+    ``tf.math.in_top_k`` does). A row whose cross-entropy is not finite (NaN
+    or infinite logits) is never a hit, as in ``tf.math.in_top_k``.
     """
     num_true = found.layer.num_true
     if ("rank", num_true) not in found.cache:
         _exact_per_row(found, found.hidden, y_true, num_true, SOFTMAX)
     rank = found.cache[("rank", num_true)]
-    return tf.cast(rank < k, tf.float32)
+    # No comparison with NaN is true, so a row of NaN logits (weights gone
+    # NaN) would rank its target first. Its cross-entropy is not finite: like
+    # tf.math.in_top_k on non-finite logits, such a row is no hit.
+    finite = tf.math.is_finite(found.cache[("exact", SOFTMAX, num_true)])
+    return tf.cast((rank < k) & finite, tf.float32)
 
 
 def logits_of(y_pred: tf.Tensor) -> tf.Tensor | None:
