@@ -107,14 +107,15 @@ def test_brown_loader_strips_tags_and_splits_by_file(tmp_path):
             f"\n\n\tThe/at {word}/nn ran/vbd ./.\n\n\n\tA/at dog/nn ./.\n"
         )
     (tmp_path / "README").write_text("not/xx corpus/yy\n")
-    corpus = data.load_brown(tmp_path)
+    corpus = data.load_brown(tmp_path, verify=False)  # 20 files, not the package's 500
     words = lambda ids: [corpus.vocab[i] for i in ids]  # noqa: E731
     assert words(corpus.valid) == ["the", "<unk>", "ran", ".", "<eos>", "a", "dog", ".", "<eos>"]
     assert words(corpus.test)[:2] == ["the", "<unk>"]  # w18 / w19 are held out
     assert len(corpus.train) == 18 * 9
     assert "w0" in corpus.vocab and "w18" not in corpus.vocab and "<unk>" in corpus.vocab
     assert "corpus" not in corpus.vocab  # README is not a corpus file
-    assert data.load_brown(tmp_path, min_count=2).vocab_size == 7  # the a ran dog . <eos> <unk>
+    # the a ran dog . <eos> <unk>
+    assert data.load_brown(tmp_path, min_count=2, verify=False).vocab_size == 7
 
 
 def test_brown_loader_missing_package_raises(tmp_path):

@@ -107,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-count", type=int, default=1, help="brown: rarer training words become <unk>"
     )
     data.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="skip the checks of the corpus against the package's file and token counts "
+        "(another version, or your own files in --data-dir)",
+    )
+    data.add_argument(
         "--max-train-tokens",
         type=int,
         default=None,
@@ -242,9 +248,9 @@ def run(args: argparse.Namespace) -> dict:
 
     start = time.perf_counter()
     if args.corpus == "ptb":
-        corpus = data.load_ptb(args.data_dir)
+        corpus = data.load_ptb(args.data_dir, verify=not args.no_verify)
     else:
-        corpus = data.load_brown(args.data_dir, min_count=args.min_count)
+        corpus = data.load_brown(args.data_dir, min_count=args.min_count, verify=not args.no_verify)
     if args.num_sampled >= corpus.vocab_size:
         raise SystemExit(
             f"--num-sampled ({args.num_sampled}) must be below the vocabulary size "

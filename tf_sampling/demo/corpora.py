@@ -77,7 +77,7 @@ SOTU_COUNTS = CorpusCounts(
     documents=233, tokens={"train": 1_835_356, "valid": 111_213, "test": 97_495}, types=28_896
 )
 BROWN_COUNTS = CorpusCounts(
-    documents=500, tokens={"train": 1_096_682, "valid": 60_761, "test": 61_089}, types=46_977
+    documents=data.BROWN_FILES, tokens=data.BROWN_SPLIT_TOKENS, types=data.BROWN_TRAIN_TYPES
 )
 #: The three joined (documents are checked per part).
 LARGE_COUNTS = CorpusCounts(
@@ -145,7 +145,7 @@ def _gcide_entries(root: pathlib.Path) -> list[tuple[int, int]]:
     """Reads ``gcide.index``: the ``(offset, length)`` of every entry, once, in offset order."""
     path = root / GCIDE_SUBDIR / "gcide.index"
     spans = set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(data.read_text(path).splitlines(), 1):
         fields = line.split("\t")
         if len(fields) != 3:
             raise ValueError(
@@ -223,17 +223,18 @@ def sotu_documents(package_dir: str | os.PathLike) -> list[list[str]]:
         One token list per speech, every sentence ending with ``<eos>``.
 
     Raises:
-        ValueError: A ``.txt`` file has no ``.json`` twin, the twin is not valid JSON,
-            or the two texts differ (one of them is truncated or corrupted).
+        ValueError: A ``.txt`` file has no ``.json`` twin, a file is not valid UTF-8,
+            the twin is not valid JSON, or the two texts differ (one of them is
+            truncated or corrupted).
     """
     directory = pathlib.Path(package_dir) / "data"
     files = sorted(p for p in directory.glob("*.txt") if _SOTU_NAME.fullmatch(p.name))
     documents = []
     for path in files:
-        text = path.read_text(encoding="utf-8")
+        text = data.read_text(path)
         twin = path.with_suffix(".json")
         try:
-            record = json.loads(twin.read_text(encoding="utf-8"))
+            record = json.loads(data.read_text(twin))
         except FileNotFoundError as err:
             raise ValueError(f"{path}: its twin {twin.name} is missing.") from err
         except json.JSONDecodeError as err:
@@ -420,7 +421,8 @@ def brown_tokens(
     package_dir: str | os.PathLike | None = None, expected: CorpusCounts | None = BROWN_COUNTS
 ) -> dict:
     """The Brown corpus through ``data.load_brown``, as token lists, checked."""
-    corpus = data.load_brown(package_dir)
+    # The counts are checked below (against `expected`, or not at all).
+    corpus = data.load_brown(package_dir, verify=False)
     tokens = {s: [corpus.vocab[i] for i in corpus.split(s)] for s in data.SPLITS}
     roots = [package_dir] if package_dir is not None else list(data.BROWN_DEFAULT_DIRS)
     root = next(

