@@ -97,8 +97,13 @@ BAD_INPUTS = [
     (dict(labels=np.zeros((5, 2), np.int64)), ValueError, ["labels", "(5, 2)"]),
     (dict(labels=np.zeros((5, 1, 1), np.int64)), ValueError, ["labels", "(5, 1, 1)"]),
     (dict(labels=np.zeros((4, 1), np.int64)), ValueError, ["labels", "batch size 4"]),
-    (dict(labels=np.zeros((5, 1), np.float32)), TypeError, ["labels", "float32"]),
-    (dict(num_sampled=NUM_CLASSES + 1), ValueError, ["num_sampled", str(NUM_CLASSES + 1)]),
+    (dict(labels=np.full((5, 1), 1.5, np.float32)), ValueError, ["labels", "1.5", "whole"]),
+    (dict(labels=np.full((5, 1), "1")), TypeError, ["labels", "string"]),
+    (
+        dict(num_sampled=NUM_CLASSES + 1, sampled_values=None),
+        ValueError,
+        ["num_sampled", str(NUM_CLASSES + 1)],
+    ),
     (dict(num_sampled=0), ValueError, ["num_sampled", "0"]),
     (dict(num_sampled=2.5), TypeError, ["num_sampled", "2.5"]),
     (dict(num_classes=-3), ValueError, ["num_classes", "-3"]),
@@ -112,9 +117,15 @@ BAD_INPUTS = [
         ["weights", str(NUM_CLASSES), str(NUM_CLASSES - 1)],
     ),
     (
-        dict(sampled_values=(np.arange(3), np.ones((5, 1), np.float32), np.ones(3, np.float32))),
+        dict(
+            sampled_values=(
+                np.arange(12).reshape(3, 4),
+                np.ones((5, 1), np.float32),
+                np.ones(12, np.float32),
+            )
+        ),
         ValueError,
-        ["sampled_values[0]", "(3,)"],
+        ["sampled_values[0]", "(3, 4)"],
     ),
     (
         dict(

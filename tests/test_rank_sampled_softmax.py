@@ -609,15 +609,15 @@ def test_non_positive_tensor_temperature_fails_at_run_time(value):
     (dict(partition_strategy="ring"), ValueError, "partition_strategy.*ring"),
     (dict(labels=np.zeros((BATCH, 2), np.int64)), ValueError, "labels"),
     (dict(labels=np.zeros((BATCH + 1, 1), np.int64)), ValueError, "labels"),
-    (dict(labels=np.zeros((BATCH, 1), np.float32)), TypeError, "labels"),
+    (dict(labels=np.full((BATCH, 1), 0.5, np.float32)), ValueError, "labels.*0.5"),
     (dict(inputs=np.zeros((BATCH, DIM + 1), np.float32)), ValueError, "inputs"),
     (dict(inputs=np.zeros((BATCH, DIM), np.int32)), TypeError, "inputs"),
     (dict(weights=np.zeros((NUM_CLASSES - 1, DIM), np.float32)), ValueError, "weights"),
     (dict(biases=np.zeros((NUM_CLASSES + 2,), np.float32)), ValueError, "biases"),
     (dict(weights=[np.zeros((5, DIM), np.float32)] * 3 + [np.zeros((8, DIM), np.float32)]),
      ValueError, "weights"),  # shard sizes that cannot come from a "mod" split
-    (dict(sampled_values=(np.arange(4), np.ones((BATCH, 1)), np.ones(4))), ValueError,
-     "sampled_values"),
+    (dict(sampled_values=(np.arange(3), np.ones((BATCH, 1)), np.ones(3))), ValueError,
+     "sampled_values.*num_resampled \\(4\\).*3"),
     (dict(sampled_values=(np.arange(NUM_SAMPLED), np.ones((BATCH, 2)), np.ones(NUM_SAMPLED))),
      ValueError, "sampled_values"),
     (dict(sampled_values=(np.arange(NUM_SAMPLED),)), ValueError, "sampled_values"),
@@ -742,3 +742,85 @@ def test_sharded_variable_is_one_logical_table(strategy):
     np.testing.assert_allclose(from_shards([dense(g) for g in grads[:-1]], "div"), want[1],
                                **TOL)
     np.testing.assert_allclose(dense(grads[-1]), want[3], **TOL)
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 22: TF 1.15 contrib's words, and what TF accepts
+# --------------------------------------------------------------------------------------------
+
+# TF 1.15 sampling_ops_test.py's regexes (testInvalidNumSampled0/1, testMissingPartitionStrategy),
+# through the compat shim.
+@pytest.mark.parametrize("overrides, tf_regex", [
+    (dict(num_sampled=3, num_resampled=3, sampled_values=None),
+     r"num_resampled \(3\) must be less than num_sampled \(3\)"),
+    (dict(num_sampled=2, num_resampled=3, sampled_values=None),
+     r"num_resampled \(3\) must be less than num_sampled \(2\)"),
+    (dict(num_sampled=2, num_resampled=1, sampled_values=None, partition_strategy=None),
+     r"unsupported partition_strategy \(None\)"),
+    (dict(num_sampled=NUM_CLASSES + 1, num_resampled=2),
+     rf"num_sampled \({NUM_CLASSES + 1}\) cannot be greater than num_classes \({NUM_CLASSES}\)"),
+], ids=["equal", "greater", "strategy", "num_classes"])
+def test_contrib_shim_errors_hold_tf_115_words(overrides, tf_regex):
+    from tf_sampling.compat.v1.contrib import nn as contrib_nn
+
+    p = make_problem(1, 1.0)
+    args = dict(weights=p["w"].astype(np.float32), biases=p["b"].astype(np.float32),
+                labels=p["labels"], inputs=p["x"].astype(np.float32), num_sampled=NUM_SAMPLED,
+                num_resampled=NUM_RESAMPLED, num_classes=NUM_CLASSES, num_true=1,
+                sampled_values=tf_sampled_values(p["sampled_values"]),
+                resampling_temperature=1.0, remove_accidental_hits=True,
+                partition_strategy="div")
+    args.update(overrides)
+    with tf.Graph().as_default(), pytest.raises(ValueError, match=tf_regex) as err:
+        contrib_nn.rank_sampled_softmax_loss(**args)
+    # Ours too: the argument and the value received.
+    name = "partition_strategy" if "strategy" in tf_regex else "num_sampled"
+    assert f"`{name}`" in str(err.value)
+
+
+@pytest.mark.parametrize("num_sampled", [NUM_RESAMPLED + 1, NUM_CLASSES])
+def test_candidates_win_over_a_differing_num_sampled(num_sampled):
+    p = make_problem(2, 1.0)
+    w, b, x = (p[k].astype(np.float32) for k in ("w", "b", "x"))
+    sv = tf_sampled_values(p["sampled_values"])
+    with pytest.warns(UserWarning, match=f"`num_sampled`={num_sampled} differs from the 9"):
+        got = ts_nn.rank_sampled_softmax_loss(w, b, p["labels"], x, num_sampled, NUM_RESAMPLED,
+                                              NUM_CLASSES, 2, sv, 1.0, True, "mod")
+    want = np_rank_sampled_softmax(p["w"], p["b"], p["labels"], p["x"], p["sampled_values"],
+                                   NUM_RESAMPLED, 1.0, True)[0]
+    np.testing.assert_allclose(got.numpy(), want, **TOL)
+
+
+def test_as_many_candidates_as_num_resampled_keeps_them_all():
+    # TF's top_k keeps all of them; fewer would fail there.
+    p = make_problem(1, 1.0)
+    w, b, x = (p[k].astype(np.float32) for k in ("w", "b", "x"))
+    candidates, true_ec, sampled_ec = p["sampled_values"]
+    four = (candidates[:NUM_RESAMPLED], true_ec, sampled_ec[:NUM_RESAMPLED])
+    with pytest.warns(UserWarning, match="num_sampled"):
+        got = ts_nn.rank_sampled_softmax_loss(w, b, p["labels"], x, NUM_SAMPLED, NUM_RESAMPLED,
+                                              NUM_CLASSES, 1, tf_sampled_values(four), 1.0,
+                                              False, "mod")
+    want = np_sampled_softmax(p["w"], p["b"], p["labels"], p["x"], four, False)[0]
+    np.testing.assert_allclose(got.numpy(), want, **TOL)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_whole_number_float_labels_equal_integer_labels(dtype):
+    p = make_problem(2, 0.5)
+    w, b = tf.Variable(p["w"].astype(np.float32)), tf.Variable(p["b"].astype(np.float32))
+    x = tf.constant(p["x"].astype(np.float32))
+    sv = tf_sampled_values(p["sampled_values"])
+    results = []
+    for labels in (tf.cast(p["labels"], dtype), tf.constant(p["labels"])):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = ts_nn.rank_sampled_softmax_loss(w, b, labels, x, NUM_SAMPLED, NUM_RESAMPLED,
+                                                   NUM_CLASSES, 2, sv, 0.5, True, "div")
+        results.append([loss, *[dense(g) for g in tape.gradient(loss, [w, b, x])]])
+    for got, want in zip(*results, strict=True):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    np.testing.assert_allclose(
+        results[0][0],
+        np_rank_sampled_softmax(p["w"], p["b"], p["labels"], p["x"], p["sampled_values"],
+                                NUM_RESAMPLED, 0.5, True)[0], **TOL)

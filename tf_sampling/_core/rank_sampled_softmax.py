@@ -155,12 +155,14 @@ def rank_sampled_softmax_loss(
         ``PartitionedVariable`` or ``ShardedVariable`` of that logical shape.
         The (possibly sharded) class embeddings.
       biases: ``[num_classes]`` class biases, sharded like ``weights``.
-      labels: integer (any dtype) ``[batch_size, num_true]`` target classes
+      labels: integer (any dtype, or whole-number floats)
+        ``[batch_size, num_true]`` target classes
         (``[batch_size]`` accepted when ``num_true`` is 1).
       inputs: float ``[batch_size, dim]`` forward activations (float16 and
         bfloat16 are computed in float32).
       num_sampled: int, number of classes sampled in the first pass
-        (``<= num_classes``).
+        (``<= num_classes``); given ``sampled_values`` of another length,
+        their length wins (with a warning), as in TF.
       num_resampled: int, number of classes kept by the resampling; must be
         less than ``num_sampled``.
       num_classes: int, number of possible classes.
@@ -190,20 +192,35 @@ def rank_sampled_softmax_loss(
 
     Raises:
       ValueError: ``num_sampled <= num_resampled``, ``num_sampled >
-        num_classes``, a non-positive or non-finite Python temperature, a
-        non-scalar temperature tensor, and every invalid argument
+        num_classes``, a ``partition_strategy`` other than ``"mod"`` or
+        ``"div"`` (these three start with TF 1.x contrib's words), fewer given
+        candidates than ``num_resampled``, a non-positive or non-finite
+        Python temperature, a non-scalar temperature tensor, and every invalid argument
         ``sampled_softmax_loss`` rejects (shapes, ``partition_strategy``,
         ``sampled_values``...).
-      TypeError: non-integer counts, non-integer labels, non-float inputs, a
-        non-real temperature.
+      TypeError: non-integer counts, labels neither integer nor float,
+        non-float inputs, a non-real temperature.
       tf.errors.InvalidArgumentError: at run time, a temperature tensor that is
-        not positive and finite, or class ids outside ``[0, num_classes)``.
+        not positive and finite, or class ids outside ``[0, num_classes)``
+        (under ``jit_compile=True``: NaN rows instead, as in
+        ``sampled_softmax_loss``).
     """
     num_true = validation.check_int(num_true, "num_true")
     num_classes = validation.check_int(num_classes, "num_classes")
-    num_sampled = validation.check_num_sampled(num_sampled, num_classes, unique=True)
+    num_sampled = validation.check_int(num_sampled, "num_sampled")
+    # TF 1.x contrib's checks, in its order and with its words first.
+    if num_sampled > num_classes:
+        raise ValueError(
+            f"num_sampled ({num_sampled}) cannot be greater than num_classes ({num_classes}): "
+            f"`num_sampled` must be <= `num_classes`, got num_sampled={num_sampled}, "
+            f"num_classes={num_classes}."
+        )
     num_resampled = validation.check_num_resampled(num_resampled, num_sampled)
-    validation.check_partition_strategy(partition_strategy)
+    if not isinstance(partition_strategy, str) or partition_strategy not in ("mod", "div"):
+        raise ValueError(
+            f"unsupported partition_strategy ({partition_strategy}): `partition_strategy` must "
+            f"be 'mod' or 'div', got partition_strategy={partition_strategy!r}."
+        )
     with tf.name_scope(name or "rank_sampled_softmax_loss"):
         temperature = check_resampling_temperature(resampling_temperature)
         inputs = validation.check_inputs(inputs)
@@ -234,6 +251,14 @@ def rank_sampled_softmax_loss(
         sampled_values = validation.check_sampled_values(
             sampled_values, num_sampled, num_true, num_classes, batch_size
         )
+        # The candidates' length wins over a differing num_sampled, as in TF;
+        # all of them may be kept (TF's top_k needs at least num_resampled).
+        length = sampled_values[0].shape[0]
+        if length is not None and length < num_resampled:
+            raise ValueError(
+                f"`sampled_values[0]` must hold at least num_resampled ({num_resampled}) "
+                f"candidates to keep, got {length} candidates (shape [{length}])."
+            )
         resampled_values = rank_resample(
             weight_table,
             bias_table,

@@ -137,7 +137,11 @@ def compute_sampled_logits(
 
     Returns:
       tuple: ``true_logits [batch_size, num_true]`` and ``sampled_logits
-      [batch_size, num_sampled]``, both in :func:`compute_dtype`.
+      [batch_size, num_sampled]``, both in :func:`compute_dtype`, where
+      ``num_sampled`` is the length of the given candidates when it differs
+      (TensorFlow ignores ``num_sampled`` then; a warning says so). Under XLA,
+      the rows of out-of-range labels (all rows, for out-of-range candidates)
+      are NaN: the asserts that catch them elsewhere are dropped there.
     """
     num_true = validation.check_int(num_true, "num_true")
     num_classes = validation.check_int(num_classes, "num_classes")
@@ -176,12 +180,24 @@ def compute_sampled_logits(
             sampled_values, num_sampled, num_true, num_classes, batch_size, subtract_log_q
         )
     sampled = tf.stop_gradient(tf.cast(sampled, tf.int64))
+    # The candidates' length wins over `num_sampled` (TensorFlow's rule).
+    num_sampled = sampled.shape[0] if sampled.shape[0] is not None else num_sampled
     # Checked after sampling: the sampler only reads the labels' values, so it
     # need not wait for the check; the lookups below do.
     labels = validation.assert_in_range(labels, num_classes, "labels")
 
     dtype = compute_dtype(inputs.dtype, weight_table.dtype)
     x = tf.cast(inputs, dtype)
+    if xla.in_xla_context():
+        # The range asserts are dropped here: rows with a bad label (and every
+        # row, for a bad candidate) become NaN instead of a plausible loss,
+        # and the lookups read row 0 for the bad ids.
+        bad_rows = xla.out_of_range_rows(labels, num_classes)
+        bad_sampled = (sampled < 0) | (sampled >= num_classes)
+        bad_rows |= tf.reduce_any(bad_sampled)
+        x = xla.nan_rows(x, bad_rows)
+        labels = tf.where((labels < 0) | (labels >= num_classes), tf.zeros([], tf.int64), labels)
+        sampled = tf.where(bad_sampled, tf.zeros([], tf.int64), sampled)
     labels_flat = tf.reshape(labels, [-1])
     # Separate lookups for true and sampled ids: measured faster than one
     # lookup of the concatenated ids split apart (no concat, split, or

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -198,14 +199,16 @@ def check_num_resampled(num_resampled, num_sampled: int) -> int:
 
     Raises:
       TypeError: not an integer.
-      ValueError: out of range; the message quotes both counts in parentheses,
-        as TF 1.x contrib's did.
+      ValueError: out of range; the message starts with TF 1.x contrib's
+        words, "num_resampled (N) must be less than num_sampled (M)".
     """
     num_resampled = check_int(num_resampled, "num_resampled")
     if num_resampled >= num_sampled:
+        # TF 1.x contrib's words first, then ours.
         raise ValueError(
-            f"`num_resampled` must be less than `num_sampled` ({num_sampled}), got "
-            f"`num_resampled` ({num_resampled})."
+            f"num_resampled ({num_resampled}) must be less than num_sampled ({num_sampled}): "
+            f"`num_resampled` must be less than `num_sampled`, got num_resampled={num_resampled}, "
+            f"num_sampled={num_sampled}."
         )
     return num_resampled
 
@@ -283,8 +286,9 @@ def normalize_labels(
     broadcast into a wrong loss.
 
     Args:
-      labels: Integer tensor-like (any integer dtype, as TF casts them) of
-        class ids.
+      labels: Tensor-like class ids of any integer dtype (cast, as TF does),
+        or of a floating dtype holding whole numbers (TF's own tests pass
+        bfloat16 labels); see :func:`whole_number_labels`.
       num_true: Number of target classes per example.
       num_classes: Number of classes.
       batch_size: Batch size of ``inputs`` to match: an int, a scalar int32
@@ -296,16 +300,22 @@ def normalize_labels(
       tf.Tensor: int64 ``[batch_size, num_true]``.
 
     Raises:
-      TypeError: ``labels`` is not of an integer dtype (TF would silently
-        truncate floats).
-      ValueError: the shape is neither of the accepted forms, or the batch
-        size differs from ``inputs``.
+      TypeError: ``labels`` is neither of an integer nor of a floating dtype.
+      ValueError: the shape is neither of the accepted forms, the batch size
+        differs from ``inputs``, or Python/NumPy float labels that are not
+        whole numbers.
       tf.errors.InvalidArgumentError: (at run time) the same, for shapes only
-        known then.
+        known then; float label tensors that are not whole numbers.
     """
+    known = not (tf.is_tensor(labels) or isinstance(labels, tf.Variable))
     labels = tf.convert_to_tensor(check_dense(labels, "labels"), name="labels")
-    if not labels.dtype.is_integer:
-        raise TypeError(f"`labels` must be integer class ids, got dtype {labels.dtype.name}.")
+    if labels.dtype.is_floating:
+        labels = whole_number_labels(labels, known)
+    elif not labels.dtype.is_integer:
+        raise TypeError(
+            "`labels` must be integer class ids (or floats holding whole numbers), got dtype "
+            f"{labels.dtype.name}."
+        )
     static_batch = batch_size if isinstance(batch_size, int) else None
     rank = labels.shape.rank
     if rank == 1 and num_true == 1:
@@ -327,6 +337,64 @@ def normalize_labels(
         labels = _assert_labels_shape(labels, num_true, batch_size)
     labels = tf.cast(labels, tf.int64)
     return assert_in_range(labels, num_classes, "labels") if check_range else labels
+
+
+# Float labels at or beyond this magnitude are refused: below it every whole
+# number casts to int64 exactly.
+_FLOAT_LABEL_LIMIT = 2.0**62
+
+
+def whole_number_labels(labels: tf.Tensor, known: bool = False) -> tf.Tensor:
+    """Float ``labels`` as int64, after checking every value is a whole number.
+
+    TensorFlow casts float labels and so truncates 3.7 to class 3 silently;
+    here a whole number (3.0) is cast, anything else (3.7, NaN, inf, or a
+    magnitude of 2^62 or more) is an error that quotes the value. Under XLA,
+    where asserts are dropped, such a label becomes -1, an id out of range,
+    so that the losses turn its row into NaN.
+
+    Args:
+      labels: float tensor of class ids, any shape.
+      known: whether the values came from Python/NumPy (known when the graph
+        is built: a ``ValueError`` then, as for other such arguments).
+
+    Returns:
+      tf.Tensor: int64 labels of the same shape.
+
+    Raises:
+      ValueError: a bad value in Python/NumPy labels.
+      tf.errors.InvalidArgumentError: a bad value in a tensor (eagerly at
+        once, in a graph when it runs).
+    """
+    message = (
+        "`labels` given as floats must be whole-number class ids (they are cast, never "
+        "truncated), got"
+    )
+    static = tf.get_static_value(labels) if known or tf.executing_eagerly() else None
+    if static is not None:
+        values = np.asarray(static, np.float64)
+        with np.errstate(invalid="ignore"):
+            bad = ~(np.isfinite(values) & (values == np.floor(values)))
+            bad |= ~(np.abs(values) < _FLOAT_LABEL_LIMIT)
+        if bad.any():
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            text = f"{message} labels{list(index)} = {float(values[index])!r}."
+            if known:
+                raise ValueError(text)
+            raise tf.errors.InvalidArgumentError(None, None, text)
+        return tf.cast(labels, tf.int64)
+    values = tf.cast(labels, tf.float64)
+    ok = tf.math.is_finite(values) & tf.equal(values, tf.floor(values))
+    ok &= tf.abs(values) < _FLOAT_LABEL_LIMIT
+    flat_bad = tf.reshape(tf.logical_not(ok), [-1])
+    first = tf.argmax(tf.cast(flat_bad, tf.int32))
+    check = tf.raw_ops.Assert(
+        condition=tf.logical_not(tf.reduce_any(flat_bad)),
+        data=[message, tf.gather(tf.reshape(labels, [-1]), first), "(the first such label)"],
+        summarize=1,
+    )
+    with tf.control_dependencies([check]):
+        return tf.cast(tf.where(ok, values, -1.0), tf.int64)
 
 
 def assert_in_range(ids: tf.Tensor, num_classes: int, name: str) -> tf.Tensor:
@@ -487,13 +555,17 @@ def check_sampled_values(
     Accepts what TensorFlow's losses meaningfully accept: Python lists, NumPy
     arrays or tensors; integer ids of any integer dtype; expected counts that
     broadcast against the logits (TF's own tests pass ``[batch_size, 1]`` true
-    expected counts with ``num_true`` > 1). Rejects what TF would turn into a
-    silently wrong loss: counts that would grow the logits' shape, and counts
-    that are not positive and finite.
+    expected counts with ``num_true`` > 1); candidates of a static length other
+    than ``num_sampled`` (TensorFlow reads the candidates and ignores
+    ``num_sampled``): the candidates win, with a warning. Rejects what TF would
+    turn into a silently wrong loss: counts that would grow the logits' shape,
+    and counts that are not positive and finite.
 
     Args:
       sampled_values: The triple a ``*_candidate_sampler`` returns.
-      num_sampled: Length of the sampled candidates.
+      num_sampled: The caller's ``num_sampled``: the expected length of the
+        candidates, replaced by their static length when that differs. A
+        length only known at run time must equal it (checked then).
       num_true: Number of true classes per example.
       num_classes: Candidates must lie in ``[0, num_classes)``.
       batch_size: Batch size of ``inputs``: an int, a scalar int32 tensor, or
@@ -505,7 +577,8 @@ def check_sampled_values(
     Returns:
       tuple: ``(sampled int64 [num_sampled], true_expected_count broadcasting
       to [batch_size, num_true], sampled_expected_count [num_sampled] or
-      [1 or batch_size, num_sampled])`` as tensors.
+      [1 or batch_size, num_sampled])`` as tensors, ``num_sampled`` being the
+      candidates' length (static).
 
     Raises:
       TypeError: ids that are not integers, counts that are not real.
@@ -523,11 +596,20 @@ def check_sampled_values(
         raise TypeError(
             f"`sampled_values[0]` (sampled_candidates) must be integer, got dtype {sampled.dtype.name}."
         )
-    if not sampled.shape.is_compatible_with([num_sampled]):
+    if sampled.shape.rank is not None and sampled.shape.rank != 1:
         raise ValueError(
             f"`sampled_values[0]` (sampled_candidates) must have shape [num_sampled] = "
             f"[{num_sampled}], got shape {sampled.shape}."
         )
+    if sampled.shape.rank == 1 and sampled.shape[0] not in (None, num_sampled):
+        warnings.warn(
+            f"`num_sampled`={num_sampled} differs from the {sampled.shape[0]} candidates in "
+            "`sampled_values[0]`; the candidates are used (TensorFlow ignores num_sampled "
+            "when sampled_values are given).",
+            UserWarning,
+            stacklevel=2,
+        )
+        num_sampled = sampled.shape[0]
     if not sampled.shape.is_fully_defined():
         check = tf.raw_ops.Assert(
             condition=tf.logical_and(
@@ -879,82 +961,6 @@ def check_choice(value, name: str, choices: tuple) -> object:
     if isinstance(value, str | int | float | type(None)) and value in choices:
         return value
     raise ValueError(f"`{name}` must be one of {choices}, got {name}={value!r}.")
-
-
-def check_lazy_optimizer_options(optimizer: str, use_ema, gradient_accumulation_steps) -> None:
-    """Rejects the Keras optimizer options that would update every row each step.
-
-    ``use_ema`` averages every weight every step and ``gradient_accumulation_steps``
-    keeps and resets dense accumulators, so neither can stay sparse.
-
-    Args:
-      optimizer: Class name of the lazy optimizer, quoted in the error.
-      use_ema: The ``use_ema`` argument it received.
-      gradient_accumulation_steps: The ``gradient_accumulation_steps`` argument.
-
-    Raises:
-      ValueError: ``use_ema`` is true or ``gradient_accumulation_steps`` is set.
-    """
-    if use_ema:
-        raise ValueError(
-            f"`use_ema` must be False for {optimizer} (a moving average of the weights "
-            f"updates every row each step), got use_ema={use_ema!r}."
-        )
-    if gradient_accumulation_steps is not None:
-        raise ValueError(
-            f"`gradient_accumulation_steps` must be None for {optimizer} (its accumulators "
-            "are dense and reset every row), got "
-            f"gradient_accumulation_steps={gradient_accumulation_steps!r}."
-        )
-
-
-def check_catch_up_betas(beta_1, beta_2, amsgrad: bool) -> float:
-    """Checks that Adam's skipped steps form a converging series; returns its ratio.
-
-    A row that gets no gradient for ``j`` steps moves by
-    ``beta_1**j / sqrt(beta_2)**j`` times its last step (``beta_1**j`` with
-    AMSGrad, or with ``beta_2 = 0``, where ``v`` is 0 after one skipped step
-    and the denominator ``epsilon``), so catching up in closed form needs that
-    ratio below 1.
-
-    Args:
-      beta_1, beta_2: Adam's decay rates.
-      amsgrad: Whether AMSGrad's running maximum of ``v`` is used.
-
-    Returns:
-      The ratio ``beta_1 / sqrt(beta_2)`` (``beta_1`` with AMSGrad or
-      ``beta_2 = 0``), in ``[0, 1)``.
-
-    Raises:
-      ValueError: A beta outside ``[0, 1)``, or a ratio of at least 1.
-    """
-    for name, value in (("beta_1", beta_1), ("beta_2", beta_2)):
-        if not isinstance(value, int | float | np.floating) or not 0 <= value < 1:
-            raise ValueError(
-                f"`{name}` must be a float in [0, 1) with catch_up=True, got {name}={value!r}."
-            )
-    ratio = float(beta_1) if amsgrad or beta_2 == 0 else float(beta_1) / float(np.sqrt(beta_2))
-    if ratio >= 1:
-        raise ValueError(
-            "`beta_1` must be below sqrt(beta_2) with catch_up=True (a row's skipped "
-            f"steps would grow instead of decaying), got beta_1={beta_1!r}, beta_2={beta_2!r}."
-        )
-    return ratio
-
-
-def check_second_moment(second_moment) -> str:
-    """Checks a lazy optimizer's ``second_moment`` (``LazyAdam``, ``LazyAdagrad``).
-
-    Args:
-      second_moment: ``"per_lookup"`` or ``"summed"``.
-
-    Returns:
-      ``second_moment``.
-
-    Raises:
-      ValueError: Another value.
-    """
-    return check_choice(second_moment, "second_moment", ("per_lookup", "summed"))
 
 
 def check_sampling_options(

@@ -9,10 +9,14 @@ learned-unigram op) have no XLA kernels; under XLA the losses ask
 ``default_sampled_values`` instead, which ``tf_sampling.samplers.xla_defaults``
 provides (registered when ``tf_sampling.samplers`` is imported: the samplers
 sit above the core, which cannot import them).
+
+Range checks of ids are asserts, which XLA drops: the losses mark rows with
+a bad id NaN there instead (``out_of_range_rows``, ``nan_rows``).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 _get_xla_context = getattr(tf.__internal__, "get_enclosing_xla_context", lambda: None)
@@ -25,6 +29,26 @@ def in_xla_context() -> bool:
     and in-place updates cannot run there; their plain-op equivalents can.
     """
     return _get_xla_context() is not None
+
+
+def out_of_range_rows(ids: tf.Tensor, num_classes: int) -> tf.Tensor:
+    """bool ``[n]``: rows of int ``[n, k]`` ``ids`` holding an id outside ``[0, num_classes)``.
+
+    XLA drops ``Assert``, so the range checks of ``validation`` never fire in
+    compiled code, and the lookups clamp bad ids into a plausible loss; the
+    losses mark these rows with :func:`nan_rows` instead.
+    """
+    return tf.reduce_any((ids < 0) | (ids >= num_classes), axis=1)
+
+
+def nan_rows(values: tf.Tensor, rows: tf.Tensor) -> tf.Tensor:
+    """``values`` ``[n, ...]`` with every entry of the ``rows`` (bool ``[n]``) made NaN.
+
+    An addition: the gradient passes through unchanged, so a NaN row makes
+    every gradient it reaches NaN too, never a plausible number.
+    """
+    nan = tf.where(rows, tf.constant(np.nan, values.dtype), tf.zeros([], values.dtype))
+    return values + tf.reshape(nan, [-1] + [1] * (values.shape.rank - 1))
 
 
 _DEFAULT_SAMPLER = None
