@@ -41,14 +41,17 @@ def numpy_reference(objective, w, b, labels, x, upstream):
     for i, row in enumerate(labels):
         for c in row:
             targets[i, c] += 1.0 / num_true
+    # Only where a class is a target: 0 * -inf (a masked class) would be NaN.
+    with np.errstate(invalid="ignore"):
+        true_part = np.where(targets > 0, targets * logits, 0.0)
     if objective == "softmax":
         shift = logits.max(1, keepdims=True)
         log_z = np.log(np.exp(logits - shift).sum(1)) + shift[:, 0]
-        loss = log_z - (targets * logits).sum(1)
+        loss = log_z - true_part.sum(1)
         probs = np.exp(logits - log_z[:, None])
     else:
         softplus = np.maximum(logits, 0) + np.log1p(np.exp(-np.abs(logits)))
-        loss = (softplus - targets * logits).sum(1)
+        loss = (softplus - true_part).sum(1)
         probs = 1.0 / (1.0 + np.exp(-logits))
     grad_logits = (probs - targets) * upstream[:, None]
     return loss, grad_logits @ w, grad_logits.T @ x, grad_logits.sum(0)
@@ -421,9 +424,14 @@ def test_top_k_k_equal_to_num_classes_with_small_shards():
         (dict(num_true=0), ValueError, "`num_true` must be an integer >= 1"),
         (dict(partition_strategy="xyz"), ValueError, "`partition_strategy` must be"),
         (
-            dict(labels=np.zeros([BATCH, 1], np.float32)),
+            dict(labels=np.full([BATCH, 1], 2.5, np.float32)),
+            ValueError,
+            "`labels` given as floats must be whole-number class ids.*labels[0, 0] = 2.5",
+        ),
+        (
+            dict(labels=np.full([BATCH, 1], "3")),
             TypeError,
-            "`labels` must be integer class ids, got dtype float32",
+            "`labels` must be integer class ids.*got dtype string",
         ),
         (dict(labels=np.zeros([BATCH, 2], np.int64)), ValueError, "`labels` must have shape"),
         (dict(inputs=np.zeros([BATCH, DIM], np.int32)), TypeError, "`inputs` must be a floating"),
@@ -462,12 +470,257 @@ def test_mismatched_bias_shards_raise():
 @pytest.mark.parametrize(
     "k, error, match",
     [
-        (0, ValueError, "`k` must be an integer >= 1, got k=0"),
-        (NUM_CLASSES + 1, ValueError, "`k` must be <= num_classes \\(301\\), got k=302"),
-        (2.0, TypeError, "`k` must be a Python int, got 2.0"),
+        (-1, tf.errors.InvalidArgumentError, "`k` must be non-negative: Need k >= 0, got -1"),
+        (
+            NUM_CLASSES + 1,
+            tf.errors.InvalidArgumentError,
+            "`k` must be <= num_classes: input must have at least k columns. Had 301, needed 302",
+        ),
+        (2.0, TypeError, "`k` must be a Python int or an integer scalar tensor, got 2.0"),
+        (tf.constant(2.0), TypeError, "`k` must be .* got dtype float32"),
+        (tf.constant([2]), tf.errors.InvalidArgumentError, "`k` must be scalar, got shape \\[1\\]"),
     ],
 )
 def test_top_k_bad_k(k, error, match):
     w, b, _, x, _ = make_problem(1)
     with pytest.raises(error, match=match):
         tsn.full_top_k(w, b, x, k)
+
+
+# ---------------------------------------------------------------------------
+# issue 22: what TensorFlow accepts, and the defects found with bad inputs
+
+TENSOR = ("tensor", "mod", 1)
+DIV4 = ("list", "div", 4)
+
+
+def tf_full_reference(objective, w, b, labels, x, upstream):
+    """TF's own ops on the materialized float32 logits: loss [n], dx, dw, db."""
+    wt, bt, xt = tf.constant(w), tf.constant(b), tf.constant(x)
+    targets = tf.reduce_sum(tf.one_hot(labels, NUM_CLASSES), 1) / labels.shape[1]
+    with tf.GradientTape() as tape:
+        tape.watch([wt, bt, xt])
+        logits = tf.matmul(xt, wt, transpose_b=True) + bt
+        if objective == "softmax":
+            loss = tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+        else:
+            per_class = tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits)
+            loss = tf.reduce_sum(per_class, 1)
+        total = tf.reduce_sum(loss * tf.constant(upstream, tf.float32))
+    return (loss, *tape.gradient(total, [xt, wt, bt]))
+
+
+BFLOAT16 = tf.bfloat16.as_numpy_dtype
+
+
+@pytest.mark.parametrize(
+    "dtype, mode",
+    [(np.float32, "eager"), (np.float64, "eager"), (BFLOAT16, "eager"), (BFLOAT16, "function"),
+     (BFLOAT16, "xla")],
+)  # fmt: skip
+@pytest.mark.parametrize("objective", ["softmax", "sigmoid"])
+def test_whole_number_float_labels_are_cast(objective, dtype, mode):
+    # TF's own bfloat16 test passes bfloat16 labels; TF casts them. Ids below
+    # 256 are exact in bfloat16.
+    w, b, labels, x, up = make_problem(2, seed=3)
+    labels = labels % 256
+    got = run_loss(objective, DIV4, w, b, labels.astype(dtype), x, up, 43, mode, num_true=2)
+    assert_matches(got, numpy_reference(objective, w, b, labels, x, up))
+
+
+@pytest.mark.parametrize("bad", [2.5, np.nan, -0.5, 2.0**70])
+def test_non_whole_float_labels_are_an_error_naming_labels_and_the_value(bad):
+    w, b, labels, x, _ = make_problem(1)
+    labels = labels.astype(np.float32)
+    labels[3, 0] = bad
+    words = f"`labels` given as floats must be whole-number class ids.*= {float(labels[3, 0])!r}"
+    # NumPy labels are known when the loss is built; a tensor only when it runs.
+    with pytest.raises(ValueError, match=words.replace("[", r"\[").replace("+", r"\+")):
+        tsn.full_softmax_cross_entropy(w, b, labels, x, NUM_CLASSES)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"`labels`.*whole-number"):
+        tsn.full_softmax_cross_entropy(w, b, tf.constant(labels), x, NUM_CLASSES)
+    traced = tf.function(lambda lab: tsn.full_sigmoid_cross_entropy(w, b, lab, x, NUM_CLASSES))
+    quoted = "2.5" if bad == 2.5 else ""
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"`labels`.*whole-number.*{quoted}"):
+        traced(tf.constant(labels))
+
+
+@pytest.mark.parametrize("objective", ["softmax", "sigmoid"])
+def test_non_whole_float_label_under_xla_is_a_nan_row(objective):
+    w, b, labels, x, up = make_problem(1)
+    floats = labels.astype(np.float32)
+    floats[1, 0] += 0.5
+    compiled = tf.function(
+        lambda lab: LOSSES[objective](w, b, lab, x, NUM_CLASSES, chunk_size=43), jit_compile=True
+    )
+    got = compiled(tf.constant(floats)).numpy()
+    want = numpy_reference(objective, w, b, labels, x, up)[0]
+    assert np.isnan(got[1])
+    rows = [0, 2, 3, 4, 5]
+    np.testing.assert_allclose(got[rows], want[rows], rtol=2e-5)
+
+
+@pytest.mark.parametrize("layout, chunk", [(DIV4, 43), (TENSOR, None)], ids=["div4-43", "one-shot"])
+@pytest.mark.parametrize("bad", [-1, NUM_CLASSES])
+@pytest.mark.parametrize("objective", ["softmax", "sigmoid"])
+def test_out_of_range_labels_under_xla_give_nan_rows(objective, bad, layout, chunk):
+    # XLA drops the range assert; without a NaN the clamped lookups gave a
+    # finite, plausible loss for the bad row (TF gives NaN, eagerly we raise).
+    w, b, labels, x, up = make_problem(1, seed=2)
+    bad_labels = labels.copy()
+    bad_labels[2, 0] = bad
+    loss, dx, dw, db = run_loss(objective, layout, w, b, bad_labels, x, up, chunk, "xla")
+    ref_loss, ref_dx, _, _ = numpy_reference(objective, w, b, labels, x, up)
+    good = [0, 1, 3, 4, 5]
+    assert np.isnan(loss.numpy()[2])
+    np.testing.assert_allclose(loss.numpy()[good], ref_loss[good], rtol=2e-5)
+    # The NaN row reaches every gradient it touches: never a plausible step.
+    assert np.isnan(dx.numpy()[2]).all()
+    np.testing.assert_allclose(dx.numpy()[good], ref_dx[good], rtol=2e-5, atol=2e-5)
+    assert np.isnan(dw).all() and np.isnan(db).all()
+
+
+@pytest.mark.parametrize(
+    "layout, chunk",
+    [(TENSOR, 43), (TENSOR, 37), (TENSOR, None), (DIV4, 43), (("list", "mod", 3), 37)],
+    ids=["43", "37", "one-shot", "div4-43", "mod3-37"],
+)
+@pytest.mark.parametrize("objective", ["softmax", "sigmoid"])
+@pytest.mark.parametrize("num_true", [1, 2])
+def test_blocks_of_only_minus_inf_logits_stay_finite(objective, layout, chunk, num_true):
+    # Reserved ids masked with a -inf bias: the first block (the whole first
+    # shard with "div") holds only -inf logits. The running maximum started
+    # at -inf, and -inf - -inf made every row NaN.
+    w, b, labels, x, up = make_problem(num_true, seed=4)
+    b[:60] = -np.inf
+    labels = 60 + labels % (NUM_CLASSES - 60)
+    got = run_loss(objective, layout, w, b, labels, x, up, chunk, num_true=num_true)
+    want = numpy_reference(objective, w, b, labels, x, up)
+    assert np.isfinite(got[0].numpy()).all()
+    assert_matches(got, want)
+    if objective == "softmax" and num_true == 1:
+        # TF's sparse op on the full logits is finite too, with the same numbers.
+        wt, bt, xt = tf.constant(w), tf.constant(b), tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch([xt, wt, bt])
+            logits = tf.matmul(xt, wt, transpose_b=True) + bt
+            loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels[:, 0], logits)
+            total = tf.reduce_sum(loss * tf.constant(up, tf.float32))
+        assert_matches(got, [np.asarray(t) for t in [loss, *tape.gradient(total, [xt, wt, bt])]])
+
+
+@pytest.mark.parametrize("chunk", [43, None])
+@pytest.mark.parametrize("objective", ["softmax", "sigmoid"])
+def test_two_true_logits_at_flt_max(objective, chunk):
+    # The exact loss is log 2 for the softmax (two equal top logits, each
+    # target 1/2) and FLT_MAX / 2 + FLT_MAX / 2 + small = FLT_MAX for the
+    # sigmoid; summing the true logits first gave -inf and NaN.
+    w, b, _, x, up = make_problem(2, seed=6)
+    w *= 1e-3
+    flt_max = np.finfo(np.float32).max
+    b[[5, 200]] = flt_max
+    labels = np.tile([[5, 200]], (BATCH, 1))
+    loss, dx, dw, db = run_loss(objective, TENSOR, w, b, labels, x, up, chunk, num_true=2)
+    want = np.log(2.0) if objective == "softmax" else flt_max
+    np.testing.assert_allclose(loss.numpy(), np.full(BATCH, want), rtol=1e-6)
+    ref = tf_full_reference(objective, w, b, labels, x, up)
+    for got, expected in zip((loss, dx, dw, db), ref, strict=True):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("chunk", [43, None])
+@pytest.mark.parametrize("objective", ["softmax", "sigmoid"])
+def test_gradient_of_a_statically_empty_batch_in_a_function(objective, chunk):
+    # The backward loop carried dx of shape (0, dim) in and (None, dim) out:
+    # tf.while_loop refused it when the function was traced.
+    w, b, _, _, _ = make_problem(1)
+    weights, biases = tf.Variable(w), tf.Variable(b)
+    x = tf.zeros([0, DIM])
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = LOSSES[objective](
+                weights, biases, tf.zeros([0, 1], tf.int64), x, NUM_CLASSES, chunk_size=chunk
+            )
+            total = tf.reduce_sum(loss)
+        return loss, tape.gradient(total, [x, weights, biases])
+
+    loss, (dx, dw, db) = step()
+    assert loss.shape == [0] and dx.shape == [0, DIM]
+    np.testing.assert_array_equal(dw.numpy(), np.zeros_like(w))
+    np.testing.assert_array_equal(db.numpy(), np.zeros_like(b))
+
+
+def _full_logits(w, b, x):
+    return tf.constant(x.astype(np.float64) @ w.T.astype(np.float64) + b, tf.float32)
+
+
+@pytest.mark.parametrize("layout", [TENSOR, ("list", "mod", 3)], ids=["tensor", "mod3"])
+@pytest.mark.parametrize("k", [0, 1, 7, NUM_CLASSES])
+def test_top_k_takes_a_scalar_tensor_k(k, layout):
+    w, b, x = tie_problem(3)
+    kind, strategy, shards = layout
+    weights, biases = split(w, strategy, shards), split(b, strategy, shards)
+    if shards == 1:
+        weights, biases = weights[0], biases[0]
+    want_scores, want_ids = tf.math.top_k(tf.constant(x @ w.T + b), k)
+    results = [
+        tsn.full_top_k(
+            weights, biases, x, tf.constant(k), partition_strategy=strategy, chunk_size=37
+        ),
+        tsn.full_top_k(
+            weights, biases, x, tf.constant(k, tf.int64), partition_strategy=strategy, chunk_size=37
+        ),
+        tsn.full_top_k(weights, biases, x, k, partition_strategy=strategy, chunk_size=37),
+    ]
+    # A k known only when the function runs.
+    dynamic = tf.function(
+        lambda kk: tsn.full_top_k(
+            weights, biases, x, kk, partition_strategy=strategy, chunk_size=37
+        ),
+        input_signature=[tf.TensorSpec([], tf.int32)],
+    )
+    results.append(dynamic(tf.constant(k)))
+    for scores, ids in results:
+        assert scores.shape == [BATCH, k] and ids.dtype == tf.int64
+        np.testing.assert_array_equal(ids.numpy(), want_ids.numpy())
+        np.testing.assert_array_equal(scores.numpy(), want_scores.numpy())
+
+
+def _k_cases():
+    w, b, _, x, _ = make_problem(1)
+    return w, b, x, _full_logits(w, b, x)
+
+
+@pytest.mark.parametrize(
+    "k, tf_words",
+    [
+        (-7, "Need k >= 0, got -7|non-negative"),
+        (NUM_CLASSES + 1, "must have last dimension >= k = 302|must have at least k"),
+    ],
+)
+@pytest.mark.parametrize(
+    "context", ["eager-int", "eager-tensor", "function-int", "function-tensor"]
+)
+def test_bad_k_raises_the_class_and_words_of_tf_math_top_k(context, k, tf_words):
+    """The regexes are TF's own topk_op_test ones; the class is what tf.math.top_k raises here."""
+    w, b, x, logits = _k_cases()
+    if context.startswith("eager"):
+        value = k if context == "eager-int" else tf.constant(k)
+        calls = [lambda f: f(value)]
+    elif context == "function-int":
+        calls = [lambda f: tf.function(lambda: f(k))()]
+    else:
+        calls = [
+            lambda f: tf.function(lambda kk: f(kk), input_signature=[tf.TensorSpec([], tf.int32)])(
+                tf.constant(k)
+            )
+        ]
+    for call in calls:
+        with pytest.raises(Exception) as theirs:
+            call(lambda kk: tf.math.top_k(logits, kk))
+        with pytest.raises(type(theirs.value), match=tf_words) as ours:
+            call(lambda kk: tsn.full_top_k(w, b, x, kk, chunk_size=43))
+        assert "`k`" in str(ours.value) and str(k) in str(ours.value)

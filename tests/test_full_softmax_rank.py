@@ -70,3 +70,31 @@ def test_loss_gradient_is_the_plain_losss_and_ties_are_not_above():
         chunk_size=8,
     )
     np.testing.assert_array_equal(rank.numpy(), [0, 0])
+
+
+@pytest.mark.parametrize("chunk", [4, None])
+def test_rows_without_a_rank_are_never_hits(chunk):
+    # A NaN row has no rank: counting the classes "above" a NaN logit gave 0,
+    # a top-1 hit for a model whose weights went NaN.
+    w, b, x, y = _problem()
+    x[3] = np.nan
+    loss, rank = full_softmax_cross_entropy_and_rank(w, b, y, x, V, num_true=2, chunk_size=chunk)
+    logits = x.astype(np.float64) @ w.T.astype(np.float64) + b
+    expected = (logits > logits[np.arange(N), y[:, 0]][:, None]).sum(1)
+    expected[3] = V
+    assert np.isnan(loss.numpy()[3])
+    np.testing.assert_array_equal(rank.numpy(), expected)
+
+
+def test_out_of_range_label_under_xla_gives_a_nan_loss_and_no_rank():
+    w, b, x, y = _problem()
+    y[5, 1] = V + 2
+    run = tf.function(
+        lambda: full_softmax_cross_entropy_and_rank(w, b, y, x, V, num_true=2, chunk_size=8),
+        jit_compile=True,
+    )
+    loss, rank = run()
+    good = np.arange(N) != 5
+    want = full_softmax_cross_entropy(w, b, np.where(good[:, None], y, 0), x, V, num_true=2)
+    assert np.isnan(loss.numpy()[5]) and rank.numpy()[5] == V
+    np.testing.assert_allclose(loss.numpy()[good], want.numpy()[good], rtol=1e-6)

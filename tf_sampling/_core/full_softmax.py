@@ -31,10 +31,12 @@ block of logits, ``[n, chunk_size]``, is the largest temporary.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import tensorflow as tf
 
-from tf_sampling._core import sharding, validation
+from tf_sampling._core import sharding, validation, xla
 from tf_sampling._core.sampled_logits import class_tables, compute_dtype
 from tf_sampling._core.xla import in_xla_context
 
@@ -174,6 +176,17 @@ def _in_block(label_shard, label_row, shard: int, start, size: int):
     return hit, tf.cast(tf.where(hit, offset, 0), tf.int32)
 
 
+def _block_targets(hit, cols, z, values) -> tf.Tensor:
+    """``[n, size]`` targets of a block: ``values`` (``[n, 1]`` or scalar) at each hit label.
+
+    A class listed twice for a row gets twice the value.
+    """
+    rows = tf.broadcast_to(tf.expand_dims(tf.range(tf.shape(cols)[0]), 1), tf.shape(cols))
+    updates = tf.where(hit, values + tf.zeros(tf.shape(cols), z.dtype), tf.zeros([], z.dtype))
+    # tf.shape(z): static when z's shape is, so the result keeps it.
+    return tf.scatter_nd(tf.stack([rows, cols], -1), updates, tf.shape(z))
+
+
 def _row_buffer(shape, dtype) -> tf.Tensor:
     """A fresh ``shape`` tensor for :func:`_write_rows` to fill completely.
 
@@ -274,6 +287,14 @@ def _chunked_loss(
     labels = validation.normalize_labels(
         labels, num_true, num_classes, validation.static_or_dynamic_batch_size(inputs)
     )
+    bad_rows = None
+    if in_xla_context():
+        # XLA drops the range assert: a row with a bad label gets a NaN loss
+        # (and NaN gradients) instead of a plausible number, and the lookups
+        # read class 0 for its bad labels.
+        bad_rows = xla.out_of_range_rows(labels, num_classes)
+        inputs = xla.nan_rows(inputs, bad_rows)
+        labels = tf.where((labels < 0) | (labels >= num_classes), tf.zeros([], tf.int64), labels)
     label_shard, label_row = _label_positions(weight_table, labels)
     sizes = weight_table.sizes
     num_shards = len(sizes)
@@ -314,23 +335,38 @@ def _chunked_loss(
             return forward_step_loss(z, hit, cols, state)
 
         def forward_step_loss(z, hit, cols, state):
-            true_sum = state[-1] + tf.reduce_sum(
-                tf.where(hit, tf.gather(z, cols, batch_dims=1), tf.zeros([], dtype)), 1
+            if not softmax:
+                # Per class, then summed: softplus(z) - target * z summed over
+                # the classes first would overflow (to NaN) where the exact
+                # loss is finite, e.g. two true logits near FLT_MAX.
+                # TF's form relu(z) - t * z + log1p(exp(-|z|)), with t * z only
+                # where t > 0: 0 * -inf would make a masked (-inf) class NaN.
+                targets = _block_targets(hit, cols, z, tf.constant(inv_true, dtype))
+                true_part = tf.where(targets > 0, targets * z, tf.zeros([], dtype))
+                per_class = tf.nn.relu(z) - true_part + tf.math.log1p(tf.exp(-tf.abs(z)))
+                return (state[0] + tf.reduce_sum(per_class, 1),)
+            # Each true logit is kept as it is (each lies in exactly one block)
+            # and averaged only once the maximum is known; see the loss below.
+            true_logits = tf.where(hit, tf.gather(z, cols, batch_dims=1), state[2])
+            running_max, running_sum = state[0], state[1]
+            new_max = tf.maximum(running_max, tf.reduce_max(z, 1))
+            running_sum = running_sum * tf.exp(running_max - new_max) + tf.reduce_sum(
+                tf.exp(z - tf.expand_dims(new_max, 1)), 1
             )
-            if softmax:
-                running_max, running_sum = state[0], state[1]
-                new_max = tf.maximum(running_max, tf.reduce_max(z, 1))
-                running_sum = running_sum * tf.exp(running_max - new_max) + tf.reduce_sum(
-                    tf.exp(z - tf.expand_dims(new_max, 1)), 1
-                )
-                return new_max, running_sum, true_sum
-            return state[0] + tf.reduce_sum(tf.nn.softplus(z), 1), true_sum
+            return new_max, running_sum, true_logits
 
         zeros = tf.zeros([n], dtype)
         if softmax:
-            state = (tf.fill([n], tf.constant(-np.inf, dtype)), zeros, zeros)
+            # The running maximum starts at the lowest finite value, not -inf:
+            # a block of only -inf logits (a masked range of classes) then
+            # adds exp(-inf - lowest) = 0, where -inf - -inf would be NaN.
+            state = (
+                tf.fill([n], tf.constant(dtype.min, dtype)),
+                zeros,
+                tf.zeros(tf.shape(labels), dtype),
+            )
         else:
-            state = (zeros, zeros)
+            state = (zeros,)
         if with_rank:
             state = (*state, tf.zeros([n], tf.int64))
         for shard in range(num_shards):
@@ -347,13 +383,19 @@ def _chunked_loss(
         if with_rank:
             state, rank = state[:-1], state[-1]
         if softmax:
-            log_normalizer = state[0] + tf.math.log(state[1])
-            # Shifted by the maximum before subtracting: a true logit equal to
-            # the maximum loses no digits to cancellation.
-            losses = (state[0] - state[2] * inv_true) + tf.math.log(state[1])
+            row_max, total = state[0], state[1]
+            # The mean of the true logits minus the maximum (all <= 0): a true
+            # logit equal to the maximum loses no digits to cancellation, and
+            # true logits near FLT_MAX cannot overflow their sum.
+            shifted_true = state[2] - tf.expand_dims(row_max, 1)
+            losses = tf.math.log(total) - tf.reduce_mean(shifted_true, 1)
+            if with_rank:
+                # A row whose loss is NaN (NaN weights or inputs, or a bad
+                # label under XLA) has no rank: never counted as a top-k hit.
+                undefined = tf.math.is_nan(losses) | tf.math.is_nan(reference)
+                rank = tf.where(undefined, tf.constant(num_classes, tf.int64), rank)
         else:
-            log_normalizer = None
-            losses = state[0] - state[1] * inv_true
+            losses = state[0]
 
         def backward(upstream, *_rank_upstream):
             up = tf.cast(upstream, dtype)
@@ -370,21 +412,21 @@ def _chunked_loss(
                 else:
                     w = tf.cast(w_shards[shard], dtype)
                 if softmax:
-                    probs = tf.exp(z - tf.expand_dims(log_normalizer, 1))
+                    # exp(z - max) / sum rather than exp(z - log_normalizer):
+                    # near FLT_MAX, max + log(sum) rounds back to max.
+                    probs = tf.exp(z - tf.expand_dims(row_max, 1)) * tf.expand_dims(1.0 / total, 1)
                 else:
                     probs = tf.sigmoid(z)
                 hit, cols = _in_block(label_shard, label_row, shard, start, size)
-                rows = tf.broadcast_to(tf.expand_dims(tf.range(n), 1), tf.shape(cols))
-                targets = tf.scatter_nd(
-                    tf.stack([rows, cols], -1),
-                    tf.where(hit, up_column * inv_true, tf.zeros([], dtype)),
-                    tf.stack([n, size]),
-                )
+                targets = _block_targets(hit, cols, z, up_column * inv_true)
                 # d loss / d logit = (probability - target) * upstream.
                 grad_logits = probs * up_column - targets
                 dw = tf.matmul(grad_logits, x_gated, transpose_a=True)
                 db = tf.reduce_sum(grad_logits, 0)
-                return dx + tf.matmul(grad_logits, w), dw, db
+                dx_new = dx + tf.matmul(grad_logits, w)
+                # Static shapes kept (e.g. a batch of 0): the loop carries dx.
+                dx_new.set_shape(dx.shape)
+                return dx_new, dw, db
 
             dx = tf.zeros_like(xc)
             dws, dbs = [], []
@@ -446,7 +488,12 @@ def _chunked_loss(
 
     w_read = [_read(s) for s in weight_table.shards]
     b_read = [_read(s) for s in bias_table.shards]
-    return loss_fn(inputs, *w_read, *b_read)
+    out = loss_fn(inputs, *w_read, *b_read)
+    if bad_rows is not None:
+        # NaN whatever the arithmetic made of the NaN inputs.
+        losses = xla.nan_rows(out[0] if with_rank else out, bad_rows)
+        return (losses, out[1]) if with_rank else losses
+    return out
 
 
 def full_softmax_cross_entropy(
@@ -480,7 +527,8 @@ def full_softmax_cross_entropy(
       weights: ``[num_classes, dim]`` tensor/variable, or a list of shards,
         ``PartitionedVariable`` or ``ShardedVariable`` of that logical shape.
       biases: ``[num_classes]`` class biases, sharded like ``weights``.
-      labels: int32/int64 ``[batch_size, num_true]`` target classes
+      labels: integer ``[batch_size, num_true]`` target classes, or floats
+        holding whole numbers (cast; a fractional one is an error)
         (``[batch_size]`` accepted when ``num_true`` is 1).
       inputs: float ``[batch_size, dim]`` activations (float16, bfloat16,
         float32 or float64).
@@ -503,7 +551,8 @@ def full_softmax_cross_entropy(
       ValueError, TypeError: for invalid arguments, naming the argument and
         the value received.
       tf.errors.InvalidArgumentError: at run time for labels outside
-        ``[0, num_classes)``.
+        ``[0, num_classes)`` (under ``jit_compile=True``, where XLA drops
+        asserts, their rows get a NaN loss and NaN gradients instead).
     """
     with tf.name_scope(name or "full_softmax_cross_entropy"):
         return _chunked_loss(
@@ -543,7 +592,8 @@ def full_sigmoid_cross_entropy(
       weights: ``[num_classes, dim]`` tensor/variable, or a list of shards,
         ``PartitionedVariable`` or ``ShardedVariable`` of that logical shape.
       biases: ``[num_classes]`` class biases, sharded like ``weights``.
-      labels: int32/int64 ``[batch_size, num_true]`` target classes
+      labels: integer ``[batch_size, num_true]`` target classes, or floats
+        holding whole numbers (cast; a fractional one is an error)
         (``[batch_size]`` accepted when ``num_true`` is 1).
       inputs: float ``[batch_size, dim]`` activations.
       num_classes: int, number of classes.
@@ -561,7 +611,8 @@ def full_sigmoid_cross_entropy(
       ValueError, TypeError: for invalid arguments, naming the argument and
         the value received.
       tf.errors.InvalidArgumentError: at run time for labels outside
-        ``[0, num_classes)``.
+        ``[0, num_classes)`` (under ``jit_compile=True``, where XLA drops
+        asserts, their rows get a NaN loss and NaN gradients instead).
     """
     with tf.name_scope(name or "full_sigmoid_cross_entropy"):
         return _chunked_loss(
@@ -623,6 +674,89 @@ def full_softmax_cross_entropy_and_rank(
         )
 
 
+def _shape_error(message: str) -> Exception:
+    """The class ``tf.math.top_k`` raises for a bad static ``k``: eagerly an op error, else ValueError."""
+    if tf.executing_eagerly():
+        return tf.errors.InvalidArgumentError(None, None, message)
+    return ValueError(message)
+
+
+def _k_messages(k, num_classes: int) -> tuple[str, str]:
+    """The errors for a negative and a too large ``k``, with ``tf.math.top_k``'s words."""
+    negative = f"`k` must be non-negative: Need k >= 0, got {k} (k={k})."
+    too_large = (
+        f"`k` must be <= num_classes: input must have at least k columns. Had {num_classes}, "
+        f"needed {k} (the logits must have last dimension >= k = {k}), got k={k}."
+    )
+    return negative, too_large
+
+
+def _check_k(k, num_classes: int):
+    """``full_top_k``'s ``k``: an int in ``[0, num_classes]``, or an int64 scalar tensor.
+
+    A Python/NumPy integer, or a tensor whose value is known (eagerly, or a
+    constant), is checked now; another tensor is checked when it runs.
+
+    Raises:
+      TypeError: neither an integer nor an integer tensor (e.g. 2.0).
+      tf.errors.InvalidArgumentError, ValueError: out of range or not a
+        scalar (see :func:`_shape_error`); at run time, an
+        ``InvalidArgumentError``.
+    """
+    if isinstance(k, bool):
+        raise TypeError(f"`k` must be a Python int or an integer scalar tensor, got {k!r}.")
+    if not isinstance(k, numbers.Integral):
+        if isinstance(k, numbers.Real) or not (tf.is_tensor(k) or isinstance(k, np.ndarray)):
+            raise TypeError(
+                f"`k` must be a Python int or an integer scalar tensor, got {k!r} of type "
+                f"{type(k).__name__}."
+            )
+        tensor = tf.convert_to_tensor(k)
+        if not tensor.dtype.is_integer or tensor.dtype in (tf.uint64, tf.uint32):
+            raise TypeError(
+                f"`k` must be a Python int or an integer scalar tensor, got dtype "
+                f"{tensor.dtype.name}."
+            )
+        if tensor.shape.rank not in (None, 0):
+            raise _shape_error(f"`k` must be scalar, got shape {tensor.shape.as_list()}.")
+        static = tf.get_static_value(tensor)
+        if static is None:
+            k = tf.cast(tf.ensure_shape(tensor, []), tf.int64)
+            if in_xla_context():
+                return k  # No run-time checks there (nor a top_k of a non-constant k).
+            negative, too_large = _k_messages("{}", num_classes)
+            checks = [
+                tf.debugging.Assert(
+                    k >= 0, [tf.strings.format(negative, (k,) * negative.count("{}"))]
+                ),
+                tf.debugging.Assert(
+                    k <= num_classes, [tf.strings.format(too_large, (k,) * too_large.count("{}"))]
+                ),
+            ]
+            with tf.control_dependencies(checks):
+                return tf.identity(k)
+        k = static
+    k = int(k)
+    negative, too_large = _k_messages(k, num_classes)
+    if k < 0:
+        raise _shape_error(negative)
+    if k > num_classes:
+        raise _shape_error(too_large)
+    return k
+
+
+def _at_most(k, width):
+    """``min(k, width)``: a Python int when both are, else an int64 tensor."""
+    if isinstance(k, int) and isinstance(width, int):
+        return min(k, width)
+    return tf.minimum(tf.cast(k, tf.int64), tf.cast(width, tf.int64))
+
+
+def _width(t: tf.Tensor):
+    """The last dimension of a rank-2 tensor: static when known."""
+    return t.shape[1] if t.shape[1] is not None else tf.shape(t, out_type=tf.int64)[1]
+
+
 def full_top_k(
     weights,
     biases,
@@ -645,7 +779,8 @@ def full_top_k(
         ``PartitionedVariable`` or ``ShardedVariable`` of that logical shape.
       biases: ``[num_classes]`` class biases, sharded like ``weights``.
       inputs: float ``[batch_size, dim]`` activations.
-      k: int, number of classes to return, in ``[1, num_classes]``.
+      k: int, or an integer scalar tensor (as ``tf.math.top_k`` takes), the
+        number of classes to return, in ``[0, num_classes]``.
       num_classes: Optional int, checked against the tables when given.
       partition_strategy: ``"mod"`` or ``"div"``, for sharded tables.
       chunk_size: Optional int, classes per block (default
@@ -660,16 +795,21 @@ def full_top_k(
     Raises:
       ValueError, TypeError: for invalid arguments, naming the argument and
         the value received.
+      tf.errors.InvalidArgumentError: a negative ``k`` or one above
+        ``num_classes``, eagerly or, for a ``k`` only known then, at run time;
+        in a graph a ``k`` known when it is built raises ``ValueError``, the
+        classes ``tf.math.top_k`` raises. The message holds TF's words too.
     """
     with tf.name_scope(name or "full_top_k"):
         if num_classes is None:
             num_classes = sharding.as_sharded_table(weights, partition_strategy, "weights").num_rows
         num_classes = validation.check_int(num_classes, "num_classes")
-        k = validation.check_top_k(k, num_classes)
+        k = _check_k(k, num_classes)
         inputs, weight_table, bias_table, dtype, chunk = _prepare(
             weights, biases, inputs, num_classes, partition_strategy, chunk_size
         )
-        chunk = max(chunk, min(k, num_classes))
+        if isinstance(k, int):
+            chunk = max(chunk, min(k, num_classes))
         x = tf.stop_gradient(tf.cast(inputs, dtype))
         w_shards = [tf.stop_gradient(_read(s)) for s in weight_table.shards]
         b_shards = [tf.stop_gradient(_read(s)) for s in bias_table.shards]
@@ -679,11 +819,11 @@ def full_top_k(
 
         def merge(x_gated, shard, start, size, state):
             z, _ = _block_logits(x_gated, w_shards[shard], b_shards[shard], start, size, dtype)
-            scores, positions = tf.math.top_k(z, min(k, size))
+            scores, positions = tf.math.top_k(z, _at_most(k, size))
             ids = _class_ids(weight_table, shard, positions + start)
             scores = tf.concat([state[0], scores], 1)
             ids = tf.concat([state[1], ids], 1)
-            scores, best = tf.math.top_k(scores, k)
+            scores, best = tf.math.top_k(scores, _at_most(k, _width(scores)))
             return scores, tf.gather(ids, best, batch_dims=1)
 
         results = []
@@ -693,7 +833,7 @@ def full_top_k(
             start = tf.constant(0, tf.int32)
             (x_gated,) = _after((x,), previous)
             z, _ = _block_logits(x_gated, w_shards[shard], b_shards[shard], start, size, dtype)
-            scores, positions = tf.math.top_k(z, min(k, size))
+            scores, positions = tf.math.top_k(z, _at_most(k, size))
             state = (scores, _class_ids(weight_table, shard, positions))
             if rows > size:
                 state = _scan_blocks(
