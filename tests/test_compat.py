@@ -197,3 +197,91 @@ def test_tf1_graph_with_tf_test_shaped_inputs_through_the_shim():
                 np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
             with pytest.raises(tf.errors.InvalidArgumentError, match="`labels` must have shape"):
                 sess.run(pairs[0][0], {inputs: x, labels: y[:1]})
+
+
+# --------------------------------------------------------------------------------------------
+# TF 1.15 contrib's sampled_sparse_softmax_loss (issue 22)
+# --------------------------------------------------------------------------------------------
+
+
+def test_sampled_sparse_softmax_loss_is_exported_with_tf115_signature():
+    fn = compat_v1.contrib.nn.sampled_sparse_softmax_loss
+    assert "sampled_sparse_softmax_loss" in compat_v1.contrib.nn.__all__
+    assert tf_sampling.compat.v1.contrib.nn.sampled_sparse_softmax_loss is fn
+    params = inspect.signature(fn).parameters
+    # TF 1.15 tensorflow/contrib/nn/python/ops/sampling_ops.py, argument for argument.
+    assert [(n, p.default) for n, p in params.items()] == [
+        ("weights", inspect.Parameter.empty), ("biases", inspect.Parameter.empty),
+        ("labels", inspect.Parameter.empty), ("inputs", inspect.Parameter.empty),
+        ("num_sampled", inspect.Parameter.empty), ("num_classes", inspect.Parameter.empty),
+        ("sampled_values", None), ("remove_accidental_hits", True),
+        ("partition_strategy", "mod"), ("name", "sampled_sparse_softmax_loss")]
+
+
+def _sparse_problem(batch=BATCH):
+    rng = np.random.default_rng(9)
+    w = rng.normal(size=(NUM_CLASSES, DIM)).astype(np.float32)
+    b = rng.normal(size=NUM_CLASSES).astype(np.float32)
+    x = rng.normal(size=(batch, DIM)).astype(np.float32)
+    y = rng.integers(0, NUM_CLASSES, size=(batch, 1)).astype(np.int64)
+    # Two labels among the candidates: accidental hits.
+    others = np.setdiff1d(np.arange(NUM_CLASSES), y[:, 0])
+    candidates = np.concatenate([y[:2, 0], rng.choice(others, 7, replace=False)]).astype(np.int64)
+    sampled_values = (candidates, rng.uniform(0.1, 0.9, (batch, 1)).astype(np.float32),
+                      rng.uniform(0.1, 0.9, len(candidates)).astype(np.float32))
+    return w, b, x, y, sampled_values, rng.uniform(0.5, 1.5, batch)
+
+
+@pytest.mark.parametrize("mode", ["eager", "function", "graph"])
+@pytest.mark.parametrize("hits", [True, False], ids=["rah", "no_rah"])
+@pytest.mark.parametrize("shards", [1, 3])
+def test_sampled_sparse_softmax_loss_numbers(shards, hits, mode):
+    from tests import loss_harness, numpy_reference
+
+    w, b, x, y, sv, ct = _sparse_problem()
+    split = lambda t: np.array_split(t, shards)  # noqa: E731 -- "div" shards
+    kwargs = dict(num_sampled=len(sv[0]), num_classes=NUM_CLASSES, remove_accidental_hits=hits,
+                  partition_strategy="div")
+    ours = loss_harness.run(compat_v1.contrib.nn.sampled_sparse_softmax_loss, mode, split(w),
+                            split(b), y, x, ct, sv, **kwargs)
+    # TF 1.15 computed the sparse softmax cross-entropy of [true, sampled] logits against
+    # column 0: the sampled softmax loss with num_true=1.
+    builtin = loss_harness.run(tf1.nn.sampled_softmax_loss, mode, split(w), split(b), y, x, ct,
+                               sv, **kwargs)
+    np.testing.assert_allclose(ours.loss, builtin.loss, rtol=1e-5, atol=1e-6)
+    for a, c in zip(ours.grad_weights + ours.grad_biases + [ours.grad_inputs],
+                    builtin.grad_weights + builtin.grad_biases + [builtin.grad_inputs],
+                    strict=True):
+        np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-6)
+    loss, dw, db, dx = numpy_reference.sampled_loss("softmax", w, b, y, x, sv, hits, ct)
+    np.testing.assert_allclose(ours.loss, loss, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.concatenate(ours.grad_weights), dw, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.concatenate(ours.grad_biases), db, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours.grad_inputs, dx, rtol=1e-5, atol=1e-6)
+
+
+def test_sampled_sparse_softmax_loss_batch_of_one_and_vector_labels():
+    # TF 1.15 squeezed [1, 1] labels into a scalar and failed on a batch of one.
+    w, b, x, y, sv, _ = _sparse_problem(batch=1)
+    fn = compat_v1.contrib.nn.sampled_sparse_softmax_loss
+    want = tf1.nn.sampled_softmax_loss(w, b, y, x, len(sv[0]), NUM_CLASSES, sampled_values=sv)
+    for labels in (y, y[:, 0]):
+        got = fn(w, b, labels, x, len(sv[0]), NUM_CLASSES, sampled_values=sv)
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
+
+
+def test_sampled_sparse_softmax_loss_default_sampler_and_bad_labels():
+    w, b, x, y, _, _ = _sparse_problem()
+    fn = compat_v1.contrib.nn.sampled_sparse_softmax_loss
+
+    def seeded(loss_fn):
+        with tf1.Graph().as_default():
+            tf1.set_random_seed(3)
+            loss = loss_fn(w, b, y, x, 9, NUM_CLASSES)
+            with tf1.Session() as sess:
+                return sess.run(loss)
+
+    # The default sampler draws what sampled_softmax_loss's draws: TF's log-uniform one.
+    np.testing.assert_allclose(seeded(fn), seeded(ts_nn.sampled_softmax_loss), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"`labels` must have shape \[batch_size, num_true\]"):
+        fn(w, b, np.zeros((BATCH, 2), np.int64), x, 9, NUM_CLASSES)

@@ -66,9 +66,13 @@ def sampled_softmax_loss(
         ``PartitionedVariable`` or ``ShardedVariable`` of that logical shape.
       biases: ``[num_classes]`` class biases, sharded like ``weights``.
       labels: integer ``[batch_size, num_true]`` target classes, any integer
-        dtype (``[batch_size]`` accepted when ``num_true`` is 1).
+        dtype, or floats holding whole numbers (cast, as TF casts them; a
+        fractional one is an error, where TF truncates it) (``[batch_size]``
+        accepted when ``num_true`` is 1).
       inputs: float ``[batch_size, dim]`` forward activations.
-      num_sampled: int, number of classes to sample per batch.
+      num_sampled: int, number of classes to sample per batch. With
+        ``sampled_values`` of another length, their length wins (TF ignores
+        ``num_sampled`` then), with a warning.
       num_classes: int, number of possible classes.
       num_true: int, number of target classes per example.
       sampled_values: Optional ``(sampled_candidates [num_sampled],
@@ -98,6 +102,9 @@ def sampled_softmax_loss(
         ``[0, num_classes)``, expected counts in tensors that are not positive
         and finite, or shapes the graph left open that do not fit (labels of
         another batch size than ``inputs``, counts that would grow the logits).
+        Under ``jit_compile=True``, where XLA drops these asserts, the rows of
+        out-of-range labels (every row, for out-of-range candidates) get a
+        NaN loss and NaN gradients instead of a plausible number.
     """
     with tf.name_scope(name or "sampled_softmax_loss"):
         true_logits, sampled_logits = compute_sampled_logits(
@@ -145,10 +152,12 @@ def nce_loss(
       weights: ``[num_classes, dim]`` tensor/variable, or a list of shards,
         ``PartitionedVariable`` or ``ShardedVariable`` of that logical shape.
       biases: ``[num_classes]`` class biases, sharded like ``weights``.
-      labels: integer (any dtype) ``[batch_size, num_true]`` target classes
-        (``[batch_size]`` accepted when ``num_true`` is 1).
+      labels: integer (any dtype, or whole-number floats)
+        ``[batch_size, num_true]`` target classes (``[batch_size]`` accepted
+        when ``num_true`` is 1).
       inputs: float ``[batch_size, dim]`` forward activations.
-      num_sampled: int, number of noise classes to sample per batch.
+      num_sampled: int, number of noise classes to sample per batch (the
+        length of given ``sampled_values`` wins, as in TF).
       num_classes: int, number of possible classes.
       num_true: int, number of target classes per example.
       sampled_values: Optional sampler triple as in :func:`sampled_softmax_loss`
@@ -188,7 +197,9 @@ def nce_loss(
         )
         # Small: one concatenated cross-entropy (fewer kernels). Large: softplus
         # on the sampled logits, about twice as fast as the composite form.
-        if num_sampled <= SMALL_NUM_SAMPLED:
+        # (The candidates' length, which wins over a differing num_sampled.)
+        width = sampled_logits.shape[1]
+        if (width if width is not None else num_sampled) <= SMALL_NUM_SAMPLED:
             logits, targets = _logits_and_targets(true_logits, sampled_logits, num_true)
             losses = tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits)
             return tf.reduce_sum(losses, 1)
@@ -198,3 +209,69 @@ def nce_loss(
         )
         # softplus(x) is the cross-entropy against a 0 target.
         return tf.reduce_sum(true_losses, 1) + tf.reduce_sum(tf.nn.softplus(sampled_logits), 1)
+
+
+def sampled_sparse_softmax_loss(
+    weights,
+    biases,
+    labels,
+    inputs,
+    num_sampled,
+    num_classes,
+    sampled_values=None,
+    remove_accidental_hits=True,
+    partition_strategy="mod",
+    name="sampled_sparse_softmax_loss",
+) -> tf.Tensor:
+    """Sampled softmax loss for one true class per example (TF 1.x contrib's signature).
+
+    TF 1.15 ``tf.contrib.nn.sampled_sparse_softmax_loss``: the sampled softmax
+    loss with ``num_true=1``, whose true class sits at column 0 of the
+    ``[true, sampled]`` logits, so that the loss is the sparse softmax
+    cross-entropy of that column: ``logsumexp(logits) - true_logit``. This is
+    :func:`sampled_softmax_loss` with ``num_true=1``, value and gradient, for
+    the same ``sampled_values`` (unlike TF 1.15, a batch of one example
+    works: TF squeezed its ``[1, 1]`` labels into a scalar).
+
+    Args:
+      weights: ``[num_classes, dim]`` tensor/variable, or a list of shards,
+        ``PartitionedVariable`` or ``ShardedVariable`` of that logical shape.
+      biases: ``[num_classes]`` class biases, sharded like ``weights``.
+      labels: ``[batch_size, 1]`` (or ``[batch_size]``) target classes, of an
+        integer dtype (or whole-number floats).
+      inputs: float ``[batch_size, dim]`` forward activations.
+      num_sampled: int, number of classes to sample per batch.
+      num_classes: int, number of possible classes.
+      sampled_values: Optional sampler triple as in :func:`sampled_softmax_loss`;
+        default ``tf.random.log_uniform_candidate_sampler`` (``unique=True``),
+        or under ``jit_compile=True`` the compilable log-uniform sampler.
+      remove_accidental_hits: bool, mask sampled classes equal to the true one.
+      partition_strategy: ``"mod"`` or ``"div"``, for sharded tables.
+      name: Name scope of the operation.
+
+    Returns:
+      tf.Tensor: ``[batch_size]`` per-example losses, float32 (float64 when an
+      operand is float64).
+
+    Raises:
+      ValueError, TypeError, tf.errors.InvalidArgumentError: as
+        :func:`sampled_softmax_loss`; ``labels`` of another shape than
+        ``[batch_size, 1]`` or ``[batch_size]`` is a ``ValueError``.
+    """
+    with tf.name_scope(name or "sampled_sparse_softmax_loss"):
+        true_logits, sampled_logits = compute_sampled_logits(
+            weights=weights,
+            biases=biases,
+            labels=labels,
+            inputs=inputs,
+            num_sampled=num_sampled,
+            num_classes=num_classes,
+            num_true=1,
+            sampled_values=sampled_values,
+            subtract_log_q=True,
+            remove_accidental_hits=remove_accidental_hits,
+            partition_strategy=partition_strategy,
+        )
+        # One true column: the softmax cross-entropy against target 1 on it
+        # is the sparse one of class 0.
+        return split_softmax_cross_entropy(true_logits, sampled_logits)
