@@ -35,11 +35,17 @@ def test_heads_on_builtin_samplers_train_compiled_with_their_twins():
     unigrams = np.arange(1, NUM_CLASSES + 1, dtype=float)[::-1].tolist()
     heads = [
         tsl.SampledSoftmax(NUM_CLASSES, 8, seed=1, name="softmax"),  # log_uniform
-        tsl.NCE(NUM_CLASSES, 8, sampler="uniform", seed=2, name="nce"),
+        # With replacement (compiles faster; the default's unique draws are above).
+        tsl.NCE(NUM_CLASSES, 8, sampler={"name": "uniform", "unique": False}, seed=2, name="nce"),
         tsl.SampledSoftmax(
             NUM_CLASSES,
             8,
-            sampler={"name": "fixed_unigram", "unigrams": unigrams, "distortion": 0.75},
+            sampler={
+                "name": "fixed_unigram",
+                "unigrams": unigrams,
+                "distortion": 0.75,
+                "unique": False,
+            },
             seed=3,
             name="unigram",
         ),
@@ -66,7 +72,7 @@ def test_heads_on_builtin_samplers_train_compiled_with_their_twins():
         twin = xla_defaults._TWINS.get(head.sampler)
         assert isinstance(twin, compilable.CompilableSampler) and twin.sampler_name == name
         assert int(twin.step.numpy()) == 12
-        assert twin.unique and twin.range_max == NUM_CLASSES
+        assert twin.unique == head.sampler.unique and twin.range_max == NUM_CLASSES
     twin = xla_defaults._TWINS.get(heads[2].sampler)
     assert twin.distortion == 0.75 and twin.unigrams == unigrams
     for name in ("softmax_loss", "nce_loss", "unigram_loss"):
@@ -118,3 +124,37 @@ def test_twin_keeps_the_sampler_options_and_the_seeded_stream():
     np.testing.assert_array_equal(
         twin.sample(labels, 1, 8)[0].numpy(), again.sample(labels, 1, 8)[0].numpy()
     )
+
+
+def test_compiled_fit_on_out_of_range_labels_reports_nan_not_a_plausible_loss():
+    # XLA drops the range asserts that stop an uncompiled step: the loss of a
+    # batch with a bad label must then be NaN, never a finite number.
+    # Samplers with replacement: the check does not depend on it, and they compile faster.
+    heads = [
+        tsl.SampledSoftmax(10, 3, sampler={"name": "log_uniform", "unique": False}, name="sampled"),
+        tsl.NCE(10, 3, sampler={"name": "uniform", "unique": False}, seed=1, name="nce"),
+        tsl.SampledSoftmax(10, 3, seed=1, name="full"),
+    ]
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, [head(inputs) for head in heads])
+    model.compile(
+        "sgd",
+        loss=[tsloss.SampledSoftmaxLoss(), tsloss.NCELoss(), tsloss.FullSoftmaxLoss()],
+        jit_compile=True,
+    )
+    assert model.jit_compile is True
+    x = np.ones((8, 4), "float32")
+    y = np.array([1, 2, 3, 12, 0, 1, 2, 3])  # 12 is not a class
+    history = model.fit(x, [y, y, y], batch_size=8, epochs=1, verbose=0).history
+    for name in ("sampled_loss", "nce_loss", "full_loss"):
+        assert np.isnan(history[name][0]), (name, history[name])
+    result = model.evaluate(x, [y, y, y], verbose=0, return_dict=True)
+    assert all(np.isnan(result[name]) for name in ("sampled_loss", "nce_loss", "full_loss"))
+    # Uncompiled, the same batch is refused outright.
+    model.compile(
+        "sgd",
+        loss=[tsloss.SampledSoftmaxLoss(), tsloss.NCELoss(), tsloss.FullSoftmaxLoss()],
+        jit_compile=False,
+    )
+    with pytest.raises(tf.errors.InvalidArgumentError, match="12"):
+        model.fit(x, [y, y, y], batch_size=8, epochs=1, verbose=0)
