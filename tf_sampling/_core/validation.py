@@ -963,6 +963,82 @@ def check_choice(value, name: str, choices: tuple) -> object:
     raise ValueError(f"`{name}` must be one of {choices}, got {name}={value!r}.")
 
 
+def check_lazy_optimizer_options(optimizer: str, use_ema, gradient_accumulation_steps) -> None:
+    """Rejects the Keras optimizer options that would update every row each step.
+
+    ``use_ema`` averages every weight every step and ``gradient_accumulation_steps``
+    keeps and resets dense accumulators, so neither can stay sparse.
+
+    Args:
+      optimizer: Class name of the lazy optimizer, quoted in the error.
+      use_ema: The ``use_ema`` argument it received.
+      gradient_accumulation_steps: The ``gradient_accumulation_steps`` argument.
+
+    Raises:
+      ValueError: ``use_ema`` is true or ``gradient_accumulation_steps`` is set.
+    """
+    if use_ema:
+        raise ValueError(
+            f"`use_ema` must be False for {optimizer} (a moving average of the weights "
+            f"updates every row each step), got use_ema={use_ema!r}."
+        )
+    if gradient_accumulation_steps is not None:
+        raise ValueError(
+            f"`gradient_accumulation_steps` must be None for {optimizer} (its accumulators "
+            "are dense and reset every row), got "
+            f"gradient_accumulation_steps={gradient_accumulation_steps!r}."
+        )
+
+
+def check_catch_up_betas(beta_1, beta_2, amsgrad: bool) -> float:
+    """Checks that Adam's skipped steps form a converging series; returns its ratio.
+
+    A row that gets no gradient for ``j`` steps moves by
+    ``beta_1**j / sqrt(beta_2)**j`` times its last step (``beta_1**j`` with
+    AMSGrad, or with ``beta_2 = 0``, where ``v`` is 0 after one skipped step
+    and the denominator ``epsilon``), so catching up in closed form needs that
+    ratio below 1.
+
+    Args:
+      beta_1, beta_2: Adam's decay rates.
+      amsgrad: Whether AMSGrad's running maximum of ``v`` is used.
+
+    Returns:
+      The ratio ``beta_1 / sqrt(beta_2)`` (``beta_1`` with AMSGrad or
+      ``beta_2 = 0``), in ``[0, 1)``.
+
+    Raises:
+      ValueError: A beta outside ``[0, 1)``, or a ratio of at least 1.
+    """
+    for name, value in (("beta_1", beta_1), ("beta_2", beta_2)):
+        if not isinstance(value, int | float | np.floating) or not 0 <= value < 1:
+            raise ValueError(
+                f"`{name}` must be a float in [0, 1) with catch_up=True, got {name}={value!r}."
+            )
+    ratio = float(beta_1) if amsgrad or beta_2 == 0 else float(beta_1) / float(np.sqrt(beta_2))
+    if ratio >= 1:
+        raise ValueError(
+            "`beta_1` must be below sqrt(beta_2) with catch_up=True (a row's skipped "
+            f"steps would grow instead of decaying), got beta_1={beta_1!r}, beta_2={beta_2!r}."
+        )
+    return ratio
+
+
+def check_second_moment(second_moment) -> str:
+    """Checks a lazy optimizer's ``second_moment`` (``LazyAdam``, ``LazyAdagrad``).
+
+    Args:
+      second_moment: ``"per_lookup"`` or ``"summed"``.
+
+    Returns:
+      ``second_moment``.
+
+    Raises:
+      ValueError: Another value.
+    """
+    return check_choice(second_moment, "second_moment", ("per_lookup", "summed"))
+
+
 def check_sampling_options(
     num_classes, num_sampled, num_true, seed, unique: bool = True
 ) -> tuple[int, int, int, int | None]:
