@@ -2,8 +2,10 @@
 
 The reference is LazyAdam's TensorFlow-ops path (itself tested against Keras'
 Adam and NumPy in test_optimizers*.py), run on the same gradients with the
-kernel turned off: the two must give the same bits, for both
-``second_moment`` modes, weight decay, both dtypes and both index dtypes.
+kernels switched off (``tf_sampling.ops.custom_kernels(False)``): the two must
+give the same bits, for both ``second_moment`` modes, weight decay, both
+dtypes and both index dtypes. The raw op is held against NumPy and, bit for
+bit, against the pure functions of ``tf_sampling.optimizers.adam_rows``.
 Bad input must fail before any row is written.
 """
 
@@ -15,6 +17,7 @@ import pytest
 import tensorflow as tf
 
 from tf_sampling import ops, optimizers
+from tf_sampling.optimizers import adam_rows
 
 ROWS, DIM, STEPS = 40, 6, 6
 OP_TYPE = "TfSampling>ResourceSparseApplyLazyAdam"
@@ -43,7 +46,6 @@ def _steps(dtype, index_dtype, seed=0):
 
 
 def _train(opt, steps, dtype, fused, compiled):
-    opt._fused = fused
     init = np.random.default_rng(7).normal(size=(ROWS, DIM)).astype(dtype)
     variable = keras.Variable(init, dtype=dtype)
     opt.build([variable])
@@ -52,8 +54,9 @@ def _train(opt, steps, dtype, fused, compiled):
         opt.apply([grad], [variable])
 
     run = tf.function(step, jit_compile=False) if compiled else step
-    for grad in steps:
-        run(grad)
+    with ops.custom_kernels(fused):  # off: the TensorFlow-ops path, the reference
+        for grad in steps:
+            run(grad)
     slots = [v.numpy() for v in opt.variables if v.path.endswith(("_momentum", "_velocity"))]
     return init, variable.numpy(), slots
 
@@ -120,6 +123,20 @@ def test_the_kernel_is_what_runs_where_it_applies(kwargs, fused):
     assert (OP_TYPE in types) is fused
 
 
+def test_switched_off_the_tensorflow_ops_path_runs_until_switched_on():
+    opt = optimizers.LazyAdam()
+    variable = keras.Variable(np.zeros((ROWS, DIM), "float32"))
+    opt.build([variable])
+    grad = _steps("float32", tf.int64)[0]
+    with ops.custom_kernels(False):
+        assert not ops.custom_kernels_enabled()
+        types = _graph_op_types(opt, variable, grad)
+    assert OP_TYPE not in types
+    assert "ResourceScatterUpdate" in types
+    assert ops.custom_kernels_enabled()
+    assert OP_TYPE in _graph_op_types(opt, variable, grad)
+
+
 def test_without_the_library_the_tensorflow_ops_path_runs(monkeypatch):
     monkeypatch.setattr(ops, "lazy_adam_kernel_available", lambda: False)
     opt = optimizers.LazyAdam()
@@ -175,6 +192,48 @@ def test_raw_op_matches_numpy():
     np.testing.assert_allclose(m.numpy(), mm, rtol=1e-5)
     np.testing.assert_allclose(v.numpy(), vv, rtol=1e-5)
     np.testing.assert_array_equal(var.numpy()[[2, 4]], w0[[2, 4]])
+
+
+@pytest.mark.parametrize("second_moment", ["per_lookup", "summed"])
+@pytest.mark.parametrize("weight_decay", [None, 0.25])
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
+def test_raw_op_equals_the_row_functions_bit_for_bit(second_moment, weight_decay, dtype):
+    beta_1, beta_2, epsilon, lr, step = 0.9, 0.999, 1e-7, 0.05, 3
+    var, m, v = _raw_variables(rows=6, dtype=dtype)
+    v.assign(tf.abs(v))
+    w0, m0, v0 = (x.numpy() for x in (var, m, v))
+    grad = tf.constant(np.random.default_rng(5).normal(size=(7, 3)), dtype)
+    idx = tf.constant([4, 1, 4, 0, 4, 1, 2], tf.int64)
+    learning_rate = tf.constant(lr, dtype)
+    alpha = adam_rows.step_size(learning_rate, beta_1, beta_2, step)
+    ops.resource_sparse_apply_lazy_adam(
+        var,
+        m,
+        v,
+        grad,
+        idx,
+        alpha=alpha,
+        one_minus_beta_1=tf.constant(1 - beta_1, dtype),
+        one_minus_beta_2=tf.constant(1 - beta_2, dtype),
+        epsilon=tf.constant(epsilon, dtype),
+        learning_rate=learning_rate,
+        weight_decay=None if weight_decay is None else tf.constant(weight_decay, dtype),
+        per_lookup_second_moment=second_moment == "per_lookup",
+    )
+    summed, squared = adam_rows.sum_lookups(tf.IndexedSlices(grad, idx), second_moment)
+    rows = summed.indices.numpy()
+    w = tf.constant(w0[rows])
+    if weight_decay is not None:
+        w -= adam_rows.decay(w, learning_rate, weight_decay)
+    new_m, new_v = adam_rows.moments(
+        tf.constant(m0[rows]), tf.constant(v0[rows]), summed.values, squared, beta_1, beta_2
+    )
+    w -= adam_rows.decrement(new_m, new_v, alpha, epsilon)
+    for got, before, expected in ((var, w0, w), (m, m0, new_m), (v, v0, new_v)):
+        want = before.copy()
+        want[rows] = expected.numpy()
+        np.testing.assert_array_equal(got.numpy(), want)
+    np.testing.assert_array_equal(var.numpy()[[3, 5]], w0[[3, 5]])  # never touched
 
 
 @pytest.mark.parametrize(

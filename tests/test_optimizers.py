@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_sampling import optimizers
+from tf_sampling import ops, optimizers
 
 ROWS, DIM = 12, 3
 
@@ -680,7 +680,7 @@ def test_mixed_float16_fit_with_sparse_loss_scale_optimizer():
 
 WRONG_WIDTH_CASES = [
     (optimizers.LazyAdam, {}, "float32", None),  # the fused kernel on CPU
-    (optimizers.LazyAdam, {"_fused": False}, "float32", None),
+    (optimizers.LazyAdam, {"custom_kernels": False}, "float32", None),
     (optimizers.LazyAdam, {"amsgrad": True}, "float32", None),
     (optimizers.LazyAdam, {"catch_up": True}, "float32", None),
     (optimizers.LazyAdam, {"second_moment": "summed"}, "float16", None),
@@ -696,9 +696,8 @@ WRONG_WIDTH_CASES = [
 def test_slices_of_the_wrong_row_width_raise_on_every_path(cls, kwargs, dtype, jit):
     # [2, 1] rows for a [4, 3] variable would broadcast into all three columns.
     kwargs = dict(kwargs)
-    fused = kwargs.pop("_fused", True)
+    kernels = kwargs.pop("custom_kernels", True)
     opt = cls(0.1, **kwargs)
-    opt._fused = fused
     variable = keras.Variable(np.ones((4, 3)), dtype=dtype, name="table")
     opt.build([variable])
     before = [v.numpy() for v in [variable, *opt.variables]]
@@ -710,8 +709,11 @@ def test_slices_of_the_wrong_row_width_raise_on_every_path(cls, kwargs, dtype, j
         opt.apply([grad], [variable])
 
     run = step if jit is None else tf.function(step, jit_compile=jit)
-    with pytest.raises(
-        ValueError, match=r"'table' \(shape \(4, 3\)\).*\[n, 3\].*got shape \(2, 1\)"
+    with (
+        ops.custom_kernels(kernels),
+        pytest.raises(
+            ValueError, match=r"'table' \(shape \(4, 3\)\).*\[n, 3\].*got shape \(2, 1\)"
+        ),
     ):
         run(tf.ones([2, 1], dtype))
     for a, b in zip([v.numpy() for v in [variable, *opt.variables]], before, strict=True):

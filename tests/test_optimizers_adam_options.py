@@ -371,7 +371,7 @@ def test_per_lookup_clipping_scales_each_lookup_by_the_summed_norm(option):
 def test_second_moment_arguments_are_checked():
     for cls in (optimizers.LazyAdam, optimizers.LazyAdamW, optimizers.LazyAdagrad):
         assert cls().second_moment == "per_lookup"
-        with pytest.raises(ValueError, match="second_moment.*got second_moment='dense'"):
+        with pytest.raises(ValueError, match="second_moment.*Received: second_moment='dense'"):
             cls(second_moment="dense")
     opt = optimizers.LazyAdagrad(second_moment="summed")
     restored = keras.optimizers.deserialize(json.loads(json.dumps(keras.optimizers.serialize(opt))))

@@ -10,11 +10,15 @@
   before evaluation and at epoch ends, so all weights are Adam's.
 * ``LazyOptimizer``: the shared base, to make another Keras optimizer lazy.
 * ``sum_duplicates``, ``touched_rows_penalty``: helpers.
+* ``adam_rows``: lazy Adam's row arithmetic as pure functions (one row per
+  index and its squared term, weight decay, step size, moments, update and
+  the catch-up of skipped steps), to write the same update on other state.
 
 Importing registers the classes with ``keras.saving`` (package
 ``"tf_sampling"``), so ``keras.models.load_model`` needs no ``custom_objects``.
 """
 
+from tf_sampling.optimizers import adam_rows
 from tf_sampling.optimizers.adam import LazyAdam, LazyAdamW
 from tf_sampling.optimizers.base import LazyOptimizer, sum_duplicates
 from tf_sampling.optimizers.callbacks import CatchUp
@@ -30,6 +34,7 @@ __all__ = [
     "LazyOptimizer",
     "LazySGD",
     "SparseLossScaleOptimizer",
+    "adam_rows",
     "sum_duplicates",
     "touched_rows_penalty",
 ]

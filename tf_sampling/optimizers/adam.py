@@ -1,8 +1,18 @@
-"""Lazy Adam and AdamW: Keras' Adam on dense gradients, row-sparse on ``IndexedSlices``."""
+"""Lazy Adam and AdamW: Keras' Adam on dense gradients, row-sparse on ``IndexedSlices``.
+
+:class:`LazyAdam` chooses a path per gradient; the arithmetic of every path is
+in :mod:`tf_sampling.optimizers.adam_rows` (or, for the fused kernel, the same
+operations in C++):
+
+* sparse, on a CPU, without ``amsgrad`` and ``catch_up``, kernels on: one call
+  of the fused kernel (:meth:`LazyAdam._fused_update`);
+* sparse otherwise: :class:`LazyOptimizer`'s row path, the rows' skipped steps
+  applied first with ``catch_up`` (:meth:`LazyAdam._catch_up_rows`);
+* dense: Keras' Adam, the variable's skipped steps applied first with
+  ``catch_up`` (:meth:`LazyAdam._dense_step`).
+"""
 
 from __future__ import annotations
-
-import math
 
 import keras
 import tensorflow as tf
@@ -10,13 +20,9 @@ import tensorflow as tf
 from tf_sampling import ops
 from tf_sampling._core import validation
 from tf_sampling._core.xla import in_xla_context
-from tf_sampling.optimizers.base import LazyOptimizer, _check_gradient_shape, _tf_variable
+from tf_sampling.optimizers import _checks, adam_rows
+from tf_sampling.optimizers.base import LazyOptimizer, _tf_variable
 
-#: Skipped steps are summed until the next one would be below this fraction of
-#: the first (the series of a row's skipped steps decays geometrically).
-_SERIES_TOLERANCE = 1e-9
-#: Skipped steps summed at once per row (bounds the [rows, block] temporaries).
-_SERIES_BLOCK = 64
 #: The last-step slots' value until their variable's first step (or after
 #: restoring a checkpoint that did not have them): every row is current then.
 _NOT_STARTED = -1
@@ -52,8 +58,8 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
     TF1's and TF-Addons' ``LazyAdam``: ``m`` and ``v`` get ``g`` and ``g**2``.
     Where the lookups' gradients agree, ``g**2`` is up to ``n`` times
     ``sum_i g_i**2``, so ``"summed"`` takes steps up to ``sqrt(n)`` times
-    smaller on frequent rows; on the PTB demo that, not the laziness, put
-    ``"summed"`` far behind Keras' ``Adam`` (``docs/optimizers.md``). Rows
+    smaller on frequent rows (in training that, not the laziness, is what
+    keeps ``"summed"`` behind Keras' ``Adam``: ``docs/optimizers.md``). Rows
     looked up once are the same under both. With ``"per_lookup"``,
     ``clipvalue`` clips each lookup's row (as Keras does to an
     ``IndexedSlices``), and ``clipnorm``/``global_clipnorm`` scale every
@@ -88,12 +94,10 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
 
     For a given sequence of gradients this reproduces Keras' Adam (tested).
     In training it cannot quite: a step's forward pass reads a row before the
-    optimizer catches it up, so its gradient is taken at the lagging weights.
-    On the PTB demo, with ``second_moment="summed"`` it did not improve
-    perplexity (1 epoch), and with ``"per_lookup"`` it moved test perplexity
-    from +1.95% to +1.22% of Keras Adam's (one seed; ``docs/optimizers.md``);
-    it is there for models where the skipped momentum matters, and for
-    evaluating Adam-equivalent weights.
+    optimizer catches it up, so its gradient is taken at the lagging weights
+    (how close it came on the PTB demo: ``docs/optimizers.md``). It is there
+    for models where the skipped momentum matters, and for evaluating
+    Adam-equivalent weights.
 
     A variable's rows count as current when its first gradient arrives (and
     after restoring a checkpoint that has no last-step slots, e.g. one written
@@ -104,7 +108,8 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
     package's C++ op (``tf_sampling.ops.resource_sparse_apply_lazy_adam``,
     loaded lazily): deduplication, weight decay, both moments and the update
     in one pass over the touched rows, the same bits as the TensorFlow ops
-    that run everywhere else (under XLA, on GPUs, without the built library).
+    that run everywhere else (under XLA, on GPUs, without the built library,
+    and with the kernels switched off: ``tf_sampling.ops.custom_kernels``).
 
     The series is summed until its terms fall below 1e-9 of the first (about
     200 terms for the default betas), so a catch-up costs O(touched rows x
@@ -168,12 +173,9 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
         **kwargs,
     ):
         catch_up = validation.check_bool(catch_up, "catch_up")
-        second_moment = validation.check_second_moment(second_moment)
-        terms = 0
+        second_moment = _checks.check_second_moment(second_moment)
         if catch_up:
-            ratio = validation.check_catch_up_betas(beta_1, beta_2, amsgrad)
-            # Terms r**j of the series are summed while r**j >= tolerance.
-            terms = 1 if ratio == 0 else math.ceil(math.log(_SERIES_TOLERANCE) / math.log(ratio))
+            _checks.check_catch_up_betas(beta_1, beta_2, amsgrad)
         super().__init__(
             learning_rate=learning_rate,
             beta_1=beta_1,
@@ -193,11 +195,9 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
             **kwargs,
         )
         self.catch_up = catch_up
-        self._series_terms = max(1, terms)
         self.second_moment = second_moment
-        self._keeps_lookups = second_moment == "per_lookup"
-        # Tests turn the C++ kernel off to check the TensorFlow-ops path against it.
-        self._fused = True
+        # The length of the skipped steps' series (catch_up only).
+        self._series_terms = adam_rows.series_length(beta_1, beta_2, amsgrad) if catch_up else 1
 
     def build(self, var_list):
         """Creates Adam's slots and, with ``catch_up``, each row's last updated step."""
@@ -240,7 +240,6 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
         config["second_moment"] = self.second_moment
         return config
 
-    # ---------------------------------------------------------------- catch-up
     def flush(self) -> None:
         """Applies every row's skipped steps, so that all weights are Adam's of this step.
 
@@ -263,14 +262,18 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
                 continue  # nothing behind: skip the O(rows) work
             self._flush_variable(variable, tf.cast(self.learning_rate, variable.dtype))
 
-    def update_step(self, gradient, variable, learning_rate):
-        """As :class:`LazyOptimizer`; with ``catch_up``, a dense gradient first flushes its rows."""
-        gradient = _check_gradient_shape(gradient, variable, self._variable_path(variable))
-        if isinstance(gradient, tf.IndexedSlices) and self._fuses(variable):
+    # ---------------------------------------------------------------- the three paths
+    def _sparse_step(self, gradient: tf.IndexedSlices, variable, learning_rate) -> None:
+        """The fused kernel where it applies, else the row path (catch-up included)."""
+        if self._fuses(variable):
             self._fused_update(gradient, variable, learning_rate)
-            return None
-        if not self.catch_up or isinstance(gradient, tf.IndexedSlices) or not len(variable.shape):
-            return super().update_step(gradient, variable, learning_rate)
+        else:
+            super()._sparse_step(gradient, variable, learning_rate)
+
+    def _dense_step(self, gradient, variable, learning_rate):
+        """Keras' Adam; with ``catch_up``, the variable's skipped rows are flushed first."""
+        if not self.catch_up or not len(variable.shape):
+            return super()._dense_step(gradient, variable, learning_rate)
         last = self._last_steps[self._get_variable_index(variable)]
         lr = tf.cast(learning_rate, variable.dtype)
 
@@ -281,10 +284,65 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
         # Rows of a variable that had sparse gradients before may be behind;
         # a variable that only ever gets dense ones never is (no dense work then).
         tf.cond(tf.reduce_any(_read(last) < self.iterations), flush, lambda: tf.constant(False))
-        super().update_step(gradient, variable, learning_rate)
+        super()._dense_step(gradient, variable, learning_rate)
         self.assign(last, tf.fill(tf.shape(last), tf.cast(self.iterations + 1, tf.int64)))
         return None
 
+    def _fuses(self, variable) -> bool:
+        """Whether ``variable``'s sparse step can run as the C++ kernel."""
+        return (
+            not self.amsgrad
+            and not self.catch_up
+            and variable.dtype in ("float32", "float64")
+            and not in_xla_context()
+            and _on_cpu(_tf_variable(variable))
+            and ops.custom_kernels_enabled()
+            and ops.lazy_adam_kernel_available()
+        )
+
+    def _fused_update(self, gradient: tf.IndexedSlices, variable, learning_rate) -> None:
+        # The scalars as the row path makes them (Python floats converted to
+        # the dtype), so the kernel's arithmetic is adam_rows'.
+        dtype = variable.dtype
+        lr = tf.cast(learning_rate, dtype)
+        momentum, velocity = self._row_slots(variable)  # no AMSGrad here: just m and v
+        weight_decay = None
+        if self._decays(variable):
+            weight_decay = tf.cast(self.weight_decay, dtype)
+        ops.resource_sparse_apply_lazy_adam(
+            _tf_variable(variable),
+            _tf_variable(momentum),
+            _tf_variable(velocity),
+            tf.cast(gradient.values, dtype),
+            gradient.indices,
+            alpha=adam_rows.step_size(lr, self.beta_1, self.beta_2, self.iterations + 1),
+            one_minus_beta_1=tf.constant(1 - self.beta_1, dtype),
+            one_minus_beta_2=tf.constant(1 - self.beta_2, dtype),
+            epsilon=tf.constant(self.epsilon, dtype),
+            learning_rate=lr,
+            weight_decay=weight_decay,
+            per_lookup_second_moment=self._keeps_lookups,
+        )
+
+    def _row_slots(self, variable) -> list:
+        index = self._get_variable_index(variable)
+        slots = [self._momentums[index], self._velocities[index]]
+        if self.amsgrad:
+            slots.append(self._velocity_hats[index])
+        return slots
+
+    def _update_rows(self, gradient, squared, slot_rows, learning_rate):
+        alpha = adam_rows.step_size(learning_rate, self.beta_1, self.beta_2, self.iterations + 1)
+        m, v = adam_rows.moments(
+            slot_rows[0], slot_rows[1], gradient, squared, self.beta_1, self.beta_2
+        )
+        new_rows = [m, v]
+        if self.amsgrad:
+            v = tf.maximum(slot_rows[2], v)
+            new_rows.append(v)
+        return adam_rows.decrement(m, v, alpha, self.epsilon), new_rows
+
+    # ---------------------------------------------------------------- catch-up
     def _catch_up_rows(self, variable, indices, shape, slot_rows, learning_rate):
         if not self.catch_up:
             return slot_rows
@@ -294,7 +352,7 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
         if self._decays(variable):
             weights = tf.gather(_tf_variable(variable), indices)
         decrement, slot_rows = self._skipped_steps(
-            tf.gather(_tf_variable(last), indices), weights, slot_rows, learning_rate, variable
+            tf.gather(_tf_variable(last), indices), weights, slot_rows, learning_rate
         )
         self.assign_sub(variable, tf.IndexedSlices(decrement, indices, shape))
         step = tf.cast(self.iterations + 1, tf.int64)
@@ -308,15 +366,14 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
 
     def _flush_variable(self, variable, lr) -> None:
         """Brings all rows of ``variable`` to the last finished step."""
-        index = self._get_variable_index(variable)
-        last = self._last_steps[index]
+        last = self._last_steps[self._get_variable_index(variable)]
         slots = self._row_slots(variable)
         weights = _read(variable) if self._decays(variable) else None
         steps = _read(last)
         # A variable not started yet is current: nothing to apply.
         steps = tf.where(steps < 0, tf.cast(self.iterations, tf.int64), steps)
         decrement, new_slots = self._skipped_steps(
-            steps, weights, [_read(slot) for slot in slots], lr, variable
+            steps, weights, [_read(slot) for slot in slots], lr
         )
         self.assign_sub(variable, decrement)
         for slot, value in zip(slots, new_slots, strict=True):
@@ -336,152 +393,34 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
 
         tf.cond(first < 0, start, lambda: tf.constant(False))
 
-    def _decays(self, variable) -> bool:
-        return self.weight_decay is not None and self._use_weight_decay(variable)
-
-    def _skipped_steps(self, last, weights, slot_rows, lr, variable) -> tuple:
-        """The effect of the steps rows skipped since ``last``, up to ``iterations``.
+    def _skipped_steps(self, last, weights, slot_rows, lr) -> tuple:
+        """:func:`adam_rows.catch_up` with this optimizer's settings, up to ``iterations``.
 
         Args:
           last: int64 ``[u]``, the step each row is current at.
           weights: The rows' weights ``[u, *row]`` when weight decay applies, else None.
           slot_rows: ``[m, v(, v_hat)]`` rows ``[u, *row]``.
-          lr: Scalar learning rate.
-          variable: The trained variable (dtype, weight-decay settings).
+          lr: Scalar learning rate in the rows' dtype.
 
         Returns:
-          ``(decrement, new_slot_rows)``: subtracting ``decrement`` from the
-          rows and using ``new_slot_rows`` gives the rows of step ``iterations``.
+          ``(decrement, new_slot_rows)``.
         """
-        dtype = variable.dtype
-        skipped = self.iterations - last  # [u] int64, >= 0
-        beta_1 = tf.cast(self.beta_1, dtype)
-        beta_2 = tf.cast(self.beta_2, dtype)
-        keep = None
-        if weights is not None:
-            keep = 1 - lr * tf.cast(self.weight_decay, dtype)
-        if in_xla_context():
-            # XLA cannot pad the dynamic shape of a unique's output here: one per row.
-            series = self._series(last, self.iterations, keep, dtype)
-        else:
-            # The series depends on a row's last step only: compute it once per value.
-            unique_last, position = tf.unique(last)
-            series = tf.gather(self._series(unique_last, self.iterations, keep, dtype), position)
-        m, v = slot_rows[0], slot_rows[1]
-        row_shape = tf.concat([tf.shape(last), tf.ones([tf.rank(m) - 1], tf.int32)], 0)
-
-        def per_row(x):
-            return tf.reshape(x, row_shape)
-
-        k = tf.cast(skipped, dtype)
-        if self.beta_2 == 0 and not self.amsgrad:
-            # v is 0 from the first skipped step on: each denominator is epsilon.
-            denominator = tf.cast(self.epsilon, dtype)
-        else:
-            denominator = tf.sqrt(slot_rows[2] if self.amsgrad else v) + self.epsilon
-        decrement = lr * per_row(series) * (m / denominator)
-        if keep is not None:
-            decrement += per_row(1 - tf.pow(keep, k)) * weights
-        new_rows = [m * per_row(tf.pow(beta_1, k)), v * per_row(tf.pow(beta_2, k))]
-        return decrement, new_rows + list(slot_rows[2:])
-
-    def _series(self, last, step, keep, dtype) -> tf.Tensor:
-        """``sum_j r**j * c(last + j) * keep**(k - j)`` for ``j = 1..k``, ``k = step - last``.
-
-        ``r = beta_1 / sqrt(beta_2)`` (``beta_1`` with AMSGrad or ``beta_2 = 0``),
-        ``c(n)`` is step ``n``'s bias correction ``sqrt(1 - beta_2**n) / (1 - beta_1**n)`` and
-        ``keep = 1 - lr * weight_decay`` (1 without decay). Terms are summed up
-        to ``_series_terms`` (beyond it they are below 1e-9 of the first).
-
-        Args:
-          last: int64 ``[u]``, distinct last-updated steps.
-          step: int64 scalar, the step to catch up to.
-          keep: Scalar weight-decay factor, or None.
-          dtype: Float dtype of the result.
-
-        Returns:
-          ``[u]`` sums.
-        """
-        beta_1 = tf.cast(self.beta_1, dtype)
-        beta_2 = tf.cast(self.beta_2, dtype)
-        ratio = beta_1 if self.amsgrad or self.beta_2 == 0 else beta_1 / tf.sqrt(beta_2)
-        skipped = (step - last)[:, None]
-        total = tf.zeros(tf.shape(last), dtype)
-        for start in range(0, self._series_terms, _SERIES_BLOCK):
-            stop = min(start + _SERIES_BLOCK, self._series_terms)
-            j = tf.range(start + 1, stop + 1, dtype=tf.int64)[None, :]
-            n = tf.cast(last[:, None] + j, dtype)
-            terms = tf.pow(ratio, tf.cast(j, dtype)) * (
-                tf.sqrt(1 - tf.pow(beta_2, n)) / (1 - tf.pow(beta_1, n))
-            )
-            if keep is not None:
-                later = tf.cast(tf.maximum(skipped - j, 0), dtype)
-                terms *= tf.pow(keep, later)
-            total += tf.reduce_sum(tf.where(j <= skipped, terms, tf.zeros_like(terms)), axis=1)
-        return total
-
-    def _row_slots(self, variable) -> list:
-        index = self._get_variable_index(variable)
-        slots = [self._momentums[index], self._velocities[index]]
-        if self.amsgrad:
-            slots.append(self._velocity_hats[index])
-        return slots
-
-    def _alpha(self, learning_rate: tf.Tensor) -> tf.Tensor:
-        """Keras Adam's bias-corrected step size of this step."""
-        dtype = learning_rate.dtype
-        step = tf.cast(self.iterations + 1, dtype)
-        beta_1_power = tf.pow(tf.cast(self.beta_1, dtype), step)
-        beta_2_power = tf.pow(tf.cast(self.beta_2, dtype), step)
-        return learning_rate * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
-
-    def _fuses(self, variable) -> bool:
-        """Whether ``variable``'s sparse step can run as the C++ kernel."""
-        return (
-            self._fused
-            and not self.amsgrad
-            and not self.catch_up
-            and variable.dtype in ("float32", "float64")
-            and not in_xla_context()
-            and _on_cpu(_tf_variable(variable))
-            and ops.lazy_adam_kernel_available()
+        decrement, m, v = adam_rows.catch_up(
+            slot_rows[0],
+            slot_rows[1],
+            last,
+            self.iterations,
+            lr,
+            beta_1=self.beta_1,
+            beta_2=self.beta_2,
+            epsilon=self.epsilon,
+            amsgrad=self.amsgrad,
+            v_hat=slot_rows[2] if self.amsgrad else None,
+            weight_decay=None if weights is None else self.weight_decay,
+            weights=weights,
+            terms=self._series_terms,
         )
-
-    def _fused_update(self, gradient: tf.IndexedSlices, variable, learning_rate) -> None:
-        # The scalars as _update_rows and _decay_rows make them (Python floats
-        # converted to the dtype), so the kernel's arithmetic is theirs.
-        dtype = variable.dtype
-        lr = tf.cast(learning_rate, dtype)
-        momentum, velocity = self._row_slots(variable)  # no AMSGrad here: just m and v
-        weight_decay = None
-        if self._decays(variable):
-            weight_decay = tf.cast(self.weight_decay, dtype)
-        ops.resource_sparse_apply_lazy_adam(
-            _tf_variable(variable),
-            _tf_variable(momentum),
-            _tf_variable(velocity),
-            tf.cast(gradient.values, dtype),
-            gradient.indices,
-            alpha=self._alpha(lr),
-            one_minus_beta_1=tf.constant(1 - self.beta_1, dtype),
-            one_minus_beta_2=tf.constant(1 - self.beta_2, dtype),
-            epsilon=tf.constant(self.epsilon, dtype),
-            learning_rate=lr,
-            weight_decay=weight_decay,
-            per_lookup_second_moment=self._keeps_lookups,
-        )
-
-    def _update_rows(self, gradient, slot_rows, learning_rate):
-        # Keras Adam's operations in Keras Adam's order, on the gathered rows.
-        alpha = self._alpha(learning_rate)
-        m, v = slot_rows[0], slot_rows[1]
-        m = m + (gradient - m) * (1 - self.beta_1)
-        v = v + (self._squared_rows(gradient) - v) * (1 - self.beta_2)
-        new_rows = [m, v]
-        if self.amsgrad:
-            v = tf.maximum(slot_rows[2], v)
-            new_rows.append(v)
-        return (m * alpha) / (tf.sqrt(v) + self.epsilon), new_rows
+        return decrement, [m, v, *slot_rows[2:]]
 
 
 def _on_cpu(variable) -> bool:

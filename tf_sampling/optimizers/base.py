@@ -1,8 +1,8 @@
 """The shared machinery of the lazy (sparse-update) optimizers.
 
 Keras 3 hands an optimizer's ``update_step`` the ``tf.IndexedSlices`` gradient
-of a gathered table as it is (measured with Keras 3.15 on TensorFlow 2.21; only
-``global_clipnorm`` densifies it before, and ``loss_scale_factor`` fails on it),
+of a gathered table as it is (only ``global_clipnorm`` densifies it before, and
+``loss_scale_factor`` fails on it; Keras 3.15, see ``docs/optimizers.md``),
 and then its built-in Adam, AdamW, momentum SGD, ... turn it into a dense
 ``[num_classes, dim]`` tensor, because they decay every row's slots each step.
 
@@ -13,12 +13,13 @@ LazyOptimizer, keras.optimizers.Adam)``), so that:
 * a dense gradient goes to the Keras optimizer's own ``update_step``: results
   are Keras' bit for bit, including weight decay and clipping;
 * an ``IndexedSlices`` gradient has its duplicate indices summed
-  (:func:`sum_duplicates`; with ``_keeps_lookups`` the squares of the
-  lookups' rows are summed too, see :meth:`LazyOptimizer._squared_rows`),
-  then the subclass's one varying piece,
-  :meth:`LazyOptimizer._update_rows`, computes the new slot rows and the
-  variable's decrement from the gathered rows; the base gathers the rows and
-  scatters the results back, so only the touched rows are read or written.
+  (:func:`sum_duplicates`; for an optimizer with a ``second_moment``, the
+  squared term of each row in the same pass, see
+  :func:`tf_sampling.optimizers.adam_rows.sum_lookups`), then the subclass's
+  one varying piece, :meth:`LazyOptimizer._update_rows`, computes the new slot
+  rows and the variable's decrement from the gathered rows; the base gathers
+  the rows and scatters the results back, so only the touched rows are read or
+  written.
 
 The Keras options that act on gradients or weights are made sparse here too:
 ``clipnorm``/``clipvalue``/``global_clipnorm`` clip the summed rows (so the
@@ -39,7 +40,7 @@ import re
 import keras
 import tensorflow as tf
 
-from tf_sampling._core import validation
+from tf_sampling.optimizers import _checks, adam_rows
 
 
 def sum_duplicates(gradient: tf.IndexedSlices) -> tf.IndexedSlices:
@@ -129,18 +130,21 @@ class LazyOptimizer(keras.optimizers.Optimizer, metaclass=abc.ABCMeta):
         ``gradient_accumulation_steps``.
     """
 
-    #: Whether each lookup's row counts in the squared term (``second_moment=
-    #: "per_lookup"``): clipping then keeps an ``IndexedSlices``' repeated
-    #: indices, and :meth:`_squared_rows` sums the lookups' squares.
-    _keeps_lookups = False
+    #: What the squared term of :meth:`_update_rows` is for a row looked up
+    #: several times: ``"per_lookup"`` (the sum of the lookups' squares; clipping
+    #: then keeps an ``IndexedSlices``' repeated indices), ``"summed"`` (the
+    #: square of their sum), or None for an optimizer without one (no squared term).
+    second_moment: str | None = None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        validation.check_lazy_optimizer_options(
+        _checks.check_lazy_optimizer_options(
             type(self).__name__, self.use_ema, self.gradient_accumulation_steps
         )
-        # The lookups' summed squares of the step in progress (with _keeps_lookups).
-        self._lookup_squares = None
+
+    @property
+    def _keeps_lookups(self) -> bool:
+        return self.second_moment == "per_lookup"
 
     # ----------------------------------------------------------------- the varying piece
     @abc.abstractmethod
@@ -156,12 +160,19 @@ class LazyOptimizer(keras.optimizers.Optimizer, metaclass=abc.ABCMeta):
 
     @abc.abstractmethod
     def _update_rows(
-        self, gradient: tf.Tensor, slot_rows: list, learning_rate: tf.Tensor
+        self,
+        gradient: tf.Tensor,
+        squared: tf.Tensor | None,
+        slot_rows: list,
+        learning_rate: tf.Tensor,
     ) -> tuple[tf.Tensor, list]:
         """One step of the optimizer on the touched rows.
 
         Args:
           gradient: Summed gradient rows ``[u, *row_shape]``, in the variable's dtype.
+          squared: Their squared term ``[u, *row_shape]`` as :attr:`second_moment`
+            says (the sum of the lookups' squares, or ``gradient**2``); None
+            when :attr:`second_moment` is None.
           slot_rows: The rows of :meth:`_row_slots`, each ``[u, *row_shape]``.
           learning_rate: Scalar learning rate in the variable's dtype.
 
@@ -197,41 +208,27 @@ class LazyOptimizer(keras.optimizers.Optimizer, metaclass=abc.ABCMeta):
         except (KeyError, IndexError, AttributeError):
             return getattr(variable, "path", None) or getattr(variable, "name", "?")
 
-    def _squared_rows(self, gradient: tf.Tensor) -> tf.Tensor:
-        """The squared term of :meth:`_update_rows`: ``gradient**2`` by default.
-
-        With ``_keeps_lookups`` (``second_moment="per_lookup"``) it is the sum
-        of the squares of the lookups' rows that were summed into each row of
-        ``gradient``: what Keras' own Adam, Adagrad, RMSprop ... add to their
-        accumulators from an ``IndexedSlices`` (their ``square`` acts on the
-        slices before the duplicates are summed).
-
-        Args:
-          gradient: The summed gradient rows ``[u, *row_shape]`` given to
-            :meth:`_update_rows`.
-
-        Returns:
-          ``[u, *row_shape]``.
-        """
-        if self._lookup_squares is None:
-            return tf.square(gradient)
-        return self._lookup_squares
-
     # ----------------------------------------------------------------- shared machinery
     def update_step(self, gradient, variable, learning_rate):
         """Applies one gradient: lazily by row for ``IndexedSlices``, as Keras for dense."""
         gradient = _check_gradient_shape(gradient, variable, self._variable_path(variable))
         if not isinstance(gradient, tf.IndexedSlices):
-            self._decay_dense(variable, learning_rate)
-            return super().update_step(gradient, variable, learning_rate)
-        try:
-            self._sparse_step(gradient, variable, learning_rate)
-        finally:
-            self._lookup_squares = None
+            return self._dense_step(gradient, variable, learning_rate)
+        self._sparse_step(gradient, variable, learning_rate)
         return None
 
+    def _dense_step(self, gradient, variable, learning_rate):
+        """The Keras optimizer's own step, weight decay first (as Keras)."""
+        self._decay_dense(variable, learning_rate)
+        return super().update_step(gradient, variable, learning_rate)
+
     def _sparse_step(self, gradient: tf.IndexedSlices, variable, learning_rate) -> None:
-        gradient = self._deduplicate(gradient, variable)
+        # One row per index: repeats come from the tape and MirroredStrategy's all-gather.
+        squared = None
+        if self.second_moment is None:
+            gradient = sum_duplicates(gradient)
+        else:
+            gradient, squared = adam_rows.sum_lookups(gradient, self.second_moment, variable.dtype)
         indices, shape = gradient.indices, gradient.dense_shape
         lr = tf.cast(learning_rate, variable.dtype)
         slots = self._row_slots(variable)
@@ -239,43 +236,30 @@ class LazyOptimizer(keras.optimizers.Optimizer, metaclass=abc.ABCMeta):
         slot_rows = self._catch_up_rows(variable, indices, shape, slot_rows, lr)
         self._decay_rows(variable, indices, shape, lr)
         values = tf.cast(gradient.values, variable.dtype)
-        decrement, new_rows = self._update_rows(values, slot_rows, lr)
+        decrement, new_rows = self._update_rows(values, squared, slot_rows, lr)
         for slot, rows in zip(slots, new_rows, strict=True):
             self.assign(slot, tf.IndexedSlices(rows, indices, shape))
         self.assign_sub(variable, tf.IndexedSlices(decrement, indices, shape))
-
-    def _deduplicate(self, gradient: tf.IndexedSlices, variable) -> tf.IndexedSlices:
-        """One row per index: repeats come from the tape and MirroredStrategy's all-gather."""
-        if not self._keeps_lookups:
-            return sum_duplicates(gradient)
-        # One pass: the update takes the lookups' summed rows, the squared term
-        # the sum of their squares (_squared_rows).
-        unique, positions = tf.unique(gradient.indices)
-        count = tf.shape(unique)[0]
-        values = tf.cast(gradient.values, variable.dtype)
-        self._lookup_squares = tf.math.unsorted_segment_sum(tf.square(values), positions, count)
-        summed = tf.math.unsorted_segment_sum(values, positions, count)
-        return tf.IndexedSlices(summed, unique, gradient.dense_shape)
 
     def _apply_weight_decay(self, variables):
         # Keras decays every row of every variable here; the decay moves into
         # update_step, where the gradient says which rows this step touches.
         return None
 
+    def _decays(self, variable) -> bool:
+        """Whether ``variable`` gets decoupled weight decay."""
+        return self.weight_decay is not None and self._use_weight_decay(variable)
+
     def _decay_dense(self, variable, learning_rate) -> None:
         # The same arithmetic and order as Keras' TensorFlow optimizer.
-        if self.weight_decay is None or not self._use_weight_decay(variable):
-            return
-        lr = tf.cast(learning_rate, variable.dtype)
-        wd = tf.cast(self.weight_decay, variable.dtype)
-        variable.assign_sub(variable * wd * lr)
+        if self._decays(variable):
+            variable.assign_sub(adam_rows.decay(variable, learning_rate, self.weight_decay))
 
     def _decay_rows(self, variable, indices, shape, lr) -> None:
-        if self.weight_decay is None or not self._use_weight_decay(variable):
-            return
-        wd = tf.cast(self.weight_decay, variable.dtype)
-        rows = tf.gather(_tf_variable(variable), indices)
-        self.assign_sub(variable, tf.IndexedSlices(rows * wd * lr, indices, shape))
+        if self._decays(variable):
+            rows = tf.gather(_tf_variable(variable), indices)
+            decrement = adam_rows.decay(rows, lr, self.weight_decay)
+            self.assign_sub(variable, tf.IndexedSlices(decrement, indices, shape))
 
     def _clip_gradients(self, grads):
         if not any(isinstance(g, tf.IndexedSlices) for g in grads):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tf_sampling._core import validation
+from tf_sampling.optimizers import _checks
 from tf_sampling.optimizers.base import LazyOptimizer
 
 
@@ -67,7 +67,8 @@ class LazySGD(LazyOptimizer, keras.optimizers.SGD):
             return []
         return [self.momentums[self._get_variable_index(variable)]]
 
-    def _update_rows(self, gradient, slot_rows, learning_rate):
+    def _update_rows(self, gradient, squared, slot_rows, learning_rate):
+        del squared  # SGD has no second moment
         step = gradient * learning_rate
         if self.momentum == 0:
             return step, []
@@ -128,7 +129,7 @@ class LazyAdagrad(LazyOptimizer, keras.optimizers.Adagrad):
         name: str = "lazy_adagrad",
         **kwargs,
     ):
-        second_moment = validation.check_second_moment(second_moment)
+        second_moment = _checks.check_second_moment(second_moment)
         super().__init__(
             learning_rate=learning_rate,
             initial_accumulator_value=initial_accumulator_value,
@@ -146,7 +147,6 @@ class LazyAdagrad(LazyOptimizer, keras.optimizers.Adagrad):
             **kwargs,
         )
         self.second_moment = second_moment
-        self._keeps_lookups = second_moment == "per_lookup"
 
     def get_config(self) -> dict:
         config = super().get_config()
@@ -156,6 +156,6 @@ class LazyAdagrad(LazyOptimizer, keras.optimizers.Adagrad):
     def _row_slots(self, variable) -> list:
         return [self._accumulators[self._get_variable_index(variable)]]
 
-    def _update_rows(self, gradient, slot_rows, learning_rate):
-        accumulator = slot_rows[0] + self._squared_rows(gradient)
+    def _update_rows(self, gradient, squared, slot_rows, learning_rate):
+        accumulator = slot_rows[0] + squared
         return (learning_rate * gradient) / tf.sqrt(accumulator + self.epsilon), [accumulator]
