@@ -229,8 +229,9 @@ class ShardedLazyAdam:
     For each shard (or whole variable) the two moments are created next to it
     (``colocate_vars_with``), so under ``ParameterServerStrategy`` they are
     sharded exactly like the table. A sparse gradient (the class table's)
-    updates only its rows, with TF-Addons' ``LazyAdam`` formulas (global-step
-    bias correction), after summing duplicate indices. Same arithmetic as
+    updates only its rows, with TF-Addons' ``LazyAdam`` rule (global-step bias
+    correction, duplicate indices summed before squaring). The arithmetic is
+    ``tf_sampling.optimizers.adam_rows``, the same functions as
     ``tf_sampling.optimizers.LazyAdam(second_moment="summed")``, whose Keras 3
     machinery needs Keras variables that the strategy does not shard.
 
@@ -298,8 +299,11 @@ class ShardedLazyAdam:
         """Applies one gradient per shard, in the order of ``self.variables``."""
         import tensorflow as tf
 
-        step = tf.cast(self.iterations.assign_add(1), tf.float32)
-        alpha = self.learning_rate * tf.sqrt(1 - self.beta_2**step) / (1 - self.beta_1**step)
+        from tf_sampling.optimizers import adam_rows
+
+        betas = (self.beta_1, self.beta_2)
+        step = self.iterations.assign_add(1)
+        alpha = adam_rows.step_size(tf.constant(self.learning_rate), *betas, step)
         for var, slots, grad in zip(self.variables, self.slots, gradients, strict=True):
             if grad is None:
                 continue
@@ -315,25 +319,27 @@ class ShardedLazyAdam:
             if isinstance(grad, tf.IndexedSlices):
                 # All on the shard's PS (colocated with its resources): read
                 # the touched rows, write them back.
-                ids, positions = tf.unique(grad.indices)
-                g = tf.math.unsorted_segment_sum(grad.values, positions, tf.shape(ids)[0])
-                m_rows = tf.gather(m, ids) * self.beta_1 + (1 - self.beta_1) * g
-                v_rows = tf.gather(v, ids) * self.beta_2 + (1 - self.beta_2) * tf.square(g)
+                summed, squared = adam_rows.sum_lookups(grad, "summed")
+                ids = summed.indices
+                m_rows, v_rows = adam_rows.moments(
+                    tf.gather(m, ids), tf.gather(v, ids), summed.values, squared, *betas
+                )
                 m.scatter_update(tf.IndexedSlices(m_rows, ids))
                 v.scatter_update(tf.IndexedSlices(v_rows, ids))
                 var.scatter_sub(
-                    tf.IndexedSlices(alpha * m_rows / (tf.sqrt(v_rows) + self.epsilon), ids)
+                    tf.IndexedSlices(adam_rows.decrement(m_rows, v_rows, alpha, self.epsilon), ids)
                 )
             else:
                 # The step from this worker's own new moments, not from m and v
                 # read back: another worker may have written either meanwhile,
                 # and m from one with v from another can divide a large m by a
                 # near-zero v (a diverged run, seen once in ~20).
-                m_new = m * self.beta_1 + (1 - self.beta_1) * grad
-                v_new = v * self.beta_2 + (1 - self.beta_2) * tf.square(grad)
+                m_new, v_new = adam_rows.moments(
+                    m.read_value(), v.read_value(), grad, tf.square(grad), *betas
+                )
                 m.assign(m_new)
                 v.assign(v_new)
-                var.assign_sub(alpha * m_new / (tf.sqrt(v_new) + self.epsilon))
+                var.assign_sub(adam_rows.decrement(m_new, v_new, alpha, self.epsilon))
 
     def checkpoint_items(self) -> dict:
         """The optimizer state as ``tf.train.Checkpoint`` keyword arguments."""
