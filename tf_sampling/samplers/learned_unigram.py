@@ -31,9 +31,9 @@ import warnings
 import keras
 import tensorflow as tf
 
+from tf_sampling import ops
 from tf_sampling._core import validation
-from tf_sampling.ops import _loader
-from tf_sampling.ops.learned_unigram import op_seeds
+from tf_sampling.ops import learned_unigram as unigram_ops
 from tf_sampling.samplers import xla_defaults
 
 __all__ = ["LearnedUnigramSampler", "count_tree_size"]
@@ -122,7 +122,7 @@ class LearnedUnigramSampler(keras.layers.Layer):
         self.seed = validation.check_seed(seed)
         self._warned_about_jit = False
         # Fail now, not in the middle of a training step, if the op is missing.
-        _loader.load_op_library()
+        ops.load_op_library()
         # The op runs on CPU only; keep its state there even when a GPU exists.
         with tf.device("/CPU:0"):
             self.tree = self.add_weight(
@@ -201,22 +201,15 @@ class LearnedUnigramSampler(keras.layers.Layer):
             ``range_max`` classes (e.g. restored from a sampler with another
             ``range_max``); the counts are then left unchanged.
         """
-        num_true, num_sampled, _, _, _ = validation.check_sampler_args(
-            num_true, num_sampled, self.unique, self.range_max
-        )
-        true_classes = validation.check_true_classes(true_classes, num_true)
-        seed1, seed2 = op_seeds(self.seed)
-        library = _loader.load_op_library()
-        outputs = library.tf_sampling_learned_unigram_sample_and_update(
-            tree=self.tree.handle,
-            offset=self.offset.handle,
-            true_classes=true_classes,
-            num_true=num_true,
-            num_sampled=num_sampled,
-            unique=self.unique,
-            range_max=self.range_max,
-            seed=seed1,
-            seed2=seed2,
+        outputs = unigram_ops.sample_and_update(
+            self.tree,
+            self.offset,
+            true_classes,
+            num_true,
+            num_sampled,
+            self.unique,
+            self.range_max,
+            self.seed,
         )
         return tuple(tf.stop_gradient(t) for t in outputs)
 
@@ -231,10 +224,7 @@ class LearnedUnigramSampler(keras.layers.Layer):
           tf.Tensor: int64 ``[range_max]``; class ``c`` is sampled with
           probability ``(1 + counts[c]) / (range_max + sum(counts))``.
         """
-        library = _loader.load_op_library()
-        return library.tf_sampling_learned_unigram_tree_to_counts(
-            tf.convert_to_tensor(self.tree.value), range_max=self.range_max
-        )
+        return unigram_ops.tree_to_counts(tf.convert_to_tensor(self.tree.value), self.range_max)
 
     def set_counts(self, counts) -> None:
         """Replaces the learned counts, e.g. to warm-start from known frequencies.
@@ -256,10 +246,7 @@ class LearnedUnigramSampler(keras.layers.Layer):
             tensor of unknown length), or a bad float in a graph.
         """
         counts = validation.check_counts(counts, self.range_max)
-        library = _loader.load_op_library()
-        self.tree.assign(
-            library.tf_sampling_learned_unigram_counts_to_tree(counts, range_max=self.range_max)
-        )
+        self.tree.assign(unigram_ops.counts_to_tree(counts, self.range_max))
 
     def get_config(self) -> dict:
         """Returns the constructor arguments (the counts are weights, not config)."""
