@@ -10,6 +10,10 @@
   SavedModel serving signature that never hold ``[batch, num_classes]``).
 * ``AdaptiveSoftmax`` (exact adaptive softmax, trained on the exact
   likelihood), ``AdaptiveTopK``, ``adaptive_top_k_model``: its top-k.
+* ``CandidateIndex``, ``export_candidate_index``: exact top-k retrieval over
+  a whole candidate table in row blocks, and its SavedModel;
+  ``RetrievalRecall``, ``RetrievalTopKAccuracy``: recall@k / top-k accuracy
+  over it for several k from one scan per batch (``model.evaluate``).
 * ``ResamplingTemperatureScheduler``: lower TAPAS' temperature during ``fit``.
 
 See ``tf_sampling.layers.base`` for how the loss finds the layer. The matching
@@ -20,6 +24,9 @@ losses and metrics are registered with ``keras.saving`` by ``import tf_sampling`
 from tf_sampling.layers.adaptive_softmax import AdaptiveSoftmax, AdaptiveTopK, adaptive_top_k_model
 from tf_sampling.layers.base import SampledOutputLayer, TopK, top_k
 from tf_sampling.layers.callbacks import ResamplingTemperatureScheduler
+from tf_sampling.layers.candidate_index import CandidateIndex
+from tf_sampling.layers.candidate_index_serving import export_candidate_index
+from tf_sampling.layers.candidate_metrics import RetrievalRecall, RetrievalTopKAccuracy
 from tf_sampling.layers.frequency_estimator import StreamingFrequencyEstimator
 from tf_sampling.layers.nce import NCE
 from tf_sampling.layers.rank_sampled_softmax import RankSampledSoftmax
@@ -33,6 +40,7 @@ from tf_sampling.layers.sampled_softmax import SampledSoftmax
 from tf_sampling.layers.top_k_predictions import TopKPredictions, export_top_k, top_k_model
 
 __all__ = [
+    "CandidateIndex",
     "AdaptiveSoftmax",
     "AdaptiveTopK",
     "CandidateMemory",
@@ -41,12 +49,15 @@ __all__ = [
     "NCE",
     "RankSampledSoftmax",
     "ResamplingTemperatureScheduler",
+    "RetrievalRecall",
+    "RetrievalTopKAccuracy",
     "SampledOutputLayer",
     "SampledSoftmax",
     "StreamingFrequencyEstimator",
     "TopK",
     "TopKPredictions",
     "adaptive_top_k_model",
+    "export_candidate_index",
     "export_top_k",
     "retrieval_top_k_accuracy",
     "top_k",
