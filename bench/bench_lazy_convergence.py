@@ -48,8 +48,8 @@ import tensorflow as tf  # noqa: E402
 
 import tf_sampling.layers  # noqa: E402
 import tf_sampling.losses  # noqa: E402
+from demo.language_model import data  # noqa: E402
 from tf_sampling import optimizers  # noqa: E402
-from tf_sampling.demo import data  # noqa: E402
 
 VARIANTS = (
     "adam",

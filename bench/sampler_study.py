@@ -187,8 +187,12 @@ def prepare_data(
 
 
 def load_ptb_data(config: StudyConfig) -> StudyData:
-    """PTB (``tf_sampling.demo.data.load_ptb``): train on the train split, score on test."""
-    from tf_sampling.demo.data import load_ptb  # noqa: PLC0415 - only the PTB study needs it
+    """PTB (``demo.language_model.data.load_ptb``): train on the train split, score on test."""
+    # The PTB reader is the demo's, in the checkout (demo/ is not part of the wheel).
+    root = str(pathlib.Path(__file__).resolve().parents[1])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from demo.language_model.data import load_ptb  # noqa: PLC0415 - only the PTB study needs it
 
     corpus = load_ptb()
     return prepare_data(corpus.train, corpus.test, corpus.vocab_size, config, "PTB train -> test")

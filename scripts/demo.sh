@@ -6,4 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh demo
 export TF_CPP_MIN_LOG_LEVEL=2
-exec .venv/bin/tf-sampling-demo "$@"
+# The demo lives in the checkout (demo/), not in the installed package.
+exec .venv/bin/python -m demo "$@"

@@ -90,7 +90,7 @@ then
   exit 1
 fi
 
-# The large-vocabulary corpora (tf_sampling/demo/corpora.py reads them there). The
+# The large-vocabulary corpora (demo/language_model/corpora.py reads them there). The
 # versions are pinned: the loaders check the counts of exactly these releases.
 if ((want_large)); then
   share="$HOME/.local/share"

@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh demo test
 export TF_CPP_MIN_LOG_LEVEL=2
-.venv/bin/ruff check tf_sampling tests bench examples scripts setup.py
+.venv/bin/ruff check tf_sampling demo tests bench examples scripts setup.py
 set +e
 .venv/bin/python -m pytest tests -q "$@"
 rc=$?

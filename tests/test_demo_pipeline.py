@@ -13,8 +13,8 @@ pytest.importorskip("matplotlib")
 
 import keras  # noqa: E402
 
-from tf_sampling.demo import __main__ as cli  # noqa: E402
-from tf_sampling.demo import model as lm  # noqa: E402
+from demo.language_model import __main__ as cli  # noqa: E402
+from demo.language_model import model as lm  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_sampling.demo import __main__ as cli
-from tf_sampling.demo import data, train
-from tf_sampling.demo import model as lm
+from demo.language_model import __main__ as cli
+from demo.language_model import data, train
+from demo.language_model import model as lm
 
 V, B, T = 29, 3, 4
 

@@ -17,7 +17,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from tf_sampling.demo import corpora, data, large_vocab
+from demo.language_model import corpora, data, large_vocab
 
 NUM_DOCS = 40  # two rounds of heldout_every=20: 36 train, 2 valid, 2 test documents
 B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"

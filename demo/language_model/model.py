@@ -52,7 +52,7 @@ class ModelConfig:
         sampler: Candidate sampler of the sampled head, one of :data:`SAMPLERS`.
         optimizer: One of :data:`OPTIMIZERS`; see :func:`_optimizer`.
         stateful: Carry the LSTM states from one batch to the next (the batches
-            must then come from :func:`tf_sampling.demo.data.stream_windows`).
+            must then come from :func:`demo.language_model.data.stream_windows`).
         batch_size: The fixed batch size; required when ``stateful``.
         seq_len: Window length ``T``; ``"sgd"`` uses it to apply its learning
             rate and clip norm to the loss summed over the window.
@@ -302,7 +302,7 @@ def exact_perplexity(
     all ``V`` classes, whatever loss the model was trained with. A stateful
     model is run over the windows in order, ``batch_size`` at a time, from a
     zero state (reset before and after), so the windows must come from
-    :func:`tf_sampling.demo.data.stream_windows` with the model's batch size.
+    :func:`demo.language_model.data.stream_windows` with the model's batch size.
 
     Args:
         model: A model from :func:`build_language_model`.

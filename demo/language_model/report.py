@@ -7,7 +7,7 @@ import json
 import os
 import pathlib
 
-from tf_sampling.demo.train import EpochRecord, RunResult
+from demo.language_model.train import EpochRecord, RunResult
 
 LABELS = {"sampled": "sampled softmax", "full": "full softmax"}
 

