@@ -14,7 +14,7 @@ Variants, each one change from the baseline (plain in-batch softmax, as TFRS):
   hits_removed       accidental hits removed
   logq               logQ correction from the streaming frequency estimator
   mixed_negatives    + uniform draws from the title corpus as extra negatives
-  memory             + cross-batch memory of the last 16384 candidates
+  memory             + cross-batch memory of the last 8192 candidates (one batch)
   same_query_masked  the user's other positives in the batch are not negatives
   all                all of the above (mixed negatives corrected by their own
                      expected count)
@@ -49,13 +49,13 @@ VARIANTS = {
     "hits_removed": {"remove_accidental_hits": True},
     "logq": {"remove_accidental_hits": False, "logq_correction": True},
     "mixed_negatives": {"remove_accidental_hits": False, "mixed": 1024},
-    "memory": {"remove_accidental_hits": False, "memory_size": 16384},
+    "memory": {"remove_accidental_hits": False, "memory_size": 8192},
     "same_query_masked": {"remove_accidental_hits": False, "mask_same_query": True},
     "all": {
         "remove_accidental_hits": True,
         "logq_correction": True,
         "mixed": 1024,
-        "memory_size": 16384,
+        "memory_size": 8192,
         "mask_same_query": True,
     },
 }
