@@ -1,9 +1,9 @@
 """Convergence of the PTB demo's default model with Keras' Adam and with LazyAdam variants.
 
-The model is the demo's default, built here from public APIs (so this script
-does not depend on ``tf_sampling.demo.model``): ``Embedding(10000, 256)``, one
-``LSTM(256)``, a ``tf_sampling.layers.SampledSoftmax`` head with 512
-log-uniform samples, ``SampledSoftmaxLoss``, learning rate 4e-3, ``clipnorm``
+The model is the demo's default, built by the demos' one model builder
+(``demo.language_model.model.build_network``, head ``"sampled"``):
+``Embedding(10000, 256)``, one ``LSTM(256)``, a ``tf_sampling.layers.SampledSoftmax``
+head with 512 log-uniform samples, ``SampledSoftmaxLoss``, learning rate 4e-3, ``clipnorm``
 5, batch 128 windows of 35 tokens (``lm_windows``, shuffled), Keras' default
 initializers. Every optimizer starts from the same seed (so the same initial
 weights and batch order) and only the optimizer differs:
@@ -46,9 +46,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import tf_sampling.layers  # noqa: E402
-import tf_sampling.losses  # noqa: E402
 from demo.language_model import data  # noqa: E402
+from demo.language_model import model as lm  # noqa: E402
 from tf_sampling import optimizers  # noqa: E402
 
 VARIANTS = (
@@ -77,14 +76,14 @@ class SummedAdam(keras.optimizers.Adam):
 
 def build_model(vocab_size: int, args, seed: int) -> keras.Model:
     """The demo's default sampled-softmax language model (uncompiled)."""
-    tokens = keras.Input((None,), dtype="int32", name="tokens")
-    h = keras.layers.Embedding(vocab_size, args.embedding_dim, name="embedding")(tokens)
-    h = keras.layers.LSTM(args.hidden_dim, return_sequences=True, name="lstm_0")(h)
-    h = keras.layers.Identity(name="hidden")(h)
-    head = tf_sampling.layers.SampledSoftmax(
-        vocab_size, num_sampled=args.num_sampled, sampler="log_uniform", seed=seed, name="softmax"
+    config = lm.ModelConfig(
+        vocab_size=vocab_size,
+        embedding_dim=args.embedding_dim,
+        hidden_dim=args.hidden_dim,
+        num_sampled=args.num_sampled,
+        sampler="log_uniform",
     )
-    return keras.Model(tokens, head(h))
+    return lm.build_network(config, "sampled", seed=seed)
 
 
 def make_optimizer(variant: str, args) -> keras.optimizers.Optimizer:
@@ -100,8 +99,8 @@ def make_optimizer(variant: str, args) -> keras.optimizers.Optimizer:
 
 def exact_perplexity(model: keras.Model, inputs: np.ndarray, targets: np.ndarray) -> float:
     """exp(mean full-softmax cross-entropy) over every target, with TF's own op."""
-    encoder = keras.Model(model.input, model.get_layer("hidden").output)
-    head = model.get_layer("softmax")
+    encoder = keras.Model(model.input, model.get_layer(lm.HIDDEN_LAYER).output)
+    head = model.get_layer(lm.OUTPUT_LAYER)
     weights, biases = tf.convert_to_tensor(head.kernel), tf.convert_to_tensor(head.bias)
 
     @tf.function
@@ -143,7 +142,7 @@ def run(variant: str, corpus, windows, args) -> dict:
     keras.utils.set_random_seed(args.seed)
     model = build_model(corpus.vocab_size, args, args.seed)
     optimizer = make_optimizer(variant, args)
-    model.compile(optimizer=optimizer, loss=tf_sampling.losses.SampledSoftmaxLoss())
+    model.compile(optimizer=optimizer, loss=lm.head_loss("sampled"))
     record = {"variant": variant, "epoch_seconds": [], "valid_ppl": [], "train_loss": []}
     flush = variant.endswith("catch_up")
     model.fit(

@@ -1,4 +1,4 @@
-"""End-to-end test of the demo on a tiny PTB slice, and of its exact evaluation."""
+"""End-to-end test of the demo on a tiny PTB slice, and of its exact evaluation (all heads)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ pytest.importorskip("matplotlib")
 
 import keras  # noqa: E402
 
+import tf_sampling  # noqa: E402
 from demo.language_model import __main__ as cli  # noqa: E402
 from demo.language_model import model as lm  # noqa: E402
+from tests.test_adaptive_softmax import reference_log_prob  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -33,6 +35,7 @@ def tiny_run(tmp_path_factory):
         "--batch-size", "10",
         "--learning-rate", "0.02",
         "--num-sampled", "64",
+        "--div-value", "2",  # 3 tail clusters of 16 / 2, 16 / 4, 16 / 8 units
         "--quiet",
         "--output-dir", str(out),
     ]  # fmt: skip
@@ -43,14 +46,19 @@ def test_tiny_pipeline_writes_table_json_and_png(tiny_run, capsys):
     out, argv = tiny_run
     assert cli.main(argv) == 0
     printed = capsys.readouterr().out
-    for text in ("tokens/s", "s/epoch", "test ppl", "sampled softmax", "full softmax", "speedup"):
+    for text in ("tokens/s", "s/epoch", "test ppl", "speedup", "test/full"):
         assert text in printed
+    for head in lm.HEADS:
+        assert f"{head} softmax" in printed
 
     doc = json.loads((out / "results.json").read_text())
     assert doc["settings"]["corpus"] == "ptb" and doc["settings"]["vocab_size"] == 10_000
     assert doc["settings"]["train_tokens_per_epoch"] == 5_980  # 299 windows of 20
     assert doc["settings"]["num_sampled"] == 64
-    for head in ("sampled", "full"):
+    # The adaptive head's cutoffs come from PTB's training counts (80/90/95% of the tokens).
+    cutoffs = doc["settings"]["adaptive_cutoffs"]
+    assert len(cutoffs) == 3 and 0 < cutoffs[0] < cutoffs[1] < cutoffs[2] < 10_000
+    for head in lm.HEADS:
         run = doc["runs"][head]
         assert run["head"] == head and len(run["epochs"]) == 1
         for key in ("valid_perplexity", "test_perplexity", "tokens_per_second"):
@@ -61,14 +69,17 @@ def test_tiny_pipeline_writes_table_json_and_png(tiny_run, capsys):
         assert run["epochs"][0]["valid_perplexity"] == run["valid_perplexity"]
         assert run["train_seconds"] > 0
         assert f"{run['test_perplexity']:.1f}" in printed
-    comparison = doc["comparison"]
-    full, sampled = doc["runs"]["full"], doc["runs"]["sampled"]
-    assert comparison["speedup_per_epoch"] == pytest.approx(
-        full["mean_epoch_seconds"] / sampled["mean_epoch_seconds"]
-    )
-    assert comparison["test_perplexity_ratio"] == pytest.approx(
-        sampled["test_perplexity"] / full["test_perplexity"]
-    )
+    full = doc["runs"]["full"]
+    assert set(doc["comparison"]) == {"sampled", "adaptive"}
+    for head, comparison in doc["comparison"].items():
+        run = doc["runs"][head]
+        assert comparison["speedup_per_epoch"] == pytest.approx(
+            full["mean_epoch_seconds"] / run["mean_epoch_seconds"]
+        )
+        assert comparison["test_perplexity_ratio"] == pytest.approx(
+            run["test_perplexity"] / full["test_perplexity"]
+        )
+        assert f"{comparison['test_perplexity_ratio']:.3f}" in printed
 
     png = (out / "perplexity.png").read_bytes()
     assert png.startswith(PNG_SIGNATURE) and len(png) > 5_000
@@ -81,7 +92,7 @@ def test_bad_arguments_exit_with_usage_error(capsys):
     assert "--epochs must be at least 1" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("head", lm.HEADS)
+@pytest.mark.parametrize("head", ["sampled", "full"])
 def test_exact_perplexity_matches_numpy_full_softmax(head):
     keras.utils.set_random_seed(0)
     config = lm.ModelConfig(
@@ -110,3 +121,52 @@ def test_exact_perplexity_matches_numpy_full_softmax(head):
     # And with what Keras reports: Dense + cross-entropy, or SampledSoftmax's exact eval loss.
     loss = model.evaluate(x, y, batch_size=9, verbose=0)
     assert math.exp(loss) == pytest.approx(expected, rel=1e-4)
+
+
+def test_exact_perplexity_of_the_adaptive_head_matches_numpy():
+    keras.utils.set_random_seed(0)
+    # Clusters [0, 5), [5, 15), [15, 37); counts decide the cutoffs when none are given.
+    config = lm.ModelConfig(
+        vocab_size=37, embedding_dim=6, hidden_dim=8, num_layers=1, cutoffs=(5, 15), div_value=2.0
+    )
+    model = lm.build_language_model(config, "adaptive")
+    layer = model.get_layer(lm.OUTPUT_LAYER)
+    assert isinstance(layer, tf_sampling.layers.AdaptiveSoftmax) and layer.cutoffs == (5, 15)
+    rng = np.random.default_rng(0)
+    for w in layer.weights:
+        w.assign(rng.normal(size=w.shape).astype("float32"))
+    params = {
+        "head_weights": np.asarray(layer.head_kernel, np.float64),
+        "head_biases": np.asarray(layer.head_bias, np.float64),
+        "tail_projections": [np.asarray(w, np.float64) for w in layer.tail_projections],
+        "tail_weights": [np.asarray(w, np.float64) for w in layer.tail_kernels],
+        "tail_biases": [np.asarray(w, np.float64) for w in layer.tail_biases],
+    }
+    x = rng.integers(0, 37, size=(9, 4)).astype("int32")
+    y = rng.integers(0, 37, size=(9, 4)).astype("int32")
+    encoder = keras.Model(model.get_layer("tokens").output, model.get_layer(lm.HIDDEN_LAYER).output)
+    hidden = np.asarray(encoder(x)).reshape(-1, 8).astype(np.float64)
+    log_probs = reference_log_prob(params, hidden, [5, 15])
+    np.testing.assert_allclose(np.exp(log_probs).sum(axis=1), 1.0, rtol=1e-12)
+    expected = math.exp(-log_probs[np.arange(36), y.reshape(-1)].mean())
+    assert lm.exact_perplexity(model, x, y) == pytest.approx(expected, rel=1e-5)
+    assert lm.exact_perplexity(model, x, y, max_logits=3 * 4 * 37) == pytest.approx(
+        expected, rel=1e-5
+    )
+    loss = model.evaluate(x, y, batch_size=9, verbose=0)
+    assert math.exp(loss) == pytest.approx(expected, rel=1e-4)
+
+
+def test_adaptive_head_takes_its_cutoffs_from_the_counts():
+    counts = np.array([50, 20, 10, 8, 5, 3, 2, 1, 1, 0])  # 100 tokens, non-increasing
+    config = lm.ModelConfig(vocab_size=10, embedding_dim=4, hidden_dim=64)
+    layer = lm.build_network(config, "adaptive", unigram_counts=counts).get_layer(lm.OUTPUT_LAYER)
+    # 80% of the tokens in the 3 most frequent classes, 90% in 5, 95% in 6.
+    assert layer.cutoffs == (3, 5, 6)
+    assert list(layer.cutoffs) == tf_sampling.nn.adaptive_softmax_cutoffs(counts)
+    with pytest.raises(ValueError, match="needs the training class counts"):
+        lm.build_network(config, "adaptive")
+    with pytest.raises(ValueError, match="vocab_size=10 counts, got 9"):
+        lm.build_network(config, "adaptive", unigram_counts=counts[:9])
+    with pytest.raises(ValueError, match="`head` must be one of"):
+        lm.build_network(config, "hierarchical")

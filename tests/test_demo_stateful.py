@@ -192,8 +192,25 @@ def test_preset_sets_zaremba_small_and_explicit_options_win(monkeypatch):
 
 
 @pytest.mark.parametrize(
+    ("argv", "heads"),
+    [
+        ([], ("sampled", "full", "adaptive")),
+        (["--heads", "both"], ("sampled", "full")),  # the commands of before issue 27
+        (["--heads", "adaptive", "full", "adaptive"], ("adaptive", "full")),
+    ],
+)
+def test_heads_default_to_all_three(monkeypatch, argv, heads):
+    seen = {}
+    monkeypatch.setattr(cli, "run", lambda args: seen.setdefault("args", args))
+    assert cli.main(argv) == 0
+    assert seen["args"].heads == heads
+
+
+@pytest.mark.parametrize(
     ("argv", "message"),
     [
+        (["--cutoffs", "10,x"], "--cutoffs must be comma-separated integers"),
+        (["--div-value", "0"], "--div-value must be positive"),
         (["--lr-decay", "0"], "--lr-decay must be in"),
         (["--stateful", "--max-train-tokens", "100"], "at least 4608"),
         (["--learning-rate", "-1"], "--learning-rate must be positive"),
@@ -212,7 +229,8 @@ def test_tiny_stateful_preset_run_end_to_end(tmp_path, capsys):
     argv = [
         "--preset", "zaremba-small", "--max-train-tokens", "2000", "--max-eval-tokens", "1000",
         "--epochs", "2", "--lr-decay-after", "1", "--hidden-dim", "16", "--embedding-dim", "16",
-        "--num-layers", "1", "--seq-len", "10", "--num-sampled", "64", "--quiet",
+        "--num-layers", "1", "--seq-len", "10", "--num-sampled", "64", "--div-value", "2",
+        "--quiet",
         "--output-dir", str(tmp_path),
     ]  # fmt: skip
     assert cli.main(argv) == 0
@@ -222,7 +240,8 @@ def test_tiny_stateful_preset_run_end_to_end(tmp_path, capsys):
     # 20 rows of 100 tokens: 9 windows of 10 per row; valid/test: 20 rows of 50, 4 windows.
     assert doc["settings"]["train_tokens_per_epoch"] == 9 * 20 * 10
     assert doc["settings"]["valid_tokens"] == doc["settings"]["test_tokens"] == 4 * 20 * 10
-    for head in ("sampled", "full"):
+    assert list(doc["runs"]) == list(lm.HEADS)
+    for head in lm.HEADS:
         run = doc["runs"][head]
         # The optimizer's rate: 1.0 and 0.5 on the summed loss, times T = 10.
         assert [e["learning_rate"] for e in run["epochs"]] == [10.0, 5.0]
@@ -231,6 +250,7 @@ def test_tiny_stateful_preset_run_end_to_end(tmp_path, capsys):
         assert 1 < run["test_perplexity"] < 10_000
         assert f"{run['test_perplexity']:.1f}" in printed
     assert "speedup per epoch" in printed and (tmp_path / "perplexity.png").is_file()
+    assert set(doc["comparison"]) == {"sampled", "adaptive"}
 
 
 def _document(head: str, valid: list[float], test: list[float], seconds: list[float]) -> dict:
@@ -248,21 +268,35 @@ def test_merge_compares_single_head_runs_at_common_epochs(tmp_path, capsys):
     docs = {
         "s": _document("sampled", [300.0, 200.0, 150.0], [290.0, 190.0, 140.0], [2.0, 2.0, 4.0]),
         "f": _document("full", [310.0, 210.0], [280.0, 205.0], [8.0, 12.0]),
+        "a": _document("adaptive", [305.0, 207.0, 160.0], [285.0, 203.0, 150.0], [4.0, 5.0, 6.0]),
     }
     for name, doc in docs.items():
         (tmp_path / name).mkdir()
         (tmp_path / name / "results.json").write_text(json.dumps(doc))
     out = tmp_path / "merged"
-    argv = ["--merge", str(tmp_path / "s"), str(tmp_path / "f"), "--output-dir", str(out)]
-    assert cli.main(argv) == 0
+    # The folders in any order: the runs come out sampled, full, adaptive.
+    dirs = [str(tmp_path / name) for name in ("a", "s", "f")]
+    assert cli.main(["--merge", *dirs, "--output-dir", str(out)]) == 0
     merged = json.loads((out / "results.json").read_text())
     assert merged["settings"]["compared_epochs"] == 2 and merged["complete"] is False
+    assert merged["settings"]["heads"] == ["sampled", "full", "adaptive"]
     assert merged["runs"]["sampled"]["test_perplexity"] == 190.0  # epoch 2, not 3
-    assert merged["comparison"]["test_perplexity_ratio"] == pytest.approx(190.0 / 205.0)
-    assert merged["comparison"]["speedup_per_epoch"] == pytest.approx(10.0 / 2.0)
-    assert "205.0" in capsys.readouterr().out
-    with pytest.raises(SystemExit, match="no finished epoch of the full run"):
+    assert merged["runs"]["adaptive"]["test_perplexity"] == 203.0
+    sampled, adaptive = merged["comparison"]["sampled"], merged["comparison"]["adaptive"]
+    assert sampled["test_perplexity_ratio"] == pytest.approx(190.0 / 205.0)
+    assert sampled["speedup_per_epoch"] == pytest.approx(10.0 / 2.0)
+    assert adaptive["test_perplexity_ratio"] == pytest.approx(203.0 / 205.0)
+    assert adaptive["speedup_per_epoch"] == pytest.approx(10.0 / 4.5)
+    printed = capsys.readouterr().out
+    assert "205.0" in printed and "203.0" in printed and "2.22x" in printed
+    # Two sampled runs, and a folder without a finished epoch, are refused.
+    with pytest.raises(SystemExit, match="The sampled run is in both"):
         cli.main(["--merge", str(tmp_path / "s"), str(tmp_path / "s"), "--output-dir", str(out)])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match="holds no finished epoch of any run"):
+        cli.main(
+            ["--merge", str(tmp_path / "s"), str(tmp_path / "empty"), "--output-dir", str(out)]
+        )
 
 
 class _StateProbe(keras.callbacks.Callback):

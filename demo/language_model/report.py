@@ -9,74 +9,88 @@ import pathlib
 
 from demo.language_model.train import EpochRecord, RunResult
 
-LABELS = {"sampled": "sampled softmax", "full": "full softmax"}
+LABELS = {"sampled": "sampled softmax", "full": "full softmax", "adaptive": "adaptive softmax"}
+#: The run the others are compared with.
+BASELINE = "full"
 
 
-def speedup(sampled: RunResult, full: RunResult) -> float:
-    """How many times faster the sampled run trains per epoch (mean epoch times).
+def speedup(run: RunResult, full: RunResult) -> float:
+    """How many times faster ``run`` trains per epoch than ``full`` (mean epoch times).
 
     Args:
-        sampled: The sampled-softmax run.
+        run: A sampled- or adaptive-softmax run.
         full: The full-softmax run.
 
     Returns:
-        ``full.mean_epoch_seconds / sampled.mean_epoch_seconds``.
+        ``full.mean_epoch_seconds / run.mean_epoch_seconds``.
     """
-    return full.mean_epoch_seconds / sampled.mean_epoch_seconds
+    return full.mean_epoch_seconds / run.mean_epoch_seconds
 
 
-def perplexity_ratio(sampled: RunResult, full: RunResult) -> float:
-    """Sampled test perplexity over full-softmax test perplexity (1.0 = equal)."""
-    return sampled.test_perplexity / full.test_perplexity
+def perplexity_ratio(run: RunResult, full: RunResult) -> float:
+    """``run``'s test perplexity over the full-softmax one (1.0 = equal)."""
+    return run.test_perplexity / full.test_perplexity
 
 
-def format_table(sampled: RunResult | None, full: RunResult | None) -> str:
+def _baseline(runs: list[RunResult]) -> RunResult | None:
+    return next((run for run in runs if run.head == BASELINE), None)
+
+
+def format_table(runs: list[RunResult]) -> str:
     """The comparison table printed at the end of the demo.
 
     Args:
-        sampled: The sampled-softmax run, or None if it was not run.
-        full: The full-softmax run, or None if it was not run.
+        runs: The runs, one per head, in the order to print.
 
     Returns:
-        A multi-line plain-text table (the comparison line needs both runs).
+        A multi-line plain-text table; the last two columns (speedup per epoch
+        and test perplexity over the full softmax's) need a full-softmax run.
     """
-    header = f"{'':<22}{'tokens/s':>10}{'s/epoch':>10}{'valid ppl':>11}{'test ppl':>10}"
+    header = (
+        f"{'':<22}{'tokens/s':>10}{'s/epoch':>10}{'valid ppl':>11}{'test ppl':>10}"
+        f"{'speedup':>9}{'test/full':>11}"
+    )
+    full = _baseline(runs)
     lines = [header, "-" * len(header)]
-    for run in (r for r in (sampled, full) if r is not None):
+    for run in runs:
+        compared = ""
+        if full is not None:
+            compared = f"{speedup(run, full):>8.2f}x{perplexity_ratio(run, full):>11.3f}"
         lines.append(
             f"{LABELS[run.head]:<22}{run.tokens_per_second:>10,.0f}{run.mean_epoch_seconds:>10.1f}"
-            f"{run.valid_perplexity:>11.1f}{run.test_perplexity:>10.1f}"
+            f"{run.valid_perplexity:>11.1f}{run.test_perplexity:>10.1f}{compared}"
         )
     lines.append("-" * len(header))
-    if sampled is not None and full is not None:
-        lines.append(
-            f"speedup per epoch: {speedup(sampled, full):.2f}x   "
-            f"test perplexity sampled/full: {perplexity_ratio(sampled, full):.3f}"
-        )
-    lines.append("(perplexities: exact full softmax over the whole vocabulary, both models)")
+    if full is not None:
+        lines.append("(speedup per epoch and test perplexity relative to the full softmax)")
+    lines.append("(perplexities: exact, over the whole vocabulary, every model)")
     return "\n".join(lines)
 
 
-def summary(sampled: RunResult | None, full: RunResult | None, settings: dict) -> dict:
+def summary(runs: list[RunResult], settings: dict) -> dict:
     """The JSON document of a demo run.
 
     Args:
-        sampled: The sampled-softmax run, or None if it was not run.
-        full: The full-softmax run, or None if it was not run.
+        runs: The runs, one per head.
         settings: The demo's settings (corpus, sizes, epochs, ...).
 
     Returns:
         A JSON-serialisable dictionary with ``settings``, ``runs`` (per head),
-        ``complete`` (True) and, when both runs are given, ``comparison``
-        (speedup and perplexity ratios).
+        ``complete`` (True) and, when a full-softmax run is among them,
+        ``comparison``: per other head, its ``speedup_per_epoch`` and its
+        test and valid perplexity ratios to the full softmax.
     """
-    runs = {r.head: r.to_dict() for r in (sampled, full) if r is not None}
-    document = {"settings": settings, "runs": runs, "complete": True}
-    if sampled is not None and full is not None:
+    document = {"settings": settings, "runs": {r.head: r.to_dict() for r in runs}, "complete": True}
+    full = _baseline(runs)
+    if full is not None:
         document["comparison"] = {
-            "speedup_per_epoch": speedup(sampled, full),
-            "test_perplexity_ratio": perplexity_ratio(sampled, full),
-            "valid_perplexity_ratio": sampled.valid_perplexity / full.valid_perplexity,
+            run.head: {
+                "speedup_per_epoch": speedup(run, full),
+                "test_perplexity_ratio": perplexity_ratio(run, full),
+                "valid_perplexity_ratio": run.valid_perplexity / full.valid_perplexity,
+            }
+            for run in runs
+            if run is not full
         }
     return document
 
@@ -163,30 +177,31 @@ def truncate(run: RunResult, epochs: int) -> RunResult:
     )
 
 
-def format_epochs(sampled: RunResult, full: RunResult) -> str:
-    """Per-epoch exact perplexities and epoch times of both runs, side by side.
+def format_epochs(runs: list[RunResult]) -> str:
+    """Per-epoch exact perplexities and epoch times of the runs, side by side.
 
     Args:
-        sampled: The sampled-softmax run.
-        full: The full-softmax run.
+        runs: The runs, one per head.
 
     Returns:
-        A plain-text table with one line per epoch that either run completed.
+        A plain-text table with one line per epoch that any run completed.
     """
-    header = (
-        f"{'epoch':>5}{'lr':>8}{'sampled valid':>15}{'test':>8}{'s':>7}"
-        f"{'full valid':>12}{'test':>8}{'s':>7}"
+    widths = [max(12, len(run.head) + 7) for run in runs]
+    header = f"{'epoch':>5}{'lr':>8}" + "".join(
+        f"{run.head + ' valid':>{w}}{'test':>8}{'s':>7}"
+        for run, w in zip(runs, widths, strict=True)
     )
     lines = [header, "-" * len(header)]
-
-    def cells(run: RunResult, i: int) -> str:
-        if i >= len(run.epochs):
-            return f"{'':>{15 if run is sampled else 12}}{'':>8}{'':>7}"
-        e = run.epochs[i]
-        width = 15 if run is sampled else 12
-        return f"{e.valid_perplexity:>{width}.1f}{e.test_perplexity:>8.1f}{e.train_seconds:>7.0f}"
-
-    for i in range(max(len(sampled.epochs), len(full.epochs))):
-        rate = (sampled.epochs[i] if i < len(sampled.epochs) else full.epochs[i]).learning_rate
-        lines.append(f"{i + 1:>5}{rate:>8.3g}{cells(sampled, i)}{cells(full, i)}")
+    for i in range(max(len(run.epochs) for run in runs)):
+        rate = next(run.epochs[i] for run in runs if i < len(run.epochs)).learning_rate
+        cells = []
+        for run, width in zip(runs, widths, strict=True):
+            if i >= len(run.epochs):
+                cells.append(" " * (width + 15))
+                continue
+            e = run.epochs[i]
+            cells.append(
+                f"{e.valid_perplexity:>{width}.1f}{e.test_perplexity:>8.1f}{e.train_seconds:>7.0f}"
+            )
+        lines.append(f"{i + 1:>5}{rate:>8.3g}" + "".join(cells))
     return "\n".join(lines)

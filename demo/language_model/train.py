@@ -52,7 +52,7 @@ class RunResult:
     """Everything measured in one run (one head).
 
     Attributes:
-        head: ``"sampled"`` or ``"full"``.
+        head: ``"sampled"``, ``"full"`` or ``"adaptive"``.
         train_tokens_per_epoch: Target tokens seen per epoch.
         initial_valid_perplexity: Exact validation perplexity before training.
         epochs: One record per epoch.
@@ -212,7 +212,7 @@ def train_and_evaluate(
     the windows every epoch.
 
     Args:
-        head: ``"sampled"`` or ``"full"``.
+        head: One of ``model.HEADS``: ``"sampled"``, ``"full"`` or ``"adaptive"``.
         config: Model and optimizer settings.
         train: ``(inputs, targets)`` training windows, each ``[num_windows, T]``.
         valid: Validation windows, as ``train``.
@@ -220,7 +220,8 @@ def train_and_evaluate(
         epochs: Passes over ``train``.
         batch_size: Windows per step.
         seed: Global seed of the run.
-        unigram_counts: Class counts ``[V]`` for the ``fixed_unigram`` sampler.
+        unigram_counts: Training class counts ``[V]`` (the ``fixed_unigram`` sampler, the
+            adaptive head's cutoffs).
         verbose: 1 for Keras progress bars, 0 for silence.
         lr_decay: Learning-rate factor per epoch after ``lr_decay_after`` epochs.
         lr_decay_after: Epochs at the initial learning rate.
