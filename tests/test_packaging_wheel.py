@@ -52,6 +52,8 @@ def test_wheel_is_platform_tagged_and_holds_the_op(wheel):
         metadata = email.parser.Parser().parsestr(archive.read(f"{dist_info}/METADATA").decode())
     assert "tf_sampling/ops/_tf_sampling_ops.so" in names
     assert "tf_sampling/_tf_version_check.py" in names
+    # The library only: the demos stay in the checkout (issue 23).
+    assert not [n for n in names if n.startswith("demo/") or "/demo/" in n], sorted(names)
     assert "Root-Is-Purelib: false" in wheel_file
     assert f"Tag: py3-none-{platform}" in wheel_file
     for line in metadata.get_all("Requires-Dist"):

@@ -1,4 +1,5 @@
-"""Guards on the source tree: private TF/Keras reaches stay few, packages import downward only."""
+"""Guards on the source tree: private TF/Keras reaches stay few, packages import downward only,
+the demos stay out of the wheel and use the public API."""
 
 from __future__ import annotations
 
@@ -67,15 +68,11 @@ LAYERS = [
     {"_keras", "nn"},
     {"compat"},
     {"layers", "losses", "metrics", "optimizers"},
-    {"demo"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
-# Upward imports with their reason.
-ALLOWED_UPWARD = {
-    # TAPAS' default sampler (TF contrib's) is the learned-unigram op; imported
-    # inside the function, only when no sampled_values are given.
-    ("_core/rank_sampled_softmax.py", "tf_sampling.ops"),
-}
+# Upward imports with their reason (none: the functional losses reach their
+# default samplers through the hook in _core/default_sampler.py).
+ALLOWED_UPWARD: set[tuple[str, str]] = set()
 
 
 def _top(module: str) -> str | None:
@@ -123,3 +120,111 @@ def test_layers_and_losses_never_name_each_other():
         assert "tf_sampling.losses" not in text and "from tf_sampling import losses" not in text
     for path in (PACKAGE / "losses").rglob("*.py"):
         assert "tf_sampling.layers" not in path.read_text(), path
+
+
+# The checks live with their owner, each file of them short; no catch-all module.
+CHECK_MODULE = re.compile(r"(^|_)(checks|args|options)\.py$|^sampled_values\.py$")
+OWNED_CHECKS = {
+    "_core/checks.py",  # the primitives
+    "_core/loss_args.py",  # the functional losses' arguments
+    "_core/sampled_values.py",  # the sampled_values triple
+    "_core/sampler_args.py",  # sampler arguments shared by ops and samplers
+    "_core/fixed_unigram_args.py",  # the fixed-unigram distribution's options
+    "_keras/options.py",  # the Keras heads' and losses' options
+    "optimizers/_checks.py",  # the lazy optimizers' options
+}
+MAX_CHECK_LINES = 450
+
+
+def test_checks_live_with_their_owner_in_short_files():
+    assert not (PACKAGE / "_core" / "validation.py").exists(), "checks belong with their owner"
+    sizes = {
+        path.relative_to(PACKAGE).as_posix(): len(path.read_text().splitlines())
+        for path in PACKAGE.rglob("*.py")
+        if CHECK_MODULE.search(path.name)
+    }
+    assert OWNED_CHECKS <= set(sizes), sorted(OWNED_CHECKS - set(sizes))
+    too_long = {name: n for name, n in sizes.items() if n > MAX_CHECK_LINES}
+    assert not too_long, f"check modules over {MAX_CHECK_LINES} lines: {too_long}"
+
+
+def test_core_imports_neither_keras_nor_anything_above_it():
+    # No waiver: not even a deferred import inside a function (ast.walk sees those).
+    wrong = []
+    for path in (PACKAGE / "_core").rglob("*.py"):
+        relative = path.relative_to(PACKAGE).as_posix()
+        for module in _imports(path):
+            top = module.split(".")[0]
+            if top in ("keras", "tf_keras") or (
+                top == "tf_sampling" and _top(module) not in ("_core", "version")
+            ):
+                wrong.append(f"{relative} imports {module}")
+        for line in _code_lines(path):
+            if re.search(r"\btf\.keras\b|\bkeras\.", line):
+                wrong.append(f"{relative}: {line.strip()}")
+    assert not wrong, wrong
+
+
+def test_the_layering_guards_read_real_imports():
+    # The guards above must not pass because the scan finds nothing.
+    core = {module for path in (PACKAGE / "_core").rglob("*.py") for module in _imports(path)}
+    assert "tf_sampling._core.checks" in core and "tensorflow" in core
+    samplers = set(_imports(PACKAGE / "samplers" / "xla_defaults.py"))
+    assert "tf_sampling._core" in samplers or "tf_sampling._core.default_sampler" in samplers
+
+
+# What the demos (top-level demo/, outside the wheel) may import from tf_sampling.
+PUBLIC_MODULES = {"nn", "layers", "losses", "metrics", "optimizers", "samplers", "ops", "compat"}
+DEMO = ROOT / "demo"
+
+
+def _setup_keyword(name: str) -> ast.expr | None:
+    """The ``name=`` argument of setup.py's ``setup(...)`` call (None if absent)."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setup":
+            return next((k.value for k in node.keywords if k.arg == name), None)
+    raise AssertionError("setup.py has no setup(...) call")
+
+
+def test_the_wheel_has_no_demo():
+    import setuptools  # noqa: PLC0415
+
+    assert not (PACKAGE / "demo").exists(), "the demo belongs in the top-level demo/"
+    # setup.py's packages=find_packages(include=[...]): apply the same include here.
+    packages = _setup_keyword("packages")
+    assert isinstance(packages, ast.Call) and packages.func.id == "find_packages"
+    (include,) = [ast.literal_eval(k.value) for k in packages.keywords if k.arg == "include"]
+    shipped = set(setuptools.find_packages(where=str(ROOT), include=include))
+    everything = set(setuptools.find_packages(where=str(ROOT)))
+    # The demo is a package of the checkout, and the include leaves it out.
+    assert {"demo", "demo.language_model"} <= everything
+    assert {"tf_sampling", "tf_sampling.layers", "tf_sampling.ops"} <= shipped
+    assert not [p for p in shipped if p.split(".")[0] != "tf_sampling" or ".demo" in p], shipped
+    # No console script points into a demo either.
+    entry_points = _setup_keyword("entry_points")
+    assert entry_points is None or "demo" not in ast.unparse(entry_points)
+
+
+def test_demo_imports_only_public_tf_sampling_modules():
+    files = sorted(DEMO.rglob("*.py"))
+    assert files, "no demo sources found"
+    wrong, seen = [], set()
+    for path in files:
+        relative = path.relative_to(ROOT).as_posix()
+        for module in _imports(path):
+            parts = module.split(".")
+            if parts[0] != "tf_sampling":
+                continue
+            seen.add(relative)
+            if len(parts) > 1 and (
+                parts[1] not in PUBLIC_MODULES or any(p[:1] == "_" for p in parts)
+            ):
+                wrong.append(f"{relative} imports {module}")
+        # Attribute reaches too: tf_sampling._core.x after `import tf_sampling`.
+        for line in _code_lines(path):
+            if re.search(r"\btf_sampling\._[A-Za-z]", line):
+                wrong.append(f"{relative}: {line.strip()}")
+    assert not wrong, wrong
+    # The scan reads the demo's real imports (the language model uses tf_sampling).
+    assert "demo/language_model/model.py" in seen, seen
