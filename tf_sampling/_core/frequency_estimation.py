@@ -130,15 +130,15 @@ def hash_keys(keys: tf.Tensor, num_hashes: int, num_buckets: int) -> tf.Tensor:
     return tf.stack(rows)
 
 
-def _counts(buckets: tf.Tensor) -> tf.Tensor:
-    """How often each entry's value occurs in the 1-D int32 ``buckets`` (a sort, XLA-compilable)."""
-    n = tf.shape(buckets)[0]
-    order = tf.argsort(buckets, stable=True)
-    ordered = tf.gather(buckets, order)
-    starts = tf.concat([tf.ones([1], tf.bool), ordered[1:] != ordered[:-1]], 0)
-    run = tf.cumsum(tf.cast(starts, tf.int32)) - 1
-    run_sizes = tf.math.unsorted_segment_sum(tf.ones_like(run), run, n)
-    return tf.scatter_nd(order[:, None], tf.gather(run_sizes, run), [n])
+def _counts(buckets: tf.Tensor, size) -> tf.Tensor:
+    """How often each entry's value occurs in the 1-D int32 ``buckets`` (values in ``[0, size)``).
+
+    A scatter-add into ``size`` zeros: one memset of the arrays' length, no sort
+    (XLA's CPU sort is slow), compilable.
+    """
+    ones = tf.ones(tf.shape(buckets), tf.int32)
+    totals = tf.tensor_scatter_nd_add(tf.zeros([size], tf.int32), buckets[:, None], ones)
+    return tf.gather(totals, buckets)
 
 
 def gap_update(
@@ -173,7 +173,7 @@ def gap_update(
       weights (None without ``weight``), in ``gap``'s dtype.
     """
     buckets = tf.reshape(buckets, [-1])
-    n = tf.cast(_counts(buckets), gap.dtype)
+    n = tf.cast(_counts(buckets, tf.shape(gap)[0]), gap.dtype)
     a = tf.gather(last_step, buckets)
     b = tf.gather(gap, buckets)
     keep = tf.cast(1.0 - learning_rate, gap.dtype)

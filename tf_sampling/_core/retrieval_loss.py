@@ -24,7 +24,7 @@ import numbers
 
 import tensorflow as tf
 
-from tf_sampling._core.validation import check_expected_counts
+from tf_sampling._core.sampled_values import check_expected_counts
 from tf_sampling._core.xla import in_xla_context
 
 __all__ = ["in_batch_softmax_loss", "removed_columns"]
@@ -114,7 +114,12 @@ def _matches(
     if column_ids is None and column_query_ids is None:
         return None
     if column_query_ids is None:
-        drop = tf.equal(positive_ids[:, None], column_ids[None, :])
+        if in_xla_context():
+            drop = tf.equal(positive_ids[:, None], column_ids[None, :])
+        else:
+            # Compare small int32 codes: a third of the int64 (or string) comparison's time.
+            code = tf.unique(column_ids).idx
+            drop = tf.equal(code[: tf.shape(positive_ids)[0], None], code[None, :])
     elif column_ids is None:
         drop = tf.equal(query_ids[:, None], column_query_ids[None, :])
     else:
@@ -192,7 +197,13 @@ def _softmax_loss_on_diagonal(logits: tf.Tensor, drop, diagonal_in_drop: bool) -
     @tf.custom_gradient
     def loss_fn(z):
         positive = tf.linalg.diag_part(z)
-        masked = z if drop is None else tf.where(drop, -inf, z)
+        masked = z
+        if drop is not None:
+            if drop.shape.rank == 2 and drop.shape[0] == 1 or in_xla_context():
+                masked = tf.where(drop, -inf, z)
+            else:
+                # Same-shape Select: much faster on CPU than broadcasting a scalar.
+                masked = tf.raw_ops.Select(condition=drop, x=tf.fill(tf.shape(z), -inf), y=z)
         top = tf.reduce_max(masked, axis=1)
         if diagonal_in_drop:
             top = tf.maximum(top, positive)

@@ -116,17 +116,25 @@ class StreamingFrequencyEstimator(keras.layers.Layer):
             )
         return fe.id_keys(ids)
 
+    def _buckets(self, keys: tf.Tensor) -> tf.Tensor:
+        return fe.hash_keys(keys, self.num_hashes, self.num_buckets)  # [num_hashes, N]
+
     def update(self, ids) -> tf.Tensor:
         """Counts ``ids`` (any shape) as the next step of the stream; returns the new step.
 
         In a replica context of a strategy with several replicas, the ids of
         all replicas are gathered first: the update is the global batch's.
         """
-        keys = self._keys(ids)
+        return self._update(self._keys(ids))
+
+    def _update(self, keys: tf.Tensor, buckets: tf.Tensor | None = None) -> tf.Tensor:
         context = tf.distribute.get_replica_context()
         if context is not None and context.num_replicas_in_sync > 1:
             keys = context.all_gather(keys, axis=0)
-        buckets = tf.reshape(fe.hash_keys(keys, self.num_hashes, self.num_buckets), [-1])
+            buckets = None  # the local buckets are not the global batch's
+        if buckets is None:
+            buckets = self._buckets(keys)
+        buckets = tf.reshape(buckets, [-1])
         step = self.step.value + 1
         weight = None if self.weight is None else self.weight.value
         new_last, new_gap, new_weight = fe.gap_update(
@@ -143,19 +151,24 @@ class StreamingFrequencyEstimator(keras.layers.Layer):
             self.step.assign(step)
         return step
 
+    def _read(self, buckets: tf.Tensor, shape) -> tf.Tensor:
+        weight = None if self.weight is None else self.weight.value
+        return tf.reshape(fe.probability_from_gaps(self.gap.value, buckets, weight), shape)
+
     def probability(self, ids) -> tf.Tensor:
         """The estimated arrivals per step of each id, float32 of ``ids``' shape."""
         ids = tf.convert_to_tensor(ids)
-        buckets = fe.hash_keys(self._keys(ids), self.num_hashes, self.num_buckets)
-        weight = None if self.weight is None else self.weight.value
-        return tf.reshape(fe.probability_from_gaps(self.gap.value, buckets, weight), tf.shape(ids))
+        return self._read(self._buckets(self._keys(ids)), tf.shape(ids))
 
     def call(self, ids, training=None):
+        ids = tf.convert_to_tensor(ids)
+        keys = self._keys(ids)
+        buckets = self._buckets(keys)  # hashed once for the update and the read
         if training:
-            step = self.update(ids)
+            step = self._update(keys, buckets)
             with tf.control_dependencies([step]):
-                return self.probability(ids)
-        return self.probability(ids)
+                return self._read(buckets, tf.shape(ids))
+        return self._read(buckets, tf.shape(ids))
 
     def compute_output_spec(self, ids, training=None):
         return keras.KerasTensor(ids.shape, dtype="float32")
