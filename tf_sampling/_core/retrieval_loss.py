@@ -379,11 +379,18 @@ def in_batch_softmax_loss(
                     "M",
                 )
                 log_p = tf.concat([log_p, tf.math.log(tf.cast(extra_p, dtype))], 0)
-            # logits - log p as one more embedding dimension: [q, -1] . [c, log p],
-            # so the correction costs no pass over the [B, N] logits.
-            rows = tf.concat([rows, -tf.ones_like(rows[:, :1])], 1)
-            columns = tf.concat([columns, log_p[:, None]], 1)
+            if not in_xla_context():
+                # logits - log p as one more embedding dimension: [q, -1] . [c, log p],
+                # so the correction costs no pass over the [B, N] logits (XLA fuses
+                # the subtraction instead, and keeps the matmul's aligned width).
+                rows = tf.concat([rows, -tf.ones_like(rows[:, :1])], 1)
+                columns = tf.concat([columns, log_p[:, None]], 1)
+                log_p = None
+        else:
+            log_p = None
         logits = tf.matmul(rows, columns, transpose_b=True)
+        if log_p is not None:
+            logits = logits - log_p[None, :]
 
         positive_ids = column_ids = None
         if candidate_ids is not None:
