@@ -236,13 +236,19 @@ def test_graph_and_xla_equal_eager():
     )
 
     def f(q, c):
-        return nn.in_batch_softmax_loss(q, c, **args)
+        with tf.GradientTape() as tape:
+            tape.watch([q, c])
+            loss = nn.in_batch_softmax_loss(q, c, **args)
+            total = tf.reduce_sum(loss * tf.range(1.0, 7.0))
+        return (loss, *tape.gradient(total, [q, c]))
 
-    eager = f(d["q"], d["c"]).numpy()
-    graph = tf.function(f)(d["q"], d["c"]).numpy()
-    xla = tf.function(f, jit_compile=True)(d["q"], d["c"]).numpy()
-    np.testing.assert_allclose(graph, eager, rtol=1e-6)
-    np.testing.assert_allclose(xla, eager, rtol=1e-5, atol=1e-6)
+    q, c = tf.constant(d["q"]), tf.constant(d["c"])
+    eager = [t.numpy() for t in f(q, c)]
+    graph = [t.numpy() for t in tf.function(f)(q, c)]
+    xla = [t.numpy() for t in tf.function(f, jit_compile=True)(q, c)]
+    for g, x, e in zip(graph, xla, eager, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(x, e, rtol=1e-5, atol=1e-6)
 
 
 def test_all_duplicates_keep_a_finite_loss_and_gradient():

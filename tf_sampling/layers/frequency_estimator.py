@@ -9,7 +9,8 @@ Under a synchronous ``tf.distribute`` strategy (``MirroredStrategy``,
 ``MultiWorkerMirroredStrategy``), an update called in a replica context first
 gathers every replica's ids, so each replica applies the update of the global
 batch, identically; the variables take the first replica's values
-(``aggregation="only_first_replica"``), which all replicas agree on.
+(``aggregation="only_first_replica"``), which all replicas agree on. (Tested
+with ``MirroredStrategy``; the multi-worker strategy takes the same path.)
 """
 
 from __future__ import annotations
