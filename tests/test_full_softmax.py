@@ -418,8 +418,8 @@ def test_top_k_k_equal_to_num_classes_with_small_shards():
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        (dict(chunk_size=0), ValueError, "`chunk_size` must be an integer >= 1, got chunk_size=0"),
-        (dict(chunk_size=2.5), TypeError, "`chunk_size` must be a Python int, got 2.5"),
+        (dict(chunk_size=0), ValueError, "`chunk_size` must be an integer >= 1. Received: chunk_size=0"),
+        (dict(chunk_size=2.5), TypeError, "`chunk_size` must be a Python int. Received: chunk_size=2.5"),
         (dict(num_classes=300), ValueError, "`weights` must have `num_classes` rows.*300"),
         (dict(num_true=0), ValueError, "`num_true` must be an integer >= 1"),
         (dict(partition_strategy="xyz"), ValueError, "`partition_strategy` must be"),
@@ -431,14 +431,14 @@ def test_top_k_k_equal_to_num_classes_with_small_shards():
         (
             dict(labels=np.full([BATCH, 1], "3")),
             TypeError,
-            "`labels` must be integer class ids.*got dtype string",
+            "`labels` must be integer class ids.*Received: labels.dtype=string",
         ),
         (dict(labels=np.zeros([BATCH, 2], np.int64)), ValueError, "`labels` must have shape"),
         (dict(inputs=np.zeros([BATCH, DIM], np.int32)), TypeError, "`inputs` must be a floating"),
         (
             dict(inputs=np.zeros([BATCH, DIM + 1], np.float32)),
             ValueError,
-            "`inputs` must have the `weights` dim 8.*got dim 9",
+            "`inputs` must have the `weights` dim 8.*dim 9",
         ),
         (dict(biases=np.zeros([NUM_CLASSES - 1], np.float32)), ValueError, "`biases`"),
     ],

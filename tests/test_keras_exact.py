@@ -11,6 +11,7 @@ import tf_sampling.layers as tsl
 import tf_sampling.losses as tsloss
 import tf_sampling.metrics as tsm
 from tests.layer_tables import dense_table
+from tests.test_losses import _np_full_softmax_ce
 
 V, D = 23, 6
 
@@ -149,3 +150,69 @@ def test_chunk_size_is_a_checked_config_argument():
         tsl.SampledSoftmax(V, 4, chunk_size=0)
     with pytest.raises(TypeError, match="chunk_size"):
         tsl.SampledSoftmax(V, 4, chunk_size=2.5)
+
+
+# ---------------------------------------------------------------------------
+# Exact values where the output alone could mislead (from test_keras_hardening.py)
+# ---------------------------------------------------------------------------
+
+
+def test_explicit_layer_with_num_classes_equal_to_dim_evaluates_exactly():
+    # num_classes == dim: the shape cannot tell hidden activations from logits.
+    n = 8
+    layer = tsl.SampledSoftmax(n, 3, seed=1, bias_initializer="random_normal")
+    inputs = keras.Input((n,))
+    model = keras.Model(inputs, layer(inputs))
+    model.compile("sgd", loss=tsloss.SampledSoftmaxLoss(layer=layer))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, n)).astype("float32")
+    y = rng.integers(0, n, size=16)
+    first = model.evaluate(x, y, verbose=0)
+    second = model.evaluate(x, y, verbose=0)
+    w, b = dense_table(layer)
+    expected = _np_full_softmax_ce(x.astype(np.float64) @ w.T + b, y).mean()
+    np.testing.assert_allclose([first, second], [expected, expected], rtol=1e-5)
+
+
+@pytest.mark.parametrize("metric_too", [False, True])
+def test_probabilities_output_evaluates_tiny_probabilities_exactly(metric_too):
+    # The true class gets logit -20 against 0 for the others: p ~ 2e-9, which
+    # float32 probabilities clipped at 1e-7 would report as ~16.1.
+    v, d = 5, 2
+    layer = tsl.SampledSoftmax(
+        v,
+        2,
+        output_mode="probabilities",
+        kernel_initializer="zeros",
+        bias_initializer=keras.initializers.Constant([-20.0, 0.0, 0.0, 0.0, 0.0]),
+    )
+    inputs = keras.Input((d,))
+    model = keras.Model(inputs, layer(inputs))
+    model.compile("sgd", loss=tsloss.SampledSoftmaxLoss(), metrics=[tsm.Perplexity()])
+    x = np.zeros((4, d), "float32")
+    y = np.zeros(4, "int64")
+    got = model.evaluate(x, y, verbose=0, return_dict=True)
+    expected = _np_full_softmax_ce(np.tile([-20.0, 0.0, 0.0, 0.0, 0.0], (4, 1)), y)
+    assert expected[0] == pytest.approx(20.0 + np.log(4 + np.exp(-20.0)) - 0.0, rel=1e-9)
+    np.testing.assert_allclose(got["loss"], expected.mean(), rtol=1e-5)
+    np.testing.assert_allclose(got["perplexity"], np.exp(expected.mean()), rtol=1e-4)
+
+
+def test_nce_probabilities_output_uses_the_logits_too():
+    v, d = 4, 2
+    layer = tsl.NCE(
+        v,
+        2,
+        output_mode="probabilities",
+        kernel_initializer="zeros",
+        bias_initializer=keras.initializers.Constant([-25.0, 1.0, 2.0, 3.0]),
+    )
+    inputs = keras.Input((d,))
+    model = keras.Model(inputs, layer(inputs))
+    model.compile("sgd", loss=tsloss.NCELoss())
+    x = np.zeros((2, d), "float32")
+    y = np.zeros(2, "int64")
+    logits = np.array([-25.0, 1.0, 2.0, 3.0])
+    targets = np.array([1.0, 0, 0, 0])
+    expected = (np.logaddexp(0, logits) - targets * logits).sum()
+    np.testing.assert_allclose(model.evaluate(x, y, verbose=0), expected, rtol=1e-5)

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import tf_sampling.layers as tsl
 import tf_sampling.losses as tsloss
+import tf_sampling.metrics as tsm
 from tests.layer_tables import dense_table
 from tf_sampling._core.sharding import shard_class_ids
 from tf_sampling._keras import output_tags
@@ -256,3 +257,51 @@ def test_bad_inputs_at_first_call():
     layer = tsl.SampledSoftmax(10, 3)
     with pytest.raises(ValueError, match=r"\[batch, \.\.\., dim\]"):
         layer(tf.ones([4]))
+
+
+# ---------------------------------------------------------------------------
+# The head's training output, and its memory (from test_keras_hardening.py)
+# ---------------------------------------------------------------------------
+
+
+def test_fit_warns_when_a_layer_consumes_the_heads_training_output():
+    v, d = 20, 6
+    head = tsl.SampledSoftmax(v, 4)
+    inputs = keras.Input((d,))
+    after = keras.layers.Dense(3, name="after_head")(head(inputs))
+    model = keras.Model(inputs, after)
+    model.compile("sgd", loss="sparse_categorical_crossentropy")
+    x = np.ones((8, d), "float32")
+    with pytest.warns(UserWarning, match=r"returns its input.*after_head"):
+        with pytest.raises(ValueError):
+            model.fit(x, np.zeros(8), verbose=0)
+
+
+def test_head_as_the_output_trains_without_the_warning(recwarn):
+    head = tsl.SampledSoftmax(20, 4)
+    inputs = keras.Input((6,))
+    model = keras.Model(inputs, head(inputs))
+    model.compile("sgd", loss=tsloss.SampledSoftmaxLoss())
+    model.fit(np.ones((8, 6), "float32"), np.zeros(8, "int64"), verbose=0)
+    assert not [w for w in recwarn if "returns its input" in str(w.message)]
+
+
+def test_a_trained_model_and_its_table_are_freed_when_dropped():
+    # Keras' traced functions keep graph tensors, and the tags on them point
+    # at the head: only weakly, or every model's table would stay in memory.
+    import gc
+    import weakref
+
+    def train_once():
+        inputs = keras.Input((6,))
+        head = tsl.SampledSoftmax(500, 8)
+        model = keras.Model(inputs, head(inputs))
+        model.compile("sgd", loss=tsloss.SampledSoftmaxLoss(), metrics=[tsm.Perplexity()])
+        x, y = np.ones((8, 6), "float32"), np.arange(8)
+        model.fit(x, y, verbose=0)
+        model.evaluate(x, y, verbose=0)
+        return weakref.ref(head), weakref.ref(head.kernel_shards[0])
+
+    head, kernel = train_once()
+    gc.collect()
+    assert head() is None and kernel() is None

@@ -23,7 +23,9 @@ import pytest
 import tensorflow as tf
 
 import tf_sampling.ops as ts_ops
+from tests.test_samplers_compilable import _tf_message
 from tf_sampling.ops import _loader
+from tf_sampling.samplers.learned_unigram import LearnedUnigramSampler
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -410,3 +412,121 @@ def test_shape_function_rejects_bad_ranks_in_graphs():
 
     with pytest.raises(ValueError, match=r"matrix \[batch_size, num_true\], got shape \[\?\]"):
         rank_one.get_concrete_function()
+
+
+# ---------------------------------------------------------------------------
+# No silent wrong number, hang or unclear error (issue 12; from test_samplers_hardening.py)
+# ---------------------------------------------------------------------------
+
+
+INT64_MAX = 2**63 - 1
+
+
+# The total weight range_max + sum(counts) never overflows int64.
+
+
+def test_op_refuses_a_call_that_would_overflow_the_total_weight():
+    range_max = INT64_MAX - 2
+    sampler = tf.function(
+        lambda tc: ts_ops.learned_unigram_candidate_sampler(tc, 1, 4, False, range_max, seed=3),
+        input_signature=[tf.TensorSpec([None, 1], tf.int64)],
+    )
+    # Two true classes fit exactly: the total becomes 2^63 - 1.
+    sampled, true_expected, sampled_expected = sampler(tf.constant([[range_max - 1]] * 2))
+    assert np.all(sampled.numpy() >= 0) and np.all(sampled.numpy() < range_max)
+    assert np.all(true_expected.numpy() > 0) and np.all(sampled_expected.numpy() > 0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"total weight.*2\^63 - 1"):
+        sampler(tf.constant([[0]], tf.int64))
+    # Nothing was counted by the failed call: an empty batch still samples validly.
+    sampled, _, sampled_expected = sampler(tf.zeros([0, 1], tf.int64))
+    assert np.all(sampled.numpy() >= 0) and np.all(sampled.numpy() < range_max)
+    assert np.all(sampled_expected.numpy() > 0)
+
+
+def test_huge_range_of_the_functional_op_still_works():
+    sampled, true_expected, _ = ts_ops.learned_unigram_candidate_sampler(
+        [[INT64_MAX - 2]], 1, 3, True, INT64_MAX - 1, seed=5
+    )
+    assert len(set(sampled.numpy().tolist())) == 3
+    assert np.all(sampled.numpy() < INT64_MAX - 1)
+    assert true_expected.numpy()[0, 0] > 0
+
+
+def test_unique_sampling_of_the_functional_op_from_skewed_counts_returns():
+    sampler = tf.function(
+        lambda tc: ts_ops.learned_unigram_candidate_sampler(tc, 1, 6, True, 6, seed=9),
+        input_signature=[tf.TensorSpec([None, 1], tf.int64)],
+    )
+    sampler(tf.zeros([1 << 22, 1], tf.int64))  # Class 0 now weighs 2^22 + 1 of 2^22 + 6.
+    sampled, _, sampled_expected = sampler(tf.zeros([1, 1], tf.int64))
+    assert sorted(sampled.numpy().tolist()) == list(range(6))
+    assert np.all(sampled_expected.numpy() > 0.5)
+
+
+def test_numpy_bools_are_bools():
+    sampled, _, _ = ts_ops.learned_unigram_candidate_sampler(
+        [[0]], np.int64(1), np.int32(3), np.bool_(True), np.int64(10), seed=np.int64(4)
+    )
+    assert len(set(sampled.numpy().tolist())) == 3
+    assert LearnedUnigramSampler(10, unique=np.bool_(False)).unique is False
+
+
+def test_uint64_true_classes_past_int64_are_named_not_wrapped():
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"`true_classes` must be < 2\^63"):
+        ts_ops.learned_unigram_candidate_sampler(
+            tf.constant([[2**63]], tf.uint64), 1, 3, True, 10, seed=1
+        )
+    sampled, _, _ = ts_ops.learned_unigram_candidate_sampler(
+        tf.constant([[7]], tf.uint64), 1, 3, True, 10, seed=1
+    )
+    assert sampled.shape == (3,)
+
+
+def test_completion_of_skewed_unique_samples_is_the_same_in_sparse_storage():
+    library = ts_ops.load_op_library()
+
+    def run(storage):
+        sample = tf.function(
+            lambda tc: library.tf_sampling_learned_unigram_candidate_sampler(
+                true_classes=tc,
+                num_true=1,
+                num_sampled=6,
+                unique=True,
+                range_max=6,
+                seed=5,
+                seed2=7,
+                storage=storage,
+            ),
+            input_signature=[tf.TensorSpec([None, 1], tf.int64)],
+        )
+        sample(tf.zeros([1 << 22, 1], tf.int64))  # Past the rejection budget from now on.
+        return [[t.numpy() for t in sample(tf.constant([[1]], tf.int64))] for _ in range(3)]
+
+    dense, sparse = run("dense"), run("sparse")
+    for step_dense, step_sparse in zip(dense, sparse, strict=True):
+        assert sorted(step_dense[0].tolist()) == list(range(6))
+        for a, b in zip(step_dense, step_sparse, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------------------
+# The op speaks TensorFlow's words for out-of-range true classes (issue 22; from test_samplers_compilable_hardening.py)
+# ---------------------------------------------------------------------------
+
+
+# The C++ op speaks TensorFlow's words too.
+
+
+@pytest.mark.parametrize("bad", [7, -1])
+def test_op_out_of_range_true_class_gets_tensorflows_words(bad):
+    want = _tf_message(bad)
+    with pytest.raises(tf.errors.InvalidArgumentError) as info:
+        ts_ops.learned_unigram_candidate_sampler(
+            tf.constant([[0], [bad]], tf.int64), 1, 2, True, 5, seed=1
+        )
+    assert want in str(info.value) and f"true_classes[1, 0] = {bad}" in str(info.value)
+    sampler = LearnedUnigramSampler(5, seed=1)
+    with pytest.raises(tf.errors.InvalidArgumentError) as info:
+        sampler.sample([[bad]], 1, 2)
+    assert want in str(info.value) and f"true_classes[0, 0] = {bad}" in str(info.value)
+    np.testing.assert_array_equal(sampler.counts().numpy(), [0] * 5)

@@ -355,3 +355,28 @@ def test_nce_loss_from_probabilities_and_eager_fit():
     w, b = dense_table(layer)
     expected = _np_full_sigmoid_ce(x.astype(np.float64) @ w.T + b, y).mean()
     np.testing.assert_allclose(got, expected, rtol=1e-4)
+
+
+# ---------------------------------------------------------------------------
+# A loss never guesses what an untagged tensor holds (from test_keras_hardening.py)
+# ---------------------------------------------------------------------------
+
+
+def test_untagged_tensor_that_could_be_either_is_refused():
+    n = 8
+    layer = tsl.SampledSoftmax(n, 3)
+    layer.build((None, n))
+    loss = tsloss.SampledSoftmaxLoss(layer=layer)
+    untagged = tf.ones((4, n)) * 1.0
+    with pytest.raises(ValueError, match="could be either"):
+        loss(tf.constant([0, 1, 2, 3]), untagged)
+    # Unambiguous shapes still work without a tag.
+    wide = tsl.SampledSoftmax(12, 3, bias_initializer="random_normal")
+    wide.build((None, n))
+    logits = tf.random.normal((4, 12), seed=3)
+    labels = np.array([0, 5, 7, 11])
+    np.testing.assert_allclose(
+        tsloss.SampledSoftmaxLoss(layer=wide)(labels, logits).numpy(),
+        _np_full_softmax_ce(logits.numpy().astype(np.float64), labels).mean(),
+        rtol=1e-5,
+    )

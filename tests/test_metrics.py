@@ -125,3 +125,40 @@ def test_a_model_whose_weights_went_nan_has_zero_top_k_accuracy():
     assert result["top_5_accuracy"] == 0.0
     assert np.isnan(result["loss"]) and np.isnan(result["perplexity"])
     assert _nan_rows_reference(model.predict(x, verbose=0), y, 5) == 0.0
+
+
+# ---------------------------------------------------------------------------
+# Logs and configs (from test_keras_hardening.py)
+# ---------------------------------------------------------------------------
+
+
+def test_training_logs_hold_no_metric_values_and_val_values_are_real():
+    v, d = 30, 6
+    head = tsl.SampledSoftmax(v, 4, seed=2)
+    inputs = keras.Input((d,))
+    model = keras.Model(inputs, head(inputs))
+    model.compile(
+        "sgd",
+        loss=tsloss.SampledSoftmaxLoss(),
+        metrics=[tsm.Perplexity(), tsm.TopKAccuracy(k=5)],
+    )
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(32, d)).astype("float32")
+    y = rng.integers(0, v, size=32)
+    history = model.fit(x, y, validation_data=(x, y), epochs=1, verbose=0).history
+    # Not measured on training batches: absent, never NaN or a plausible 0 or 1.
+    assert "perplexity" not in history and "top_5_accuracy" not in history
+    assert 1.0 < history["val_perplexity"][0] < 10 * v
+    assert 0.0 <= history["val_top_5_accuracy"][0] <= 1.0
+
+
+def test_metrics_and_loss_config_round_trip_and_bad_k():
+    metric = tsm.TopKAccuracy(k=3, name="top3")
+    again = tsm.TopKAccuracy.from_config(metric.get_config())
+    assert (again.k, again.name) == (3, "top3")
+    ppl = tsm.Perplexity.from_config(tsm.Perplexity(num_true=2).get_config())
+    assert ppl.num_true == 2
+    with pytest.raises(ValueError, match="k"):
+        tsm.TopKAccuracy(k=0)
+    with pytest.raises(TypeError, match="num_true"):
+        tsm.Perplexity(num_true="2")

@@ -122,3 +122,140 @@ def test_learned_unigram_by_name_is_the_op_backed_layer():
     assert sampled.shape == (5,) and true_expected.shape == (3, 2)
     with pytest.raises(ValueError, match="distortion"):
         samplers.get("learned_unigram", 12, distortion=0.5)
+
+
+# ---------------------------------------------------------------------------
+# No NaN, hang or unclear error from fixed_unigram (issue 12; from test_samplers_hardening.py)
+# ---------------------------------------------------------------------------
+
+
+# fixed_unigram refuses weights TensorFlow would turn into NaN or a hang.
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "words"),
+    [
+        (dict(unigrams=[0.0, 0.0, 0.0, 0.0]), ValueError, ["`unigrams`", "sum is 0.0"]),
+        (dict(unigrams=[1.0, float("nan"), 1.0, 1.0]), ValueError, ["`unigrams`", "nan", "1"]),
+        (dict(unigrams=[1.0, 1.0, float("inf"), 1.0]), ValueError, ["inf", "index 2"]),
+        (dict(unigrams=[1.0, 1e39, 1.0, 1.0]), ValueError, ["float32", "1e+39"]),
+        (dict(unigrams=[1.0, -1.0, 1.0, 1.0]), ValueError, ["-1.0", "index 1"]),
+        (dict(unigrams=[2.0, 3.0, 1.0, 1.0], distortion=1e6), ValueError, ["not finite"]),
+        (dict(unigrams=[0.5, 0.25, 0.5, 0.1], distortion=1e6), ValueError, ["sum is 0.0"]),
+        (dict(unigrams=[0.0, 1.0, 1.0, 1.0], distortion=-1.0), ValueError, ["index 0"]),
+        (dict(unigrams=[1.0] * 4, distortion=float("nan")), ValueError, ["distortion=nan"]),
+        (dict(unigrams=[1.0] * 4, distortion="2"), TypeError, ["distortion", "'2'"]),
+        (dict(unigrams=[1.0] * 4, num_reserved_ids=1.0), TypeError, ["num_reserved_ids"]),
+    ],
+)
+def test_fixed_unigram_rejects_bad_weights_when_built(options, error, words):
+    with pytest.raises(error) as info:
+        samplers.get("fixed_unigram", 4, **options)
+    for word in words:
+        assert word in str(info.value), str(info.value)
+
+
+def test_fixed_unigram_vocab_file_is_checked_when_built(tmp_path):
+    vocab = tmp_path / "vocab.csv"
+    vocab.write_text("a,0\nb,0\nc,0\n")
+    with pytest.raises(ValueError, match=r"vocab_file.*sum is 0\.0"):
+        samplers.get("fixed_unigram", 3, vocab_file=str(vocab))
+    vocab.write_text("a,1\nb,2\n")
+    with pytest.raises(ValueError, match=r"vocab_file.*3 values\. Received: 2 values"):
+        samplers.get("fixed_unigram", 3, vocab_file=str(vocab))
+    vocab.write_text("a,1\nb,x\nc,1\n")
+    with pytest.raises(ValueError, match=r"vocab_file.*line 2: 'b,x'"):
+        samplers.get("fixed_unigram", 3, vocab_file=str(vocab))
+
+
+def test_fixed_unigram_unique_sample_larger_than_its_support_is_refused():
+    sampler = samplers.get("fixed_unigram", 5, unigrams=[4.0, 0.0, 1.0, 1e-30, 0.0], distortion=2)
+    assert sampler.num_drawable == 2  # 1e-30 ** 2 is 0 in float32.
+    with pytest.raises(ValueError, match=r"`num_sampled` must be <= the 2 classes.*num_sampled=3"):
+        sampler.sample([[0]], 1, 3)
+    sampled, _, _ = sampler.sample([[0]], 1, 2)
+    assert sorted(sampled.numpy().tolist()) == [0, 2]
+
+
+@pytest.mark.parametrize("name", ["uniform", "log_uniform"])
+def test_builtin_unique_sample_larger_than_the_range_is_named(name):
+    with pytest.raises(ValueError, match=r"`num_sampled` must be <= `range_max`.*num_sampled=11"):
+        samplers.get(name, 10).sample([[0]], 1, 11)
+
+
+# Found in the adversarial pass.
+
+
+def test_fixed_unigram_unique_sample_that_rejection_cannot_finish_is_refused():
+    sampler = samplers.get("fixed_unigram", 3, unigrams=[1e30, 1.0, 1.0], seed=1)
+    with pytest.raises(ValueError, match=r"`num_sampled` must be small enough.*num_sampled=2"):
+        sampler.sample([[0]], 1, 2)
+    assert sampler.sample([[0]], 1, 1)[0].numpy().tolist() == [0]
+    # Non-unique draws never reject.
+    nonunique = samplers.get("fixed_unigram", 3, unigrams=[1e30, 1.0, 1.0], unique=False)
+    assert nonunique.sample([[0]], 1, 3)[0].shape == (3,)
+    # A skew that rejection gets through quickly is still sampled.
+    sampled, _, sampled_expected = samplers.get(
+        "fixed_unigram", 3, unigrams=[1e5, 1.0, 1.0], seed=4
+    ).sample([[0]], 1, 3)
+    assert sorted(sampled.numpy().tolist()) == [0, 1, 2]
+    assert np.all(sampled_expected.numpy() > 0) and np.all(sampled_expected.numpy() <= 1)
+
+
+def test_unique_draws_bound_matches_the_coupon_collector():
+    from tf_sampling.samplers.builtin import unique_draws_bound
+
+    bound = unique_draws_bound([1.0] * 4, 1.0)
+    np.testing.assert_allclose(bound, [1, 1 + 4 / 3, 1 + 4 / 3 + 2, 1 + 4 / 3 + 2 + 4])
+    assert np.isinf(unique_draws_bound([1.0, 0.0], 1.0)[1])
+
+
+def test_fixed_unigram_non_numbers_are_named():
+    with pytest.raises(TypeError, match=r"`unigrams` must be a sequence of numbers.*'x'"):
+        samplers.get("fixed_unigram", 3, unigrams=["1", "x", "2"])
+
+
+# ---------------------------------------------------------------------------
+# One protocol, one registry (issue 23)
+# ---------------------------------------------------------------------------
+
+
+def test_every_sampler_follows_one_protocol_and_is_in_one_registry():
+    import inspect
+
+    from tf_sampling.samplers import base, builtin, compilable, learned_unigram
+
+    assert samplers.names() == ("log_uniform", "uniform", "fixed_unigram", "learned_unigram")
+    for name in samplers.names():
+        for compiled in (False, True):
+            cls = base.sampler_class(name, compiled)
+            assert issubclass(cls, samplers.Sampler)
+            assert (cls.sampler_name, cls.compilable) == (name, compiled)
+    # Every concrete sampler class of the package is registered.
+    defined = {
+        cls
+        for module in (builtin, compilable, learned_unigram)
+        for _, cls in inspect.getmembers(module, inspect.isclass)
+        if issubclass(cls, samplers.Sampler) and cls.sampler_name
+    }
+    registered = {base.sampler_class(n, c) for n in samplers.names() for c in (False, True)}
+    assert defined == registered
+    # The same four things describe every kind; serialize reads only them.
+    options = {"unigrams": [1.0, 2.0, 3.0, 4.0]}
+    for name, extra in [("uniform", {}), ("fixed_unigram", options)]:
+        for compiled in (False, True):
+            sampler = samplers.get(name, 4, unique=False, seed=1, compilable=compiled, **extra)
+            assert (sampler.sampler_name, sampler.unique, sampler.compilable) == (
+                name,
+                False,
+                compiled,
+            )
+            identifier = samplers.serialize(sampler)
+            assert identifier["name"] == name and identifier.get("compilable", False) == compiled
+            again = samplers.get(identifier, 4, seed=1)
+            assert type(again) is type(sampler)
+            assert again.sampler_options() == sampler.sampler_options()
+    with pytest.raises(ValueError, match=r"options of the compilable 'uniform' sampler.*\['bad'\]"):
+        samplers.get("uniform", 4, compilable=True, bad=1)
+    with pytest.raises(TypeError, match="`compilable` must be a bool"):
+        samplers.get("uniform", 4, compilable="yes")

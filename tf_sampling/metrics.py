@@ -29,7 +29,7 @@ import weakref
 import keras
 import tensorflow as tf
 
-from tf_sampling._core import validation
+from tf_sampling._core import checks
 from tf_sampling._keras import full_loss, output_tags
 
 
@@ -104,7 +104,7 @@ class Perplexity(_FullSoftmaxMetric):
 
     def __init__(self, num_true: int | None = None, name: str = "perplexity", dtype=None):
         if num_true is not None:
-            num_true = validation.check_int(num_true, "num_true", 1)
+            num_true = checks.check_int(num_true, "num_true", 1)
         super().__init__(fn=self._cross_entropy, name=name, dtype=dtype)
         self.num_true = num_true
 
@@ -140,7 +140,7 @@ class TopKAccuracy(_FullSoftmaxMetric):
     """
 
     def __init__(self, k: int = 5, name: str | None = None, dtype=None):
-        k = validation.check_int(k, "k", 1)
+        k = checks.check_int(k, "k", 1)
         super().__init__(fn=self._hit, name=name or f"top_{k}_accuracy", dtype=dtype)
         self.k = k
 

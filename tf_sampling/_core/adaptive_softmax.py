@@ -39,7 +39,7 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from tf_sampling._core import adaptive_layout, validation
+from tf_sampling._core import adaptive_layout, checks, loss_args
 from tf_sampling._core.full_softmax import (
     auto_chunk_size,
     full_softmax_cross_entropy,
@@ -70,7 +70,7 @@ class _Parts(NamedTuple):
 
 def _matrix(value, name: str, shape: list) -> tf.Tensor:
     """``value`` as a floating tensor of the (static) ``shape``, None entries free."""
-    value = tf.convert_to_tensor(validation.check_dense(value, name))
+    value = tf.convert_to_tensor(checks.check_dense(value, name))
     if not value.dtype.is_floating:
         raise TypeError(f"`{name}` must be floating-point, got dtype {value.dtype.name}.")
     if value.shape.rank is None or not value.shape.is_compatible_with(shape):
@@ -107,16 +107,16 @@ def _prepare(
     num_classes,
 ) -> _Parts:
     """Checks every argument against the cluster layout; see the public functions."""
-    num_classes = validation.check_int(num_classes, "num_classes", 2)
+    num_classes = checks.check_int(num_classes, "num_classes", 2)
     cutoffs = adaptive_layout.check_cutoffs(cutoffs, num_classes)
     bounds = adaptive_layout.cluster_bounds(cutoffs, num_classes)
     rows = adaptive_layout.head_size(cutoffs, num_classes)
-    inputs = validation.check_inputs(inputs)
+    inputs = loss_args.check_inputs(inputs)
     head_w = _matrix(head_weights, "head_weights", [rows, None])
     dim = head_w.shape[1]
     if dim is None:
         raise ValueError(f"`head_weights` must have a static dim, got shape {head_w.shape}.")
-    validation.check_inputs_dim(inputs, dim)
+    loss_args.check_inputs_dim(inputs, dim)
     head_b = None if head_biases is None else _matrix(head_biases, "head_biases", [rows])
     m = len(bounds)
     projections = _per_cluster(tail_projections, "tail_projections", m)
@@ -275,8 +275,8 @@ def adaptive_softmax_loss(
             num_classes,
         )
         x = parts.inputs
-        labels = validation.normalize_labels(
-            labels, 1, parts.num_classes, validation.static_or_dynamic_batch_size(x)
+        labels = loss_args.normalize_labels(
+            labels, 1, parts.num_classes, loss_args.static_or_dynamic_batch_size(x)
         )[:, 0]
         # 0 for the shortlist, i + 1 for tail cluster i.
         cluster = tf.zeros_like(labels)
@@ -383,8 +383,8 @@ def adaptive_top_k(
             cutoffs,
             num_classes,
         )
-        k = validation.check_top_k(k, parts.num_classes)
-        chunk_size = validation.check_chunk_size(chunk_size)
+        k = loss_args.check_top_k(k, parts.num_classes)
+        chunk_size = loss_args.check_chunk_size(chunk_size)
         x = tf.stop_gradient(parts.inputs)
         s, m = parts.shortlist, len(parts.bounds)
         head_w = tf.stop_gradient(parts.head_weights)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tf_sampling._core import sharding, validation
+from tf_sampling._core import checks, loss_args, sharding
 from tf_sampling._core.sampled_logits import compute_dtype
 
 
@@ -33,15 +33,15 @@ def full_logits(weights, biases, inputs, partition_strategy: str = "mod") -> tf.
     """
     with tf.name_scope("full_logits"):
         inputs = tf.convert_to_tensor(inputs, name="inputs")
-        validation.check_floating(inputs.dtype, "inputs")
-        validation.check_partition_strategy(partition_strategy)
-        validation.check_table(weights, "weights", "[num_classes, dim]")
-        validation.check_table(biases, "biases", "[num_classes]")
+        checks.check_floating(inputs.dtype, "inputs")
+        loss_args.check_partition_strategy(partition_strategy)
+        loss_args.check_table(weights, "weights", "[num_classes, dim]")
+        loss_args.check_table(biases, "biases", "[num_classes]")
         weight_table = sharding.as_sharded_table(weights, partition_strategy, "weights")
         bias_table = sharding.as_sharded_table(biases, partition_strategy, "biases")
-        validation.check_floating(weight_table.dtype, "weights")
-        validation.check_floating(bias_table.dtype, "biases")
-        validation.check_same_shards(weight_table.sizes, bias_table.sizes)
+        checks.check_floating(weight_table.dtype, "weights")
+        checks.check_floating(bias_table.dtype, "biases")
+        loss_args.check_same_shards(weight_table.sizes, bias_table.sizes)
         dtype = compute_dtype(inputs.dtype, weight_table.dtype)
         x = tf.cast(inputs, dtype)
         parts = [

@@ -36,7 +36,7 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
-from tf_sampling._core import sharding, validation, xla
+from tf_sampling._core import checks, loss_args, sharding, xla
 from tf_sampling._core.sampled_logits import class_tables, compute_dtype
 from tf_sampling._core.xla import in_xla_context
 
@@ -227,10 +227,10 @@ def _prepare(weights, biases, inputs, num_classes, partition_strategy, chunk_siz
     Returns:
       tuple: ``(inputs, weight_table, bias_table, dtype, chunk)``.
     """
-    num_classes = validation.check_int(num_classes, "num_classes")
-    validation.check_partition_strategy(partition_strategy)
-    inputs = validation.check_inputs(inputs)
-    chunk_size = validation.check_chunk_size(chunk_size)
+    num_classes = checks.check_int(num_classes, "num_classes")
+    loss_args.check_partition_strategy(partition_strategy)
+    inputs = loss_args.check_inputs(inputs)
+    chunk_size = loss_args.check_chunk_size(chunk_size)
     weight_table, bias_table = class_tables(
         weights, biases, inputs, num_classes, partition_strategy
     )
@@ -280,12 +280,12 @@ def _chunked_loss(
     true class's (its rank; top-``k`` accuracy is ``rank < k``, ties counted
     in, as ``tf.math.in_top_k`` does). It has no gradient.
     """
-    num_true = validation.check_int(num_true, "num_true")
+    num_true = checks.check_int(num_true, "num_true")
     inputs, weight_table, bias_table, dtype, chunk = _prepare(
         weights, biases, inputs, num_classes, partition_strategy, chunk_size
     )
-    labels = validation.normalize_labels(
-        labels, num_true, num_classes, validation.static_or_dynamic_batch_size(inputs)
+    labels = loss_args.normalize_labels(
+        labels, num_true, num_classes, loss_args.static_or_dynamic_batch_size(inputs)
     )
     bad_rows = None
     if in_xla_context():
@@ -803,7 +803,7 @@ def full_top_k(
     with tf.name_scope(name or "full_top_k"):
         if num_classes is None:
             num_classes = sharding.as_sharded_table(weights, partition_strategy, "weights").num_rows
-        num_classes = validation.check_int(num_classes, "num_classes")
+        num_classes = checks.check_int(num_classes, "num_classes")
         k = _check_k(k, num_classes)
         inputs, weight_table, bias_table, dtype, chunk = _prepare(
             weights, biases, inputs, num_classes, partition_strategy, chunk_size

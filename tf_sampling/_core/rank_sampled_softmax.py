@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tf_sampling._core import sharding, validation, xla
+from tf_sampling._core import checks, default_sampler, loss_args, sharding
 from tf_sampling._core.sampled_logits import class_tables, compute_dtype
 from tf_sampling._core.sampled_losses import sampled_softmax_loss
-from tf_sampling._core.validation import check_resampling_temperature
+from tf_sampling._core.sampled_values import check_sampled_values
 
 
 def _global_batch_scores(batch_scores: tf.Tensor, sampled: tf.Tensor) -> tf.Tensor:
@@ -205,9 +205,9 @@ def rank_sampled_softmax_loss(
         (under ``jit_compile=True``: NaN rows instead, as in
         ``sampled_softmax_loss``).
     """
-    num_true = validation.check_int(num_true, "num_true")
-    num_classes = validation.check_int(num_classes, "num_classes")
-    num_sampled = validation.check_int(num_sampled, "num_sampled")
+    num_true = checks.check_int(num_true, "num_true")
+    num_classes = checks.check_int(num_classes, "num_classes")
+    num_sampled = checks.check_int(num_sampled, "num_sampled")
     # TF 1.x contrib's checks, in its order and with its words first.
     if num_sampled > num_classes:
         raise ValueError(
@@ -215,40 +215,29 @@ def rank_sampled_softmax_loss(
             f"`num_sampled` must be <= `num_classes`, got num_sampled={num_sampled}, "
             f"num_classes={num_classes}."
         )
-    num_resampled = validation.check_num_resampled(num_resampled, num_sampled)
+    num_resampled = loss_args.check_num_resampled(num_resampled, num_sampled)
     if not isinstance(partition_strategy, str) or partition_strategy not in ("mod", "div"):
         raise ValueError(
             f"unsupported partition_strategy ({partition_strategy}): `partition_strategy` must "
             f"be 'mod' or 'div', got partition_strategy={partition_strategy!r}."
         )
     with tf.name_scope(name or "rank_sampled_softmax_loss"):
-        temperature = check_resampling_temperature(resampling_temperature)
-        inputs = validation.check_inputs(inputs)
+        temperature = loss_args.check_resampling_temperature(resampling_temperature)
+        inputs = loss_args.check_inputs(inputs)
         # The first pass looks rows up before the second pass checks the
         # tables: check what it relies on here.
         weight_table, bias_table = class_tables(
             weights, biases, inputs, num_classes, partition_strategy
         )
-        batch_size = validation.static_or_dynamic_batch_size(inputs)
-        labels = validation.normalize_labels(labels, num_true, num_classes, batch_size)
-        if sampled_values is None and xla.in_xla_context():
-            # The op has no XLA kernel: the compilable learned-unigram sampler.
-            sampled_values = xla.default_sampled_values(
+        batch_size = loss_args.static_or_dynamic_batch_size(inputs)
+        labels = loss_args.normalize_labels(labels, num_true, num_classes, batch_size)
+        if sampled_values is None:
+            # The learned-unigram op, or under XLA (where it has no kernel)
+            # the compilable learned-unigram sampler.
+            sampled_values = default_sampler.sampled_values(
                 "learned_unigram", labels, num_true, num_sampled, num_classes, None
             )
-        elif sampled_values is None:
-            # Imported here: loading the custom op is only needed for this default.
-            from tf_sampling.ops import learned_unigram_candidate_sampler
-
-            sampled_values = learned_unigram_candidate_sampler(
-                true_classes=labels,
-                num_true=num_true,
-                num_sampled=num_sampled,
-                unique=True,
-                range_max=num_classes,
-                seed=None,
-            )
-        sampled_values = validation.check_sampled_values(
+        sampled_values = check_sampled_values(
             sampled_values, num_sampled, num_true, num_classes, batch_size
         )
         # The candidates' length wins over a differing num_sampled, as in TF;

@@ -16,7 +16,16 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tf_sampling._core import accidental_hits, sharding, validation, xla
+from tf_sampling._core import (
+    accidental_hits,
+    checks,
+    default_sampler,
+    loss_args,
+    sampler_args,
+    sharding,
+    xla,
+)
+from tf_sampling._core.sampled_values import check_sampled_values
 
 # The masking value TF uses, whatever the compute dtype.
 _FLOAT32_MIN = float(tf.float32.min)
@@ -86,14 +95,14 @@ def class_tables(
         ("weights", weights, 1, "[num_classes, dim]"),
         ("biases", biases, 0, "[num_classes]"),
     ):
-        validation.check_table(params, arg_name, shape)
+        loss_args.check_table(params, arg_name, shape)
         table = sharding.as_sharded_table(params, partition_strategy, arg_name)
-        validation.check_floating(table.dtype, arg_name)
-        validation.check_table_rows(
+        checks.check_floating(table.dtype, arg_name)
+        loss_args.check_table_rows(
             arg_name, table.sizes, num_classes, table.row_shape, row_rank, shape
         )
         tables.append(table)
-    validation.check_inputs_dim(inputs, tables[0].row_shape[0])
+    loss_args.check_inputs_dim(inputs, tables[0].row_shape[0])
     return tables[0], tables[1]
 
 
@@ -143,40 +152,31 @@ def compute_sampled_logits(
       the rows of out-of-range labels (all rows, for out-of-range candidates)
       are NaN: the asserts that catch them elsewhere are dropped there.
     """
-    num_true = validation.check_int(num_true, "num_true")
-    num_classes = validation.check_int(num_classes, "num_classes")
-    num_sampled = validation.check_num_sampled(
+    num_true = checks.check_int(num_true, "num_true")
+    num_classes = checks.check_int(num_classes, "num_classes")
+    num_sampled = loss_args.check_num_sampled(
         num_sampled, num_classes, unique=sampled_values is None
     )
-    validation.check_partition_strategy(partition_strategy)
-    remove_accidental_hits = validation.check_flag(remove_accidental_hits, "remove_accidental_hits")
-    seed = validation.check_seed(seed)
-    inputs = validation.check_inputs(inputs)
+    loss_args.check_partition_strategy(partition_strategy)
+    remove_accidental_hits = checks.check_flag(remove_accidental_hits, "remove_accidental_hits")
+    seed = sampler_args.check_seed(seed)
+    inputs = loss_args.check_inputs(inputs)
     weight_table, bias_table = class_tables(
         weights, biases, inputs, num_classes, partition_strategy
     )
-    batch_size = validation.static_or_dynamic_batch_size(inputs)
-    labels = validation.normalize_labels(
+    batch_size = loss_args.static_or_dynamic_batch_size(inputs)
+    labels = loss_args.normalize_labels(
         labels, num_true, num_classes, batch_size, check_range=False
     )
 
-    if sampled_values is None and accidental_hits.in_xla_context():
-        # TensorFlow's sampler has no XLA kernel: the compilable one of the
-        # same distribution (tf_sampling.samplers.xla_defaults).
-        sampled, true_expected, sampled_expected = xla.default_sampled_values(
+    if sampled_values is None:
+        # TensorFlow's log-uniform sampler, or under XLA (where it has no
+        # kernel) the compilable one of the same distribution.
+        sampled, true_expected, sampled_expected = default_sampler.sampled_values(
             "log_uniform", labels, num_true, num_sampled, num_classes, seed
         )
-    elif sampled_values is None:
-        sampled, true_expected, sampled_expected = tf.random.log_uniform_candidate_sampler(
-            true_classes=labels,
-            num_true=num_true,
-            num_sampled=num_sampled,
-            unique=True,
-            range_max=num_classes,
-            seed=seed,
-        )
     else:
-        sampled, true_expected, sampled_expected = validation.check_sampled_values(
+        sampled, true_expected, sampled_expected = check_sampled_values(
             sampled_values, num_sampled, num_true, num_classes, batch_size, subtract_log_q
         )
     sampled = tf.stop_gradient(tf.cast(sampled, tf.int64))
@@ -184,7 +184,7 @@ def compute_sampled_logits(
     num_sampled = sampled.shape[0] if sampled.shape[0] is not None else num_sampled
     # Checked after sampling: the sampler only reads the labels' values, so it
     # need not wait for the check; the lookups below do.
-    labels = validation.assert_in_range(labels, num_classes, "labels")
+    labels = checks.assert_in_range(labels, num_classes, "labels")
 
     dtype = compute_dtype(inputs.dtype, weight_table.dtype)
     x = tf.cast(inputs, dtype)

@@ -37,7 +37,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_sampling._core import validation
+from tf_sampling._core import loss_args
 
 _ShardedVariable = getattr(tf.__internal__.distribute, "ShardedVariable", ())
 
@@ -73,7 +73,7 @@ def shard_class_ids(num_rows: int, num_shards: int, partition_strategy: str) -> 
       list[np.ndarray]: ``num_shards`` int64 arrays; entry ``j`` of array ``k``
       is the class stored in row ``j`` of shard ``k``.
     """
-    validation.check_partition_strategy(partition_strategy)
+    loss_args.check_partition_strategy(partition_strategy)
     if partition_strategy == "mod":
         return [np.arange(k, num_rows, num_shards, dtype=np.int64) for k in range(num_shards)]
     sizes = shard_sizes(num_rows, num_shards)
@@ -191,7 +191,7 @@ def as_sharded_table(params, partition_strategy: str, arg_name: str = "weights")
       ValueError: a shard has unknown or inconsistent shape, or the shard sizes
         cannot come from a ``"mod"`` split.
     """
-    validation.check_partition_strategy(partition_strategy)
+    loss_args.check_partition_strategy(partition_strategy)
     contiguous = partition_strategy == "div"
     if isinstance(params, _ShardedVariable):
         shards, contiguous = list(params.variables), True

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tf_sampling._core import full_softmax, validation
+from tf_sampling._core import checks, full_softmax, loss_args
 from tf_sampling._keras import output_tags
 
 SOFTMAX = "softmax"
@@ -77,7 +77,7 @@ def flatten_labels(
     )
     with tf.control_dependencies([check]):
         flat = tf.identity(flat)
-    return validation.normalize_labels(flat, num_true, num_classes)
+    return loss_args.normalize_labels(flat, num_true, num_classes)
 
 
 def flatten_features(y_pred: tf.Tensor) -> tf.Tensor:
@@ -169,7 +169,7 @@ def _exact_per_row(found, hidden, y_true, num_true, objective):
         chunk_size=layer.chunk_size,
     )
     args = (layer.kernel, layer.bias, labels, flatten_features(hidden), layer.num_classes)
-    if validation.check_choice(objective, "objective", (SOFTMAX, SIGMOID)) == SOFTMAX:
+    if checks.check_choice(objective, "objective", (SOFTMAX, SIGMOID)) == SOFTMAX:
         # The same pass also ranks the first true class: top-k accuracy for free.
         per_row, rank = full_softmax.full_softmax_cross_entropy_and_rank(*args, **options)
         found.cache[("rank", num_true)] = unflatten(rank, hidden)
@@ -234,7 +234,7 @@ def probabilities_to_logits(probabilities: tf.Tensor, objective: str) -> tf.Tens
     Returns:
       tf.Tensor: float32 logits, with ``p`` clipped to ``[1e-7, 1 - 1e-7]``.
     """
-    validation.check_choice(objective, "objective", (SOFTMAX, SIGMOID))
+    checks.check_choice(objective, "objective", (SOFTMAX, SIGMOID))
     eps = 1e-7
     p = tf.clip_by_value(tf.cast(probabilities, tf.float32), eps, 1.0 - eps)
     if objective == SOFTMAX:

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_sampling._core import adaptive_layout, validation
+from tf_sampling._core import adaptive_layout, checks, loss_args
 from tf_sampling._core.adaptive_softmax import adaptive_log_softmax, adaptive_top_k
 from tf_sampling._keras import adaptive_head, output_tags
 from tf_sampling.layers.base import TopK
@@ -93,16 +93,16 @@ class AdaptiveSoftmax(keras.layers.Layer, adaptive_head.AdaptiveHead):
         # mixed policy (the core casts the inputs).
         kwargs.pop("autocast", None)
         super().__init__(autocast=False, **kwargs)
-        self.num_classes = validation.check_int(num_classes, "num_classes", 2)
+        self.num_classes = checks.check_int(num_classes, "num_classes", 2)
         self.cutoffs = adaptive_layout.check_cutoffs(cutoffs, self.num_classes)
         self.div_value = adaptive_layout.check_div_value(div_value)
-        self.use_bias = validation.check_bool(use_bias, "use_bias")
-        self.output_mode = validation.check_choice(output_mode, "output_mode", OUTPUT_MODES)
+        self.use_bias = checks.check_bool(use_bias, "use_bias")
+        self.output_mode = checks.check_choice(output_mode, "output_mode", OUTPUT_MODES)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.chunk_size = validation.check_chunk_size(chunk_size)
+        self.chunk_size = loss_args.check_chunk_size(chunk_size)
         self.supports_masking = True
         # Plain TensorFlow ops only; under XLA the loss masks instead of gathering.
         self.supports_jit = True
@@ -239,7 +239,7 @@ class AdaptiveSoftmax(keras.layers.Layer, adaptive_head.AdaptiveHead):
           ``scores`` ``[batch, ..., k]``, best first (ties to the lower id).
         """
         inputs, rows = self._rows(inputs)
-        k = validation.check_top_k(k, self.num_classes)
+        k = loss_args.check_top_k(k, self.num_classes)
         scores, ids = adaptive_top_k(
             *adaptive_head.parameters(self),
             inputs=rows,
@@ -296,7 +296,7 @@ class AdaptiveTopK(keras.layers.Layer):
                 f"{type(head).__name__}."
             )
         self.head = head
-        self.k = validation.check_top_k(k, head.num_classes)
+        self.k = loss_args.check_top_k(k, head.num_classes)
         # A mask (padding) is accepted and not passed on: every position is ranked.
         self.supports_masking = True
 

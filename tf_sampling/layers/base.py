@@ -33,11 +33,12 @@ import keras
 import tensorflow as tf
 
 from tf_sampling import samplers as samplers_module
-from tf_sampling._core import validation
+from tf_sampling._core import checks, loss_args
 from tf_sampling._core.full_logits import full_logits
 from tf_sampling._core.full_softmax import full_top_k
 from tf_sampling._core.sharding import shard_class_ids
 from tf_sampling._keras import full_loss, output_tags
+from tf_sampling._keras.options import check_sampling_options
 
 TopK = collections.namedtuple("TopK", ["ids", "scores"])
 TopK.__doc__ = """The ``k`` best classes: ``ids`` int32 ``[..., k]``, ``scores`` ``[..., k]``."""
@@ -81,31 +82,31 @@ class SampledOutputLayer(keras.layers.Layer, output_tags.OutputHead):
         # would defeat sampling. The loss is computed in float32.
         kwargs.pop("autocast", None)
         super().__init__(autocast=False, **kwargs)
-        num_classes = validation.check_int(num_classes, "num_classes", 2)
+        num_classes = checks.check_int(num_classes, "num_classes", 2)
         self.sampler = samplers_module.get(sampler, num_classes=num_classes, seed=seed)
         unique = bool(getattr(self.sampler, "unique", True))
-        self.num_classes, self.num_sampled, self.num_true, self.seed = (
-            validation.check_sampling_options(num_classes, num_sampled, num_true, seed, unique)
+        self.num_classes, self.num_sampled, self.num_true, self.seed = check_sampling_options(
+            num_classes, num_sampled, num_true, seed, unique
         )
         if remove_accidental_hits is None:
             remove_accidental_hits = self.default_remove_accidental_hits
-        self.remove_accidental_hits = validation.check_bool(
+        self.remove_accidental_hits = checks.check_bool(
             remove_accidental_hits, "remove_accidental_hits"
         )
-        self.output_mode = validation.check_choice(output_mode, "output_mode", OUTPUTS)
+        self.output_mode = checks.check_choice(output_mode, "output_mode", OUTPUTS)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.num_shards = validation.check_at_most(
-            validation.check_int(num_shards, "num_shards", 1),
+        self.num_shards = checks.check_at_most(
+            checks.check_int(num_shards, "num_shards", 1),
             "num_shards",
             self.num_classes,
             "num_classes: every shard holds a class",
         )
-        self.partition_strategy = validation.check_partition_strategy(partition_strategy)
-        self.chunk_size = validation.check_chunk_size(chunk_size)
+        self.partition_strategy = loss_args.check_partition_strategy(partition_strategy)
+        self.chunk_size = loss_args.check_chunk_size(chunk_size)
         self.supports_masking = True
         self._warned_about_jit = False
         self.kernel_shards: list = []
@@ -322,7 +323,7 @@ class SampledOutputLayer(keras.layers.Layer, output_tags.OutputHead):
         inputs = tf.convert_to_tensor(inputs)
         if not self.built:
             self.build(inputs.shape)
-        k = validation.check_top_k(k, self.num_classes)
+        k = loss_args.check_top_k(k, self.num_classes)
         rows = tf.reshape(inputs, [-1, tf.shape(inputs)[-1]])
         scores, ids = full_top_k(
             self.kernel,
@@ -385,6 +386,6 @@ def top_k(outputs, k: int = 5) -> TopK:
       TopK: ``ids`` int32 ``[batch, ..., k]`` and ``scores`` ``[batch, ..., k]``
       (the input values), best first.
     """
-    k = validation.check_int(k, "k", 1)
+    k = checks.check_int(k, "k", 1)
     values, indices = tf.math.top_k(tf.convert_to_tensor(outputs), k=k)
     return TopK(ids=indices, scores=values)

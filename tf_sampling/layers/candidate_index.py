@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_sampling._core import validation
+from tf_sampling._core import checks, loss_args
 from tf_sampling._core.block_top_k import STORAGE_DTYPES, auto_chunk_size, block_top_k
 from tf_sampling._core.candidate_keys import excluded_pairs, sorted_keys
 
@@ -211,10 +211,10 @@ class CandidateIndex(keras.layers.Layer):
         if query_model is not None and not callable(query_model):
             raise TypeError(f"`query_model` must be callable, got {query_model!r}.")
         self.query_model = query_model
-        self.k = validation.check_int(k, "k")
-        self.chunk_size = validation.check_chunk_size(chunk_size)
+        self.k = checks.check_int(k, "k")
+        self.chunk_size = loss_args.check_chunk_size(chunk_size)
         self.storage_dtype = _storage_dtype(storage_dtype)
-        self.parallel_iterations = validation.check_int(parallel_iterations, "parallel_iterations")
+        self.parallel_iterations = checks.check_int(parallel_iterations, "parallel_iterations")
         if padding_id is not None and not isinstance(padding_id, (numbers.Integral, str, bytes)):
             raise TypeError(f"`padding_id` must be an int or a string, got {padding_id!r}.")
         self._padding_id = padding_id
@@ -295,7 +295,7 @@ class CandidateIndex(keras.layers.Layer):
         """
         if not tf.executing_eagerly():
             raise RuntimeError("CandidateIndex.index() runs eagerly, not inside a tf.function.")
-        batch_size = validation.check_int(batch_size, "batch_size")
+        batch_size = checks.check_int(batch_size, "batch_size")
         if isinstance(embeddings, (tf.RaggedTensor, tf.SparseTensor)):
             raise TypeError(f"`embeddings` must be dense, got {type(embeddings).__name__}.")
         if not tf.is_tensor(embeddings) and not isinstance(embeddings, np.ndarray):
@@ -376,7 +376,7 @@ class CandidateIndex(keras.layers.Layer):
                 dataset.reduce(tf.constant(0, tf.int64), lambda total, e: total + batch_rows(e))
             )
         else:
-            n = validation.check_int(num_candidates, "num_candidates")
+            n = checks.check_int(num_candidates, "num_candidates")
         if n == 0:
             raise ValueError("`dataset` holds no candidates: an index needs at least one.")
 
@@ -524,18 +524,18 @@ class CandidateIndex(keras.layers.Layer):
             ``k``, or the queries' width differs from the table's.
         """
         queries = self._check_queries(query_embeddings)
-        k = self.k if k is None else validation.check_int(k, "k")
+        k = self.k if k is None else checks.check_int(k, "k")
         if k > self._num_candidates:
             raise ValueError(
                 f"`k` must be <= the number of candidates ({self._num_candidates}), got k={k}."
             )
-        chunk = validation.check_chunk_size(chunk_size) or self.chunk_size
+        chunk = loss_args.check_chunk_size(chunk_size) or self.chunk_size
         if chunk is None:
             chunk = auto_chunk_size(queries.shape[0], self._table.dim, self.storage_dtype)
         parallel = (
             self.parallel_iterations
             if parallel_iterations is None
-            else validation.check_int(parallel_iterations, "parallel_iterations")
+            else checks.check_int(parallel_iterations, "parallel_iterations")
         )
         exclude = self._check_exclude(exclude)
         if not tf.executing_eagerly():

@@ -17,7 +17,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tf_sampling._core import validation
+from tf_sampling._core import checks, loss_args
 from tf_sampling._core.block_top_k import auto_chunk_size
 from tf_sampling.layers.candidate_index import CandidateIndex
 
@@ -86,7 +86,7 @@ def export_candidate_index(
       ValueError, TypeError: an empty index, a bad ``k`` or signature.
     """
     index._require_table()
-    k = index.k if k is None else validation.check_int(k, "k")
+    k = index.k if k is None else checks.check_int(k, "k")
     if k > index.num_candidates:
         raise ValueError(
             f"`k` must be <= the number of candidates ({index.num_candidates}), got k={k}."
@@ -94,11 +94,11 @@ def export_candidate_index(
     query_model = index.query_model if query_model is None else query_model
     specs = _input_signature(query_model, index, input_signature)
     single_specs = [_single(s) for s in specs]
-    chunk = validation.check_chunk_size(chunk_size) or index.chunk_size
-    single_chunk = validation.check_chunk_size(single_query_chunk_size) or auto_chunk_size(
+    chunk = loss_args.check_chunk_size(chunk_size) or index.chunk_size
+    single_chunk = loss_args.check_chunk_size(single_query_chunk_size) or auto_chunk_size(
         1, index.dim, index.storage_dtype
     )
-    parallel = validation.check_int(
+    parallel = checks.check_int(
         single_query_parallel_iterations, "single_query_parallel_iterations"
     )
 

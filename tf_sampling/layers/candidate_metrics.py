@@ -27,7 +27,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tf_sampling._core import validation
+from tf_sampling._core import checks
 
 
 def _check_ks(ks) -> tuple[int, ...]:
@@ -39,7 +39,7 @@ def _check_ks(ks) -> tuple[int, ...]:
         raise TypeError(f"`ks` must be a sequence of ints, got ks={ks!r}.") from None
     if not ks:
         raise ValueError("`ks` must hold at least one k, got ks=().")
-    return tuple(validation.check_int(k, "ks") for k in ks)
+    return tuple(checks.check_int(k, "ks") for k in ks)
 
 
 class _RetrievalMetric(keras.metrics.Metric):

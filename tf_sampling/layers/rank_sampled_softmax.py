@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from tf_sampling._core.validation import check_resampling
+from tf_sampling._keras.options import check_resampling
 from tf_sampling.layers.base import SampledOutputLayer
 
 

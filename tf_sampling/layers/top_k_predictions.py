@@ -18,7 +18,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tf_sampling._core import validation
+from tf_sampling._core import loss_args
 from tf_sampling._core.full_softmax import full_top_k
 from tf_sampling._keras import output_tags
 
@@ -48,8 +48,8 @@ class TopKPredictions(keras.layers.Layer):
                 f"{head!r} of type {type(head).__name__}."
             )
         self.head = head
-        self.k = validation.check_top_k(k, head.num_classes)
-        self.chunk_size = validation.check_chunk_size(chunk_size)
+        self.k = loss_args.check_top_k(k, head.num_classes)
+        self.chunk_size = loss_args.check_chunk_size(chunk_size)
 
     def call(self, inputs):
         rows = tf.reshape(inputs, [-1, tf.shape(inputs)[-1]])

@@ -35,9 +35,10 @@ import keras
 import tensorflow as tf
 
 from tf_sampling import samplers as samplers_module
-from tf_sampling._core import sampled_losses, validation, xla
+from tf_sampling._core import checks, sampled_losses, xla
 from tf_sampling._core.rank_sampled_softmax import rank_sampled_softmax_loss
 from tf_sampling._keras import full_loss, output_tags
+from tf_sampling._keras.options import check_resampling, check_sampling_options
 
 
 class SampledLoss(keras.losses.Loss):
@@ -79,7 +80,7 @@ class SampledLoss(keras.losses.Loss):
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         # Validate with placeholders for what the layer will provide.
-        validation.check_sampling_options(
+        check_sampling_options(
             2**62 if num_classes is None else num_classes,
             1 if num_sampled is None else num_sampled,
             1 if num_true is None else num_true,
@@ -92,9 +93,9 @@ class SampledLoss(keras.losses.Loss):
             self._sampler_object = samplers_module.get(sampler, num_classes, seed=seed)
             if num_sampled is not None:
                 unique = bool(getattr(self._sampler_object, "unique", True))
-                validation.check_sampling_options(num_classes, num_sampled, 1, None, unique)
+                check_sampling_options(num_classes, num_sampled, 1, None, unique)
         if remove_accidental_hits is not None:
-            validation.check_bool(remove_accidental_hits, "remove_accidental_hits")
+            checks.check_bool(remove_accidental_hits, "remove_accidental_hits")
         if layer is not None and not isinstance(layer, output_tags.OutputHead):
             raise TypeError(
                 "`layer` must be a SampledSoftmax, NCE or RankSampledSoftmax layer, got "
@@ -224,7 +225,7 @@ class SampledLoss(keras.losses.Loss):
         """Returns the functional loss's keyword arguments and the sampler to use."""
         sampler = self._sampler_for(layer)
         num_sampled = self.num_sampled or layer.num_sampled
-        validation.check_sampling_options(
+        check_sampling_options(
             layer.num_classes, num_sampled, num_true, None, bool(getattr(sampler, "unique", True))
         )
         return dict(
@@ -334,7 +335,7 @@ class RankSampledSoftmaxLoss(SampledLoss):
     def __init__(self, num_resampled: int | None = None, resampling_temperature=None, **kwargs):
         super().__init__(**kwargs)
         if num_resampled is not None or resampling_temperature is not None:
-            validation.check_resampling(
+            check_resampling(
                 1 if num_resampled is None else num_resampled,
                 2**62 if kwargs.get("num_sampled") is None else kwargs["num_sampled"],
                 1.0 if resampling_temperature is None else resampling_temperature,
@@ -352,7 +353,7 @@ class RankSampledSoftmaxLoss(SampledLoss):
                 "RankSampledSoftmaxLoss needs `num_resampled` and `resampling_temperature`: set "
                 f"them on the loss, or use a RankSampledSoftmax layer (got '{layer.name}')."
             )
-        validation.check_resampling(num_resampled, options["num_sampled"], 1.0)
+        check_resampling(num_resampled, options["num_sampled"], 1.0)
         return dict(num_resampled=num_resampled, resampling_temperature=temperature)
 
     def get_config(self) -> dict:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tf_sampling._core import validation
+from tf_sampling._core import sampler_args
 from tf_sampling.ops import _loader
 
 __all__ = [
@@ -95,10 +95,10 @@ def learned_unigram_candidate_sampler(
         nothing).
       OpLibraryError: the compiled op library is missing or stale.
     """
-    num_true, num_sampled, unique, range_max, seed = validation.check_sampler_args(
+    num_true, num_sampled, unique, range_max, seed = sampler_args.check_sampler_args(
         num_true, num_sampled, unique, range_max, seed
     )
-    true_classes = validation.check_true_classes(true_classes, num_true)
+    true_classes = sampler_args.check_true_classes(true_classes, num_true)
     seed1, seed2 = op_seeds(seed)
     library = _loader.load_op_library()
     # A namedtuple (sampled_candidates, true_expected_count,
@@ -153,10 +153,10 @@ def sample_and_update(
         not one of ``range_max`` classes; the variables are then unchanged.
       OpLibraryError: the compiled op library is missing or stale.
     """
-    num_true, num_sampled, unique, range_max, seed = validation.check_sampler_args(
+    num_true, num_sampled, unique, range_max, seed = sampler_args.check_sampler_args(
         num_true, num_sampled, unique, range_max, seed
     )
-    true_classes = validation.check_true_classes(true_classes, num_true)
+    true_classes = sampler_args.check_true_classes(true_classes, num_true)
     seed1, seed2 = op_seeds(seed)
     library = _loader.load_op_library()
     return library.tf_sampling_learned_unigram_sample_and_update(

@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 
 from tf_sampling import ops
-from tf_sampling._core import validation
+from tf_sampling._core import checks
 from tf_sampling._core.xla import in_xla_context
 from tf_sampling.optimizers import _checks, adam_rows
 from tf_sampling.optimizers.base import LazyOptimizer, _tf_variable
@@ -172,7 +172,7 @@ class LazyAdam(LazyOptimizer, keras.optimizers.Adam):
         name: str = "lazy_adam",
         **kwargs,
     ):
-        catch_up = validation.check_bool(catch_up, "catch_up")
+        catch_up = checks.check_bool(catch_up, "catch_up")
         second_moment = _checks.check_second_moment(second_moment)
         if catch_up:
             _checks.check_catch_up_betas(beta_1, beta_2, amsgrad)

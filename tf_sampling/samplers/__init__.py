@@ -11,14 +11,20 @@ returns and what layer configs store), or a sampler object (returned as is).
 The option ``compilable=True`` (e.g. ``{"name": "log_uniform", "compilable":
 True}``) gives the same distribution in plain TensorFlow ops, which
 ``jit_compile`` steps can run (``tf_sampling.samplers.compilable``).
+
+Every sampler follows one protocol (``base.Sampler``: ``sampler_name``,
+``sampler_options()``, ``unique``, ``compilable``) and is found in one
+registry, name -> (``tf.random``-style class, compilable class).
 """
 
 from __future__ import annotations
 
-from tf_sampling._core import validation
+from tf_sampling._core.checks import check_flag
 
-# xla_defaults registers the functional losses' compiled default samplers with the core.
-from tf_sampling.samplers import compilable, xla_defaults
+# The classes file themselves in the registry of `base` when imported;
+# xla_defaults registers the functional losses' default sampler with the core.
+from tf_sampling.samplers import base, compilable, xla_defaults
+from tf_sampling.samplers.base import Sampler, names
 from tf_sampling.samplers.builtin import (
     CandidateSampler,
     FixedUnigramSampler,
@@ -34,6 +40,7 @@ __all__ = [
     "FixedUnigramSampler",
     "LearnedUnigramSampler",
     "LogUniformSampler",
+    "Sampler",
     "UniformSampler",
     "compilable",
     "get",
@@ -42,13 +49,8 @@ __all__ = [
     "xla_defaults",
 ]
 
-_BUILTIN = {cls.name: cls for cls in (LogUniformSampler, UniformSampler, FixedUnigramSampler)}
-LEARNED_UNIGRAM = "learned_unigram"
-
-
-def names() -> tuple[str, ...]:
-    """Returns the sampler names ``get`` understands."""
-    return (*_BUILTIN, LEARNED_UNIGRAM)
+# Options at these values are left out of serialized identifiers.
+_DEFAULTS = {"unique": True, "distortion": 1.0, "num_reserved_ids": 0}
 
 
 def get(identifier, num_classes: int, unique: bool = True, seed: int | None = None, **kwargs):
@@ -78,7 +80,8 @@ def get(identifier, num_classes: int, unique: bool = True, seed: int | None = No
         options = dict(identifier)
         if "name" not in options:
             raise ValueError(
-                f"`sampler` dict must have a 'name' key (one of {names()}), got {identifier!r}."
+                f"Argument `sampler`, given as a dict, must have a 'name' key (one of {names()}). "
+                f"Received: sampler={identifier!r}"
             )
         name = options.pop("name")
         unique = options.pop("unique", unique)
@@ -87,27 +90,11 @@ def get(identifier, num_classes: int, unique: bool = True, seed: int | None = No
         name = identifier
     else:
         raise TypeError(
-            f"`sampler` must be a name in {names()}, a dict with a 'name' key, or an object "
-            f"with a `sample` method; got {identifier!r}."
+            f"Argument `sampler` must be a name in {names()}, a dict with a 'name' key, or an "
+            f"object with a `sample` method. Received: sampler={identifier!r}"
         )
-    if kwargs.pop("compilable", False):
-        return compilable.get(name, num_classes, unique=unique, seed=seed, **kwargs)
-    if name == LEARNED_UNIGRAM:
-        if kwargs:
-            raise ValueError(
-                "`sampler` options of 'learned_unigram' must be only `unique` and `seed`, got "
-                f"{sorted(kwargs)}."
-            )
-        return LearnedUnigramSampler(num_classes, unique=unique, seed=seed)
-    validation.check_choice(name, "sampler", names())
-    try:
-        return _BUILTIN[name](num_classes, unique=unique, seed=seed, **kwargs)
-    except TypeError as err:
-        if "unexpected keyword" in str(err):
-            raise ValueError(
-                f"`sampler` options of {name!r} must be its keyword arguments, got: {err}"
-            ) from err
-        raise
+    compiled = check_flag(kwargs.pop("compilable", False), "compilable")
+    return base.build(name, num_classes, unique=unique, seed=seed, compilable=compiled, **kwargs)
 
 
 def serialize(sampler) -> str | dict:
@@ -124,21 +111,17 @@ def serialize(sampler) -> str | dict:
     Raises:
       TypeError: ``sampler`` is not a sampler ``get`` can rebuild.
     """
-    if isinstance(sampler, CandidateSampler):
-        name, options = sampler.name, sampler.get_config()
-    elif isinstance(sampler, compilable.CompilableSampler):
-        name, options = sampler.sampler_name, {**sampler.sampler_options(), "compilable": True}
-    elif type(sampler).__name__ == "LearnedUnigramSampler":
-        name, options = LEARNED_UNIGRAM, {"unique": bool(getattr(sampler, "unique", True))}
-    else:
+    if not isinstance(sampler, Sampler) or sampler.sampler_name not in names():
         raise TypeError(
             f"Cannot serialize sampler {sampler!r}: pass a sampler name or dict instead of a "
             "custom object to layers you want to save."
         )
-    defaults = {"unique": True, "distortion": 1.0, "num_reserved_ids": 0}
+    options = sampler.sampler_options()
+    if sampler.compilable:
+        options["compilable"] = True
     options = {
         k: v
         for k, v in options.items()
-        if v is not None and not (k in defaults and defaults[k] == v)
+        if v is not None and not (k in _DEFAULTS and _DEFAULTS[k] == v)
     }
-    return {"name": name, **options} if options else name
+    return {"name": sampler.sampler_name, **options} if options else sampler.sampler_name

@@ -12,18 +12,21 @@ with ``true_classes`` int64 ``[batch_size, num_true]`` and the results shaped
 functional losses in ``tf_sampling.nn`` accept.
 
 The built-in samplers are stateless Python objects (the TF ops keep their own
-random state); ``get_config`` returns the keyword arguments that rebuild them.
+random state) that follow ``tf_sampling.samplers.base.Sampler``;
+``sampler_options`` (also spelled ``get_config``) returns the keyword
+arguments that, with ``range_max`` and ``seed``, rebuild them.
 """
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from tf_sampling._core import validation
+from tf_sampling._core import fixed_unigram_args
+from tf_sampling._core.fixed_unigram_args import read_vocab_counts
+from tf_sampling.samplers import base
 
 __all__ = [
     "CandidateSampler",
@@ -34,10 +37,10 @@ __all__ = [
     "unique_draws_bound",
 ]
 
-SampledValues = tuple[tf.Tensor, tf.Tensor, tf.Tensor]
+SampledValues = base.SampledValues
 
 
-class CandidateSampler:
+class CandidateSampler(base.Sampler):
     """Base class of the built-in sampler objects.
 
     Args:
@@ -49,17 +52,18 @@ class CandidateSampler:
 
     Subclasses name the ``tf.random`` op they wrap in ``sampler_op`` and add
     its own options in ``_op_options`` (or override ``_sample`` entirely).
+    ``name`` is the older spelling of ``sampler_name``.
     """
 
-    #: Name used by ``tf_sampling.samplers.get`` and in layer configs.
-    name: str = ""
     #: The ``tf.random.*_candidate_sampler`` that ``_sample`` calls.
     sampler_op = None
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.name = cls.sampler_name
+
     def __init__(self, range_max: int, unique: bool = True, seed: int | None = None):
-        self.range_max = validation.check_int(range_max, "range_max")
-        self.unique = validation.check_bool(unique, "unique")
-        self.seed = validation.check_seed(seed)
+        self._set_sampler_options(range_max, unique, seed)
 
     def sample(self, true_classes, num_true: int, num_sampled: int) -> SampledValues:
         """Draws ``num_sampled`` candidates for a batch.
@@ -74,9 +78,7 @@ class CandidateSampler:
           float32 [batch_size, num_true], sampled_expected_count float32
           [num_sampled])``. The gradient is stopped on all three.
         """
-        num_true = validation.check_int(num_true, "num_true")
-        num_sampled = validation.check_int(num_sampled, "num_sampled")
-        self._check_sample_size(num_sampled)
+        num_true, num_sampled = self._check_call(num_true, num_sampled)
         true_classes = tf.cast(true_classes, tf.int64)
         values = self._sample(true_classes, num_true, num_sampled)
         return tuple(tf.stop_gradient(v) for v in values)
@@ -94,28 +96,20 @@ class CandidateSampler:
             **self._op_options(),
         )
 
-    def _check_sample_size(self, num_sampled: int) -> None:
-        # TF's own message for this is "Sampler's range is too small".
-        validation.check_sample_size(num_sampled, self.unique, self.range_max)
-
     def _op_options(self) -> dict:
         """Returns the keyword arguments of ``sampler_op`` beyond the common ones."""
         return {}
 
     def get_config(self) -> dict:
-        """Returns the sampler's own options (``range_max`` and ``seed`` excluded).
-
-        Returns:
-          dict: keyword arguments that, with ``range_max`` and ``seed``, rebuild
-          the sampler.
-        """
-        return {"unique": self.unique}
+        """Same as ``sampler_options``: the options that, with ``range_max`` and ``seed``, rebuild it."""
+        return self.sampler_options()
 
     def __repr__(self) -> str:
-        options = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        options = ", ".join(f"{k}={v!r}" for k, v in self.sampler_options().items())
         return f"{type(self).__name__}(range_max={self.range_max}, {options}, seed={self.seed})"
 
 
+@base.register
 class LogUniformSampler(CandidateSampler):
     """Log-uniform (Zipfian) sampler, ``tf.random.log_uniform_candidate_sampler``.
 
@@ -124,17 +118,19 @@ class LogUniformSampler(CandidateSampler):
     ``sampled_softmax_loss`` and ``nce_loss``.
     """
 
-    name = "log_uniform"
+    sampler_name = "log_uniform"
     sampler_op = staticmethod(tf.random.log_uniform_candidate_sampler)
 
 
+@base.register
 class UniformSampler(CandidateSampler):
     """Uniform sampler, ``tf.random.uniform_candidate_sampler``."""
 
-    name = "uniform"
+    sampler_name = "uniform"
     sampler_op = staticmethod(tf.random.uniform_candidate_sampler)
 
 
+@base.register
 class FixedUnigramSampler(CandidateSampler):
     """Sampler from a fixed unigram distribution, ``tf.random.fixed_unigram_candidate_sampler``.
 
@@ -169,8 +165,9 @@ class FixedUnigramSampler(CandidateSampler):
         ``distortion``.
     """
 
-    name = "fixed_unigram"
+    sampler_name = "fixed_unigram"
     sampler_op = staticmethod(tf.random.fixed_unigram_candidate_sampler)
+    option_names = ("unigrams", "vocab_file", "distortion", "num_reserved_ids")
 
     def __init__(
         self,
@@ -183,50 +180,27 @@ class FixedUnigramSampler(CandidateSampler):
         seed: int | None = None,
     ):
         super().__init__(range_max, unique=unique, seed=seed)
-        if (unigrams is None) == (not vocab_file):
-            raise ValueError(
-                "`unigrams` or `vocab_file` must be given (exactly one of them), got "
-                f"unigrams={'None' if unigrams is None else 'a list'}, vocab_file={vocab_file!r}."
-            )
-        num_reserved_ids = validation.check_int(num_reserved_ids, "num_reserved_ids", 0)
-        if num_reserved_ids >= self.range_max:
-            raise ValueError(
-                f"`num_reserved_ids` must be in [0, range_max={self.range_max}), "
-                f"got num_reserved_ids={num_reserved_ids}."
-            )
-        expected = self.range_max - num_reserved_ids
-        source, values = "unigrams", unigrams
-        if vocab_file and tf.io.gfile.exists(vocab_file):
-            source, values = f"vocab_file {vocab_file!r}", read_vocab_counts(vocab_file)
+        options = fixed_unigram_args.check_fixed_unigram(
+            self.range_max, unigrams, vocab_file, distortion, num_reserved_ids
+        )
+        self.unigrams = options.unigrams
+        self.vocab_file = options.vocab_file
+        self.distortion = options.distortion
+        self.num_reserved_ids = options.num_reserved_ids
         # Classes that can be drawn; unknown until TF reads a missing file.
-        self.num_drawable = self.range_max
-        self._unique_draws = None
-        if values is not None:
-            values = list(values)
-            if len(values) != expected:
-                raise ValueError(
-                    f"`{source}` must hold range_max - num_reserved_ids = {expected} values, "
-                    f"got {len(values)}."
-                )
-            values, self.num_drawable = validation.check_unigrams(values, distortion, source)
-            self._unique_draws = unique_draws_bound(values, float(distortion))
-        elif not isinstance(distortion, numbers.Real) or isinstance(distortion, bool):
-            raise TypeError(f"`distortion` must be a float, got {distortion!r}.")
-        self.unigrams = values if unigrams is not None else None
-        self.vocab_file = vocab_file or None
-        self.distortion = float(distortion)
-        self.num_reserved_ids = num_reserved_ids
+        self.num_drawable = options.num_drawable
+        self._unique_draws = (
+            None if options.values is None else unique_draws_bound(options.values, self.distortion)
+        )
 
     def _check_sample_size(self, num_sampled: int) -> None:
         super()._check_sample_size(num_sampled)
-        if self.unique and num_sampled > self.num_drawable:
-            # TF would reject repeats forever.
-            raise ValueError(
-                f"`num_sampled` must be <= the {self.num_drawable} classes of positive weight "
-                f"when unique=True, got num_sampled={num_sampled}."
-            )
+        # TF would reject repeats forever.
+        fixed_unigram_args.check_drawable(num_sampled, self.unique, self.num_drawable)
         if self.unique and self._unique_draws is not None:
-            validation.check_unique_draws(num_sampled, float(self._unique_draws[num_sampled - 1]))
+            fixed_unigram_args.check_unique_draws(
+                num_sampled, float(self._unique_draws[num_sampled - 1])
+            )
 
     def _op_options(self) -> dict:
         return {
@@ -236,15 +210,15 @@ class FixedUnigramSampler(CandidateSampler):
             "unigrams": self.unigrams or (),
         }
 
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
+    def sampler_options(self) -> dict:
+        options = super().sampler_options()
+        options.update(
             unigrams=self.unigrams,
             vocab_file=self.vocab_file,
             distortion=self.distortion,
             num_reserved_ids=self.num_reserved_ids,
         )
-        return config
+        return options
 
     def __repr__(self) -> str:
         source = f"vocab_file={self.vocab_file!r}" if self.vocab_file else "unigrams=[...]"
@@ -252,41 +226,6 @@ class FixedUnigramSampler(CandidateSampler):
             f"FixedUnigramSampler(range_max={self.range_max}, {source}, "
             f"distortion={self.distortion}, unique={self.unique}, seed={self.seed})"
         )
-
-
-def read_vocab_counts(path: str) -> list[float]:
-    """Reads the counts of a fixed-unigram ``vocab_file`` as TensorFlow does.
-
-    Each line is split at commas and its last field is the count.
-
-    Args:
-      path: File path (any ``tf.io.gfile`` scheme).
-
-    Returns:
-      list: one float per line.
-
-    Raises:
-      ValueError: a line whose last field is not a number (TensorFlow's
-        "Wrong vocabulary format").
-    """
-    with tf.io.gfile.GFile(path, "r") as handle:
-        lines = handle.read().split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # The newline that ends the last line.
-    counts = []
-    for number, line in enumerate(lines, 1):
-        field = line.rstrip("\r").rsplit(",", 1)[-1].strip()
-        try:
-            counts.append(float(field))
-        except ValueError:
-            try:
-                counts.append(float.fromhex(field))
-            except ValueError:
-                raise ValueError(
-                    f"`vocab_file` {path!r} must end each line with a count, got line {number}: "
-                    f"{line!r}."
-                ) from None
-    return counts
 
 
 def unique_draws_bound(unigrams: Sequence[float], distortion: float) -> np.ndarray:

@@ -74,8 +74,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_sampling._core import accidental_hits, validation, xla
-from tf_sampling.samplers import builtin
+from tf_sampling._core import accidental_hits, fixed_unigram_args, xla
+from tf_sampling._core.checks import INT64_MAX, check_int
+from tf_sampling._core.sampler_args import check_counts, check_true_classes
+from tf_sampling.samplers import base
 
 __all__ = [
     "assert_true_classes_in_range",
@@ -90,7 +92,7 @@ __all__ = [
     "round_seed",
 ]
 
-SampledValues = tuple[tf.Tensor, tf.Tensor, tf.Tensor]
+SampledValues = base.SampledValues
 
 # One counter-based generator everywhere: the same (key, counter) gives the
 # same bits on CPU and GPU, compiled or not.
@@ -202,21 +204,6 @@ def _mark(size: int, classes: tf.Tensor, keep: tf.Tensor) -> tf.Tensor:
     return hits > 0
 
 
-def _true_classes(true_classes, num_true: int) -> tf.Tensor:
-    true_classes = tf.convert_to_tensor(true_classes)
-    if not true_classes.dtype.is_integer:
-        raise TypeError(
-            f"`true_classes` must be an integer tensor, got dtype {true_classes.dtype.name}."
-        )
-    true_classes = tf.cast(true_classes, tf.int64)
-    shape = true_classes.shape
-    if shape.rank is not None and (shape.rank != 2 or shape[1] not in (None, num_true)):
-        raise ValueError(
-            f"`true_classes` must be [batch_size, num_true={num_true}], got shape {shape}."
-        )
-    return true_classes
-
-
 def assert_true_classes_in_range(true_classes: tf.Tensor, range_max: int) -> tf.Tensor:
     """Checks int64 ``true_classes`` against ``[0, range_max)``, in TensorFlow's words.
 
@@ -262,7 +249,7 @@ def assert_true_classes_in_range(true_classes: tf.Tensor, range_max: int) -> tf.
         return tf.identity(true_classes)
 
 
-class CompilableSampler(keras.layers.Layer):
+class CompilableSampler(base.Sampler, keras.layers.Layer):
     """Base of the compilable samplers: random state, the unique rounds, expected counts.
 
     Subclasses define ``draw(seed, n)`` (``n`` independent int64 draws) and
@@ -283,10 +270,8 @@ class CompilableSampler(keras.layers.Layer):
       step: int64 scalar variable, the number of calls so far.
     """
 
-    #: Name of the distribution in ``tf_sampling.samplers.get`` / layer configs.
-    sampler_name: str = ""
-    #: Marks samplers a jit-compiled step can call (read by the layers).
-    compilable: bool = True
+    compilable = True
+    option_names = ("draws_per_round",)
 
     def __init__(
         self,
@@ -298,13 +283,9 @@ class CompilableSampler(keras.layers.Layer):
     ):
         kwargs.pop("trainable", None)  # The state is never trained.
         super().__init__(trainable=False, **kwargs)
-        self.range_max = validation.check_int(range_max, "range_max")
-        self.unique = validation.check_bool(unique, "unique")
-        self.seed = validation.check_seed(seed)
+        self._set_sampler_options(range_max, unique, seed)
         self.draws_per_round = (
-            None
-            if draws_per_round is None
-            else validation.check_int(draws_per_round, "draws_per_round")
+            None if draws_per_round is None else check_int(draws_per_round, "draws_per_round")
         )
         self.supports_jit = True
         key = self.seed if self.seed is not None else random.SystemRandom().getrandbits(62)
@@ -353,10 +334,8 @@ class CompilableSampler(keras.layers.Layer):
             ("`true_candidate` out of range"). Compiled by XLA, which drops
             run-time checks, its ``true_expected_count`` is NaN instead.
         """
-        num_true = validation.check_int(num_true, "num_true")
-        num_sampled = validation.check_int(num_sampled, "num_sampled")
-        self._check_sample_size(num_sampled)
-        true_classes = _true_classes(true_classes, num_true)
+        num_true, num_sampled = self._check_call(num_true, num_sampled)
+        true_classes = check_true_classes(true_classes, num_true)
         # Compiled by XLA, an assert cannot stop the step (XLA drops it): a
         # true class out of range then gets a NaN expected count, so its loss
         # is NaN, never a plausible number.
@@ -383,9 +362,6 @@ class CompilableSampler(keras.layers.Layer):
     def call(self, true_classes, num_true: int, num_sampled: int) -> SampledValues:
         """Same as ``sample``."""
         return self.sample(true_classes, num_true, num_sampled)
-
-    def _check_sample_size(self, num_sampled: int) -> None:
-        validation.check_sample_size(num_sampled, self.unique, self.range_max)
 
     def _next_seed(self) -> tf.Tensor:
         # The counter moves once per call, whatever the call draws.
@@ -561,7 +537,7 @@ class CompilableSampler(keras.layers.Layer):
     # ---------------------------------------------------------------- config
     def sampler_options(self) -> dict:
         """The distribution's own options (what ``tf_sampling.samplers.serialize`` stores)."""
-        options = {"unique": self.unique}
+        options = super().sampler_options()
         if self.draws_per_round is not None:
             options["draws_per_round"] = self.draws_per_round
         return options
@@ -574,6 +550,7 @@ class CompilableSampler(keras.layers.Layer):
         return config
 
 
+@base.register
 @keras.saving.register_keras_serializable(package="tf_sampling")
 class CompilableLogUniformSampler(CompilableSampler):
     """Log-uniform (Zipfian) sampler, the distribution of ``tf.random.log_uniform_candidate_sampler``.
@@ -597,6 +574,7 @@ class CompilableLogUniformSampler(CompilableSampler):
         return tf.math.log1p(1.0 / (c + 1.0)) / np.log1p(float(self.range_max))
 
 
+@base.register
 @keras.saving.register_keras_serializable(package="tf_sampling")
 class CompilableUniformSampler(CompilableSampler):
     """Uniform sampler, the distribution of ``tf.random.uniform_candidate_sampler``.
@@ -620,6 +598,7 @@ def _binary_search_steps(n: int) -> int:
     return max(1, int(n).bit_length())
 
 
+@base.register
 @keras.saving.register_keras_serializable(package="tf_sampling")
 class CompilableFixedUnigramSampler(CompilableSampler):
     """Fixed-unigram sampler, the distribution of ``tf.random.fixed_unigram_candidate_sampler``.
@@ -647,6 +626,13 @@ class CompilableFixedUnigramSampler(CompilableSampler):
     """
 
     sampler_name = "fixed_unigram"
+    option_names = (
+        "unigrams",
+        "vocab_file",
+        "distortion",
+        "num_reserved_ids",
+        *CompilableSampler.option_names,
+    )
 
     def __init__(
         self,
@@ -660,25 +646,19 @@ class CompilableFixedUnigramSampler(CompilableSampler):
         draws_per_round: int | None = None,
         **kwargs,
     ):
-        if vocab_file and not tf.io.gfile.exists(vocab_file):
-            raise ValueError(
-                f"`vocab_file` must be a readable file when a compilable fixed-unigram sampler "
-                f"is built (it reads it once), got vocab_file={vocab_file!r}."
-            )
-        # The built-in sampler object checks every option and reads the file.
-        reference = builtin.FixedUnigramSampler(
-            range_max, unigrams, vocab_file, distortion, num_reserved_ids, unique, seed
+        # Checked (and the file read) before any state is made.
+        options = fixed_unigram_args.check_fixed_unigram(
+            range_max, unigrams, vocab_file, distortion, num_reserved_ids, require_file=True
         )
         super().__init__(range_max, unique, seed, draws_per_round, **kwargs)
-        self.unigrams = reference.unigrams
-        self.vocab_file = reference.vocab_file
-        self.distortion = reference.distortion
-        self.num_reserved_ids = reference.num_reserved_ids
-        self.num_drawable = reference.num_drawable
-        values = unigrams if unigrams is not None else builtin.read_vocab_counts(vocab_file)
+        self.unigrams = options.unigrams
+        self.vocab_file = options.vocab_file
+        self.distortion = options.distortion
+        self.num_reserved_ids = options.num_reserved_ids
+        self.num_drawable = options.num_drawable
         with np.errstate(over="ignore", under="ignore"):
-            weights = np.power(np.asarray(values, np.float32), np.float32(self.distortion))
-        weights = np.concatenate([np.zeros(num_reserved_ids), weights.astype(np.float64)])
+            weights = np.power(np.asarray(options.values, np.float32), np.float32(self.distortion))
+        weights = np.concatenate([np.zeros(self.num_reserved_ids), weights.astype(np.float64)])
         cumulative = np.cumsum(weights)
         self._total = float(cumulative[-1])
         # The last class of positive weight: rounding of u * total must not
@@ -693,11 +673,7 @@ class CompilableFixedUnigramSampler(CompilableSampler):
 
     def _check_sample_size(self, num_sampled: int) -> None:
         super()._check_sample_size(num_sampled)
-        if self.unique and num_sampled > self.num_drawable:
-            raise ValueError(
-                f"`num_sampled` must be <= the {self.num_drawable} classes of positive weight "
-                f"when unique=True, got num_sampled={num_sampled}."
-            )
+        fixed_unigram_args.check_drawable(num_sampled, self.unique, self.num_drawable)
 
     def draw(self, seed, n):
         target = self._uniform(seed, n) * self._total
@@ -733,6 +709,7 @@ def _constant(values: np.ndarray):
     return initializer
 
 
+@base.register
 @keras.saving.register_keras_serializable(package="tf_sampling")
 class CompilableLearnedUnigramSampler(CompilableSampler):
     """Learned-unigram sampler, the distribution of ``tf.random.learned_unigram_candidate_sampler``.
@@ -807,7 +784,7 @@ class CompilableLearnedUnigramSampler(CompilableSampler):
         # the update skips invalid classes). Counting must leave the total
         # weight an int64, as the C++ op requires.
         true_classes = super()._check_true_classes(true_classes)
-        room = validation.INT64_MAX - self._total_weight()
+        room = INT64_MAX - self._total_weight()
         count = tf.size(true_classes, out_type=tf.int64)
         check = tf.debugging.Assert(
             count <= room,
@@ -855,7 +832,7 @@ class CompilableLearnedUnigramSampler(CompilableSampler):
           TypeError, ValueError, tf.errors.InvalidArgumentError: as
             ``tf_sampling.samplers.LearnedUnigramSampler.set_counts``.
         """
-        counts = validation.check_counts(counts, self.range_max)
+        counts = check_counts(counts, self.range_max)
         # Checked before either variable is assigned: in a graph the values
         # assigned depend on the checks (an assert alone is not ordered
         # before a variable's assignment).
@@ -864,7 +841,7 @@ class CompilableLearnedUnigramSampler(CompilableSampler):
         prefix = tf.cumsum(counts)
         # Non-negative counts below 2^63 each: the first partial sum past
         # 2^63 - 1 wraps to a negative int64, so a negative prefix is an overflow.
-        limit = validation.INT64_MAX - self.range_max
+        limit = INT64_MAX - self.range_max
         fits = tf.reduce_all(prefix >= 0) & (prefix[-1] <= limit)
         message = (
             f"`counts` must sum to at most 2^63 - 1 - range_max = {limit} (the sampler's total "
@@ -889,19 +866,8 @@ class CompilableLearnedUnigramSampler(CompilableSampler):
         self.fenwick.assign(fenwick)
 
 
-_CLASSES = {
-    cls.sampler_name: cls
-    for cls in (
-        CompilableLogUniformSampler,
-        CompilableUniformSampler,
-        CompilableFixedUnigramSampler,
-        CompilableLearnedUnigramSampler,
-    )
-}
-
-
 def get(name: str, num_classes: int, unique: bool = True, seed: int | None = None, **kwargs):
-    """Returns the compilable sampler of a distribution name.
+    """Returns the compilable sampler of a distribution name (``samplers.get(..., compilable=True)``).
 
     Args:
       name: ``"log_uniform"``, ``"uniform"``, ``"fixed_unigram"`` or ``"learned_unigram"``.
@@ -916,11 +882,4 @@ def get(name: str, num_classes: int, unique: bool = True, seed: int | None = Non
     Raises:
       ValueError: unknown name or options.
     """
-    if name not in _CLASSES:
-        raise ValueError(f"Unknown compilable sampler {name!r}; expected one of {tuple(_CLASSES)}.")
-    try:
-        return _CLASSES[name](num_classes, unique=unique, seed=seed, **kwargs)
-    except TypeError as err:
-        if "unexpected keyword" in str(err):
-            raise ValueError(f"Invalid option for the compilable {name!r} sampler: {err}") from err
-        raise
+    return base.build(name, num_classes, unique=unique, seed=seed, compilable=True, **kwargs)

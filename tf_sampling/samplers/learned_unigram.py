@@ -32,9 +32,9 @@ import keras
 import tensorflow as tf
 
 from tf_sampling import ops
-from tf_sampling._core import validation
+from tf_sampling._core import checks, sampler_args
 from tf_sampling.ops import learned_unigram as unigram_ops
-from tf_sampling.samplers import xla_defaults
+from tf_sampling.samplers import base, xla_defaults
 
 __all__ = ["LearnedUnigramSampler", "count_tree_size"]
 
@@ -59,7 +59,7 @@ def count_tree_size(range_max: int) -> int:
     Returns:
       int: the length of ``LearnedUnigramSampler.tree``.
     """
-    range_max = validation.check_int(range_max, "range_max")
+    range_max = checks.check_int(range_max, "range_max")
     size = 0
     entries = range_max
     while True:
@@ -70,8 +70,9 @@ def count_tree_size(range_max: int) -> int:
         entries = blocks
 
 
+@base.register
 @keras.saving.register_keras_serializable(package="tf_sampling")
-class LearnedUnigramSampler(keras.layers.Layer):
+class LearnedUnigramSampler(base.Sampler, keras.layers.Layer):
     """Learned-unigram candidate sampler with checkpointable counts.
 
     Samples classes with probability proportional to ``1 + count(class)``,
@@ -109,17 +110,15 @@ class LearnedUnigramSampler(keras.layers.Layer):
       OpLibraryError: the compiled op library is missing or stale.
     """
 
+    sampler_name = "learned_unigram"
+
     def __init__(self, range_max: int, unique: bool = True, seed: int | None = None, **kwargs):
         kwargs.pop("trainable", None)  # The counts are never trained.
         super().__init__(trainable=False, **kwargs)
-        self.range_max = validation.check_at_most(
-            validation.check_int(range_max, "range_max"),
-            "range_max",
-            MAX_RANGE,
-            "the count tree holds about 9.2 bytes per class",
+        self._set_sampler_options(range_max, unique, seed)
+        checks.check_at_most(
+            self.range_max, "range_max", MAX_RANGE, "the count tree holds about 9.2 bytes per class"
         )
-        self.unique = validation.check_bool(unique, "unique")
-        self.seed = validation.check_seed(seed)
         self._warned_about_jit = False
         # Fail now, not in the middle of a training step, if the op is missing.
         ops.load_op_library()
@@ -245,7 +244,7 @@ class LearnedUnigramSampler(keras.layers.Layer):
             past 2^63 - 1 - range_max, a length other than range_max (for a
             tensor of unknown length), or a bad float in a graph.
         """
-        counts = validation.check_counts(counts, self.range_max)
+        counts = sampler_args.check_counts(counts, self.range_max)
         self.tree.assign(unigram_ops.counts_to_tree(counts, self.range_max))
 
     def get_config(self) -> dict:

@@ -1,4 +1,4 @@
-"""The default samplers of the functional losses when the step is compiled by XLA.
+"""The default samplers of the functional losses, and what they draw with under XLA.
 
 ``tf_sampling.nn.sampled_softmax_loss`` and ``nce_loss`` sample with
 ``tf.random.log_uniform_candidate_sampler`` (unique) when no
@@ -7,7 +7,9 @@ learned-unigram op; none of those has an XLA kernel. Inside
 ``tf.function(jit_compile=True)`` they take their candidates from the
 compilable sampler of the same distribution instead (see
 ``tf_sampling.samplers.compilable``): same distribution, same
-expected-count formula, other random numbers.
+expected-count formula, other random numbers. The losses ask for either
+through one hook of the core (``tf_sampling._core.default_sampler``), which
+``loss_default`` answers (registered when this module is imported).
 
 A compilable sampler keeps its random stream (a key and a call counter) in
 variables, and a functional loss has no object to hold them, so they live
@@ -41,6 +43,8 @@ import weakref
 
 import tensorflow as tf
 
+from tf_sampling import ops
+from tf_sampling._core import default_sampler as default_sampler_hook
 from tf_sampling._core import xla
 from tf_sampling.samplers import builtin, compilable
 
@@ -49,6 +53,7 @@ __all__ = [
     "compilable_twin",
     "default_sampler",
     "has_compilable_twin",
+    "loss_default",
     "not_compilable_message",
     "sample",
 ]
@@ -154,8 +159,7 @@ def not_compilable_message(sampler, owner: str) -> str:
     Returns:
       str: the message (for a warning or an error).
     """
-    name = "learned_unigram" if type(sampler).__name__ == "LearnedUnigramSampler" else None
-    if name is not None:
+    if getattr(sampler, "sampler_name", None) == "learned_unigram":
         why = "keeps its counts in a C++ op's state, which XLA cannot compile"
         fix = (
             "use sampler={'name': 'learned_unigram', 'compilable': True} (the same distribution "
@@ -199,10 +203,10 @@ def compilable_twin(sampler) -> compilable.CompilableSampler:
         twin = _TWINS.get(sampler)
         if twin is None:
             global_seed, _ = tf.compat.v1.get_seed(None)
-            options = {k: v for k, v in sampler.get_config().items() if k != "unique"}
+            options = {k: v for k, v in sampler.sampler_options().items() if k != "unique"}
             with tf.init_scope():
                 twin = compilable.get(
-                    sampler.name,
+                    sampler.sampler_name,
                     sampler.range_max,
                     unique=sampler.unique,
                     seed=_stream_key(global_seed, sampler.seed),
@@ -218,5 +222,42 @@ def clear() -> None:
         _SAMPLERS.clear()
 
 
-# The losses in tf_sampling._core find the defaults through this registration.
-xla.set_default_sampler(sample)
+def loss_default(
+    name: str,
+    true_classes: tf.Tensor,
+    num_true: int,
+    num_sampled: int,
+    num_classes: int,
+    seed: int | None = None,
+) -> compilable.SampledValues:
+    """A functional loss's default unique sample: TensorFlow's op, or under XLA its twin.
+
+    Args:
+      name: ``"log_uniform"`` (``tf.random.log_uniform_candidate_sampler``) or
+        ``"learned_unigram"`` (``tf_sampling.ops.learned_unigram_candidate_sampler``).
+      true_classes: int64 ``[batch_size, num_true]`` target classes (checked).
+      num_true, num_sampled, num_classes: ints (checked).
+      seed: Optional int, op-level seed.
+
+    Returns:
+      tuple: int64 ``[num_sampled]``, float32 ``[batch_size, num_true]``,
+      float32 ``[num_sampled]``.
+    """
+    if xla.in_xla_context():
+        return sample(name, true_classes, num_true, num_sampled, num_classes, True, seed)
+    op = {
+        "log_uniform": tf.random.log_uniform_candidate_sampler,
+        "learned_unigram": ops.learned_unigram_candidate_sampler,
+    }[name]
+    return op(
+        true_classes=true_classes,
+        num_true=num_true,
+        num_sampled=num_sampled,
+        unique=True,
+        range_max=num_classes,
+        seed=seed,
+    )
+
+
+# The losses in tf_sampling._core find their default sampler through this hook.
+default_sampler_hook.register(loss_default)
