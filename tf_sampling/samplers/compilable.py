@@ -836,7 +836,11 @@ class CompilableLearnedUnigramSampler(CompilableSampler):
         # Checked before either variable is assigned: in a graph the values
         # assigned depend on the checks (an assert alone is not ordered
         # before a variable's assignment).
-        checks = [tf.debugging.assert_non_negative(counts, message="`counts` must be non-negative")]
+        asserts = [
+            tf.debugging.assert_non_negative(
+                counts, message="Argument `counts` must be non-negative"
+            )
+        ]
         counts = tf.ensure_shape(counts, [self.range_max])
         prefix = tf.cumsum(counts)
         # Non-negative counts below 2^63 each: the first partial sum past
@@ -844,20 +848,24 @@ class CompilableLearnedUnigramSampler(CompilableSampler):
         limit = INT64_MAX - self.range_max
         fits = tf.reduce_all(prefix >= 0) & (prefix[-1] <= limit)
         message = (
-            f"`counts` must sum to at most 2^63 - 1 - range_max = {limit} (the sampler's total "
+            f"Argument `counts` must sum to at most 2^63 - 1 - range_max = {limit} (the sampler's total "
             f"weight range_max + sum(counts) is an int64; range_max={self.range_max})"
         )
         if tf.executing_eagerly():
             if not bool(fits):
                 total = int(np.sum(counts.numpy().astype(object)))
                 raise tf.errors.InvalidArgumentError(
-                    None, None, f"{message}, got sum(counts) = {total}; the counts are unchanged."
+                    None,
+                    None,
+                    f"{message}. Received: sum(counts) = {total}; the counts are unchanged",
                 )
         else:
-            checks.append(
-                tf.debugging.Assert(fits, [message + ", got a sum that overflows or is larger"])
+            asserts.append(
+                tf.debugging.Assert(
+                    fits, [message + ". Received: a sum that overflows or is larger"]
+                )
             )
-            with tf.control_dependencies(checks):
+            with tf.control_dependencies(asserts):
                 counts, prefix = tf.identity(counts), tf.identity(prefix)
         prefix = tf.concat([tf.zeros([1], tf.int64), prefix], 0)
         node = tf.range(1, self.range_max + 1, dtype=tf.int64)
