@@ -92,67 +92,53 @@ def test_bad_arguments_exit_with_usage_error(capsys):
     assert "--epochs must be at least 1" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("head", ["sampled", "full"])
-def test_exact_perplexity_matches_numpy_full_softmax(head):
+def _numpy_log_probs(model, hidden: np.ndarray) -> np.ndarray:
+    """float64 ``[n, V]`` log-probabilities of the head of ``model`` on ``hidden`` ``[n, H]``."""
+    layer = model.get_layer(lm.OUTPUT_LAYER)
+    if isinstance(layer, tf_sampling.layers.AdaptiveSoftmax):
+        as_array = lambda ws: [np.asarray(w, np.float64) for w in ws]  # noqa: E731
+        params = {
+            "head_weights": np.asarray(layer.head_kernel, np.float64),
+            "head_biases": np.asarray(layer.head_bias, np.float64),
+            "tail_projections": as_array(layer.tail_projections),
+            "tail_weights": as_array(layer.tail_kernels),
+            "tail_biases": as_array(layer.tail_biases),
+        }
+        return reference_log_prob(params, hidden, list(layer.cutoffs))
+    weights, biases = (np.asarray(t, np.float64) for t in lm.output_weights(model))
+    logits = hidden @ weights.T + biases
+    logits -= logits.max(axis=1, keepdims=True)
+    return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+
+
+@pytest.mark.parametrize("head", lm.HEADS)
+def test_exact_perplexity_matches_numpy(head):
     keras.utils.set_random_seed(0)
+    # Adaptive: clusters [0, 5), [5, 15), [15, 37) (counts decide them when none are given).
     config = lm.ModelConfig(
-        vocab_size=37, embedding_dim=6, hidden_dim=5, num_layers=1, num_sampled=8
-    )
+        vocab_size=37, embedding_dim=6, hidden_dim=8, num_layers=1, num_sampled=8,
+        cutoffs=(5, 15), div_value=2.0,
+    )  # fmt: skip
     model = lm.build_language_model(config, head)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 37, size=(9, 4)).astype("int32")
     y = rng.integers(0, 37, size=(9, 4)).astype("int32")
     # Random output weights, so a wrong layout (e.g. a missing transpose) shows.
     layer = model.get_layer(lm.OUTPUT_LAYER)
+    assert head != "adaptive" or layer.cutoffs == (5, 15)
     for w in layer.weights:
         w.assign(rng.normal(size=w.shape).astype("float32"))
-    weights, biases = (np.asarray(t) for t in lm.output_weights(model))
     encoder = keras.Model(model.get_layer("tokens").output, model.get_layer(lm.HIDDEN_LAYER).output)
-    hidden = np.asarray(encoder(x)).reshape(-1, 5).astype(np.float64)
-    logits = hidden @ weights.T + biases
-    logits -= logits.max(axis=1, keepdims=True)
-    log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    hidden = np.asarray(encoder(x)).reshape(-1, 8).astype(np.float64)
+    log_probs = _numpy_log_probs(model, hidden)
+    np.testing.assert_allclose(np.exp(log_probs).sum(axis=1), 1.0, rtol=1e-12)
     expected = math.exp(-log_probs[np.arange(36), y.reshape(-1)].mean())
     # Chunked (max_logits forces 3 windows per chunk) and unchunked agree with NumPy.
     assert lm.exact_perplexity(model, x, y) == pytest.approx(expected, rel=1e-5)
     assert lm.exact_perplexity(model, x, y, max_logits=3 * 4 * 37) == pytest.approx(
         expected, rel=1e-5
     )
-    # And with what Keras reports: Dense + cross-entropy, or SampledSoftmax's exact eval loss.
-    loss = model.evaluate(x, y, batch_size=9, verbose=0)
-    assert math.exp(loss) == pytest.approx(expected, rel=1e-4)
-
-
-def test_exact_perplexity_of_the_adaptive_head_matches_numpy():
-    keras.utils.set_random_seed(0)
-    # Clusters [0, 5), [5, 15), [15, 37); counts decide the cutoffs when none are given.
-    config = lm.ModelConfig(
-        vocab_size=37, embedding_dim=6, hidden_dim=8, num_layers=1, cutoffs=(5, 15), div_value=2.0
-    )
-    model = lm.build_language_model(config, "adaptive")
-    layer = model.get_layer(lm.OUTPUT_LAYER)
-    assert isinstance(layer, tf_sampling.layers.AdaptiveSoftmax) and layer.cutoffs == (5, 15)
-    rng = np.random.default_rng(0)
-    for w in layer.weights:
-        w.assign(rng.normal(size=w.shape).astype("float32"))
-    params = {
-        "head_weights": np.asarray(layer.head_kernel, np.float64),
-        "head_biases": np.asarray(layer.head_bias, np.float64),
-        "tail_projections": [np.asarray(w, np.float64) for w in layer.tail_projections],
-        "tail_weights": [np.asarray(w, np.float64) for w in layer.tail_kernels],
-        "tail_biases": [np.asarray(w, np.float64) for w in layer.tail_biases],
-    }
-    x = rng.integers(0, 37, size=(9, 4)).astype("int32")
-    y = rng.integers(0, 37, size=(9, 4)).astype("int32")
-    encoder = keras.Model(model.get_layer("tokens").output, model.get_layer(lm.HIDDEN_LAYER).output)
-    hidden = np.asarray(encoder(x)).reshape(-1, 8).astype(np.float64)
-    log_probs = reference_log_prob(params, hidden, [5, 15])
-    np.testing.assert_allclose(np.exp(log_probs).sum(axis=1), 1.0, rtol=1e-12)
-    expected = math.exp(-log_probs[np.arange(36), y.reshape(-1)].mean())
-    assert lm.exact_perplexity(model, x, y) == pytest.approx(expected, rel=1e-5)
-    assert lm.exact_perplexity(model, x, y, max_logits=3 * 4 * 37) == pytest.approx(
-        expected, rel=1e-5
-    )
+    # And with what Keras reports: the exact evaluation loss of every head's loss.
     loss = model.evaluate(x, y, batch_size=9, verbose=0)
     assert math.exp(loss) == pytest.approx(expected, rel=1e-4)
 
