@@ -19,11 +19,13 @@ from tf_sampling._core.full_softmax import (
     full_softmax_cross_entropy,
     full_top_k,
 )
+from tf_sampling._core.label_sets import LabelSet, label_set, ragged_labels
 from tf_sampling._core.rank_sampled_softmax import rank_sampled_softmax_loss
 from tf_sampling._core.retrieval_loss import in_batch_softmax_loss
 from tf_sampling._core.sampled_losses import nce_loss, sampled_softmax_loss
 
 __all__ = [
+    "LabelSet",
     "adaptive_log_softmax",
     "adaptive_softmax_cutoffs",
     "adaptive_softmax_loss",
@@ -32,7 +34,9 @@ __all__ = [
     "full_softmax_cross_entropy",
     "full_top_k",
     "in_batch_softmax_loss",
+    "label_set",
     "nce_loss",
     "rank_sampled_softmax_loss",
+    "ragged_labels",
     "sampled_softmax_loss",
 ]

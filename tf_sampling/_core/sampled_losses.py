@@ -4,8 +4,27 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tf_sampling._core import checks, label_sets, xla
 from tf_sampling._core.sampled_logits import SMALL_NUM_SAMPLED, compute_sampled_logits
-from tf_sampling._core.split_softmax import split_softmax_cross_entropy
+from tf_sampling._core.split_softmax import (
+    masked_split_softmax_cross_entropy,
+    split_softmax_cross_entropy,
+)
+
+
+def _resolve_variable_labels(labels, num_true, num_classes, sampled_values):
+    """Variable-count labels in the loss's form, and the sampled values to pass on."""
+    num_true = checks.check_int(num_true, "num_true")
+    num_classes = checks.check_int(num_classes, "num_classes")
+    resolved = label_sets.resolve(labels, num_true, num_classes)
+    return resolved, label_sets.true_expected_count(sampled_values, resolved.mask)
+
+
+def _finish_variable(losses: tf.Tensor, resolved) -> tf.Tensor:
+    """Under XLA (asserts dropped), rows with no label that were not allowed get NaN."""
+    if xla.in_xla_context():
+        return xla.nan_rows(losses, label_sets.unlabeled_rows(resolved))
+    return losses
 
 
 def _logits_and_targets(true_logits, sampled_logits, num_true: int):
@@ -28,6 +47,34 @@ def _logits_and_targets(true_logits, sampled_logits, num_true: int):
         [[0, 0], [0, tf.shape(sampled_logits)[1]]],
     )
     return logits, targets
+
+
+def _masked_nce(true_logits, sampled_logits, resolved, num_sampled: int) -> tf.Tensor:
+    """NCE losses where only the real true columns count, target ``1 / n_i`` each.
+
+    The same sums as the fixed ``num_true`` path (each path's own kernel
+    layout), the padded columns' cross-entropies replaced by 0 with a
+    select, so that a full row gives that path's numbers bit for bit.
+    """
+    dtype = true_logits.dtype
+    zero = tf.zeros([], dtype)
+    safe_count = tf.where(resolved.empty, tf.ones([], dtype), tf.cast(resolved.count, dtype))
+    target = tf.broadcast_to(tf.expand_dims(1.0 / safe_count, 1), tf.shape(true_logits))
+    width = sampled_logits.shape[1]
+    if (width if width is not None else num_sampled) <= SMALL_NUM_SAMPLED:
+        logits = tf.concat([true_logits, sampled_logits], 1)
+        targets = tf.pad(target, [[0, 0], [0, tf.shape(sampled_logits)[1]]])
+        keep = tf.pad(
+            resolved.mask, [[0, 0], [0, tf.shape(sampled_logits)[1]]], constant_values=True
+        )
+        losses = tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits)
+        losses = tf.reduce_sum(tf.where(keep, losses, zero), 1)
+    else:
+        true_losses = tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=true_logits)
+        losses = tf.reduce_sum(tf.where(resolved.mask, true_losses, zero), 1) + tf.reduce_sum(
+            tf.nn.softplus(sampled_logits), 1
+        )
+    return tf.where(resolved.empty, zero, losses)
 
 
 def sampled_softmax_loss(
@@ -74,7 +121,16 @@ def sampled_softmax_loss(
         ``sampled_values`` of another length, their length wins (TF ignores
         ``num_sampled`` then), with a warning.
       num_classes: int, number of possible classes.
-      num_true: int, number of target classes per example.
+      num_true: int, number of target classes per example; for
+        variable-count labels, the padded width (the bound on ``n_i``).
+        Variable counts: ``labels`` may also be a ``tf.RaggedTensor``
+        ``[batch_size, (n_i)]`` with ``1 <= n_i <= num_true``, or
+        ``nn.label_set(padded, padding_id=..., mask=...)`` of width
+        ``num_true``: example ``i``'s ``n_i`` true classes then share the
+        target mass, ``1 / n_i`` each, and the padding takes no part (no
+        logit, no accidental hit, its true expected counts never read). A
+        row without a label is an ``InvalidArgumentError`` unless
+        ``label_set(..., allow_empty=True)`` (loss 0).
       sampled_values: Optional ``(sampled_candidates [num_sampled],
         true_expected_count [batch_size, num_true], sampled_expected_count
         [num_sampled])`` from a ``*_candidate_sampler`` (Python lists and
@@ -107,6 +163,12 @@ def sampled_softmax_loss(
         NaN loss and NaN gradients instead of a plausible number.
     """
     with tf.name_scope(name or "sampled_softmax_loss"):
+        resolved = None
+        if label_sets.is_label_set(labels):
+            resolved, sampled_values = _resolve_variable_labels(
+                labels, num_true, num_classes, sampled_values
+            )
+            labels = resolved.ids
         true_logits, sampled_logits = compute_sampled_logits(
             weights=weights,
             biases=biases,
@@ -121,7 +183,16 @@ def sampled_softmax_loss(
             partition_strategy=partition_strategy,
             seed=seed,
         )
-        return split_softmax_cross_entropy(true_logits, sampled_logits)
+        if resolved is None:
+            return split_softmax_cross_entropy(true_logits, sampled_logits)
+        losses = masked_split_softmax_cross_entropy(
+            true_logits,
+            sampled_logits,
+            resolved.mask,
+            tf.cast(resolved.count, true_logits.dtype),
+            resolved.empty,
+        )
+        return _finish_variable(losses, resolved)
 
 
 def nce_loss(
@@ -159,7 +230,16 @@ def nce_loss(
       num_sampled: int, number of noise classes to sample per batch (the
         length of given ``sampled_values`` wins, as in TF).
       num_classes: int, number of possible classes.
-      num_true: int, number of target classes per example.
+      num_true: int, number of target classes per example; for
+        variable-count labels, the padded width (the bound on ``n_i``).
+        Variable counts: ``labels`` may also be a ``tf.RaggedTensor``
+        ``[batch_size, (n_i)]`` with ``1 <= n_i <= num_true``, or
+        ``nn.label_set(padded, padding_id=..., mask=...)`` of width
+        ``num_true``: example ``i``'s ``n_i`` true classes then share the
+        target mass, ``1 / n_i`` each, and the padding takes no part (no
+        logit, no accidental hit, its true expected counts never read). A
+        row without a label is an ``InvalidArgumentError`` unless
+        ``label_set(..., allow_empty=True)`` (loss 0).
       sampled_values: Optional sampler triple as in :func:`sampled_softmax_loss`
         (broadcasting, positive counts); default
         ``tf.random.log_uniform_candidate_sampler`` with ``unique=True``, or
@@ -182,6 +262,12 @@ def nce_loss(
         :func:`sampled_softmax_loss`.
     """
     with tf.name_scope(name or "nce_loss"):
+        resolved = None
+        if label_sets.is_label_set(labels):
+            resolved, sampled_values = _resolve_variable_labels(
+                labels, num_true, num_classes, sampled_values
+            )
+            labels = resolved.ids
         true_logits, sampled_logits = compute_sampled_logits(
             weights=weights,
             biases=biases,
@@ -198,6 +284,10 @@ def nce_loss(
         # Small: one concatenated cross-entropy (fewer kernels). Large: softplus
         # on the sampled logits, about twice as fast as the composite form.
         # (The candidates' length, which wins over a differing num_sampled.)
+        if resolved is not None:
+            return _finish_variable(
+                _masked_nce(true_logits, sampled_logits, resolved, num_sampled), resolved
+            )
         width = sampled_logits.shape[1]
         if (width if width is not None else num_sampled) <= SMALL_NUM_SAMPLED:
             logits, targets = _logits_and_targets(true_logits, sampled_logits, num_true)

@@ -53,3 +53,58 @@ def split_softmax_cross_entropy(true_logits: tf.Tensor, sampled_logits: tf.Tenso
         return losses, backward
 
     return forward(true_logits, sampled_logits)
+
+
+def masked_split_softmax_cross_entropy(
+    true_logits: tf.Tensor, sampled_logits: tf.Tensor, mask: tf.Tensor, count: tf.Tensor, empty
+) -> tf.Tensor:
+    """:func:`split_softmax_cross_entropy` where only the ``mask`` true columns are true classes.
+
+    Row ``i`` has ``count[i]`` real true columns, each with target
+    ``1 / count[i]``; the others are excluded from the softmax exactly (their
+    exponent is a select to 0, their target 0, their gradient 0). With every
+    column real the result is :func:`split_softmax_cross_entropy`'s, bit for
+    bit: each mask is a select and each rescaling a product by exactly 1.
+
+    Args:
+      true_logits: float ``[batch_size, num_true]``.
+      sampled_logits: float ``[batch_size, num_sampled]``, same dtype.
+      mask: bool ``[batch_size, num_true]``, the real true columns.
+      count: ``[batch_size]`` the number of real columns, same dtype.
+      empty: bool ``[batch_size]``, rows allowed to have none: loss and
+        gradients 0.
+
+    Returns:
+      tf.Tensor: ``[batch_size]`` losses.
+    """
+    dtype = true_logits.dtype
+    zero = tf.zeros([], dtype)
+    width = tf.cast(tf.shape(true_logits)[1], dtype)
+    # An empty row divides by 1, not 0: its loss is then zeroed by a select.
+    safe_count = tf.where(empty, tf.ones([], dtype), count)
+
+    @tf.custom_gradient
+    def forward(true_logits, sampled_logits):
+        kept_true = tf.where(mask, true_logits, tf.constant(dtype.min, dtype))
+        shift = tf.maximum(tf.reduce_max(kept_true, axis=1), tf.reduce_max(sampled_logits, axis=1))
+        shift_column = tf.expand_dims(shift, 1)
+        shifted_true = kept_true - shift_column
+        true_exp = tf.where(mask, tf.exp(shifted_true), zero)
+        sampled_exp = tf.exp(sampled_logits - shift_column)
+        total = tf.reduce_sum(true_exp, axis=1) + tf.reduce_sum(sampled_exp, axis=1)
+        # The mean over the real columns: the mean over all of them with
+        # the padded ones at 0, times width / count (exactly 1 for a full row).
+        true_mean = tf.reduce_mean(tf.where(mask, shifted_true, zero), axis=1) * (
+            width / safe_count
+        )
+        losses = tf.where(empty, zero, tf.math.log(total) - true_mean)
+
+        def backward(upstream):
+            upstream = tf.where(empty, zero, upstream)
+            scale = tf.expand_dims(upstream / total, 1)
+            target = tf.where(mask, tf.expand_dims(upstream / safe_count, 1), zero)
+            return true_exp * scale - target, sampled_exp * scale
+
+        return losses, backward
+
+    return forward(true_logits, sampled_logits)

@@ -74,7 +74,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_sampling._core import accidental_hits, fixed_unigram_args, xla
+from tf_sampling._core import accidental_hits, fixed_unigram_args, label_sets, xla
 from tf_sampling._core.checks import INT64_MAX, check_int
 from tf_sampling._core.sampler_args import check_counts, check_true_classes
 from tf_sampling.samplers import base
@@ -316,7 +316,11 @@ class CompilableSampler(base.Sampler, keras.layers.Layer):
         """Draws ``num_sampled`` candidates for a batch.
 
         Args:
-          true_classes: int ``[batch_size, num_true]`` target classes in ``[0, range_max)``.
+          true_classes: int ``[batch_size, num_true]`` target classes in
+            ``[0, range_max)``; or a variable number per row (a
+            ``tf.RaggedTensor``, not compilable, or
+            ``tf_sampling.nn.label_set(...)``, compilable), whose padding is
+            never counted and gets true expected count 1.
           num_true: int >= 1, number of target classes per example.
           num_sampled: int >= 1, number of candidates.
 
@@ -335,6 +339,11 @@ class CompilableSampler(base.Sampler, keras.layers.Layer):
             run-time checks, its ``true_expected_count`` is NaN instead.
         """
         num_true, num_sampled = self._check_call(num_true, num_sampled)
+        real = None
+        if label_sets.is_label_set(true_classes):
+            # Padding: looked up as class 0, never counted, expected count 1.
+            true_classes, real = label_sets.padded_with_mask(true_classes, num_true)
+            true_classes = tf.where(real, true_classes, tf.zeros([], tf.int64))
         true_classes = check_true_classes(true_classes, num_true)
         # Compiled by XLA, an assert cannot stop the step (XLA drops it): a
         # true class out of range then gets a NaN expected count, so its loss
@@ -356,6 +365,10 @@ class CompilableSampler(base.Sampler, keras.layers.Layer):
         if compiled:
             true_expected = tf.where(valid, true_expected, tf.constant(np.nan, tf.float32))
         sampled_expected = expected_count(self.probability(sampled), num_tries, num_sampled)
+        if real is not None:
+            true_expected = tf.where(real, true_expected, tf.ones([], true_expected.dtype))
+            # -1 is skipped by every update (an invalid class).
+            true_classes = tf.where(real, true_classes, tf.constant(-1, tf.int64))
         self._after_sample(true_classes)
         return tuple(tf.stop_gradient(t) for t in (sampled, true_expected, sampled_expected))
 

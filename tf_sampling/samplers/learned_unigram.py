@@ -32,7 +32,7 @@ import keras
 import tensorflow as tf
 
 from tf_sampling import ops
-from tf_sampling._core import checks, sampler_args
+from tf_sampling._core import checks, label_sets, sampler_args
 from tf_sampling.ops import learned_unigram as unigram_ops
 from tf_sampling.samplers import base, xla_defaults
 
@@ -176,7 +176,10 @@ class LearnedUnigramSampler(base.Sampler, keras.layers.Layer):
 
         Args:
           true_classes: int64 (any integer dtype is cast) ``[batch_size,
-            num_true]`` target classes in ``[0, range_max)``.
+            num_true]`` target classes in ``[0, range_max)``; or a variable
+            number per row: a ``tf.RaggedTensor`` ``[batch_size, (n_i)]``
+            (``n_i <= num_true``) or ``tf_sampling.nn.label_set(...)``, whose
+            padding is never counted (its true expected count is 1).
           num_true: int >= 1, number of target classes per example.
           num_sampled: int >= 1, number of candidates to draw.
 
@@ -200,6 +203,8 @@ class LearnedUnigramSampler(base.Sampler, keras.layers.Layer):
             ``range_max`` classes (e.g. restored from a sampler with another
             ``range_max``); the counts are then left unchanged.
         """
+        if label_sets.is_label_set(true_classes):
+            return self._sample_label_set(true_classes, num_true, num_sampled)
         outputs = unigram_ops.sample_and_update(
             self.tree,
             self.offset,
@@ -211,6 +216,25 @@ class LearnedUnigramSampler(base.Sampler, keras.layers.Layer):
             self.seed,
         )
         return tuple(tf.stop_gradient(t) for t in outputs)
+
+    def _sample_label_set(self, true_classes, num_true, num_sampled):
+        """``sample`` for ragged / padded true classes: only the real ones are counted.
+
+        The op gets the real labels as ``[n, 1]`` (the padding never reaches
+        the counts); their expected counts go back to their slots, and a
+        padded slot gets 1 (never read by the losses).
+        """
+        num_true = checks.check_int(num_true, "num_true")
+        dense, mask = label_sets.padded_with_mask(true_classes, num_true)
+        positions = tf.where(mask)
+        real = tf.reshape(tf.gather_nd(dense, positions), [-1, 1])
+        sampled, real_expected, sampled_expected = unigram_ops.sample_and_update(
+            self.tree, self.offset, real, 1, num_sampled, self.unique, self.range_max, self.seed
+        )
+        true_expected = tf.tensor_scatter_nd_update(
+            tf.ones(tf.shape(dense), real_expected.dtype), positions, real_expected[:, 0]
+        )
+        return tuple(tf.stop_gradient(t) for t in (sampled, true_expected, sampled_expected))
 
     def call(self, true_classes, num_true: int, num_sampled: int):
         """Same as ``sample``."""
