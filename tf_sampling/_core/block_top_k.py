@@ -81,6 +81,17 @@ def group_size(chunk_size: int, k: int) -> int:
     return group
 
 
+def auto_parallel_iterations(num_queries: int | None, chunk_size: int) -> int:
+    """Blocks in flight when not given: 2 if two blocks of scores fit in 2^25 elements, else 1.
+
+    A few queries leave a core idle in each block's product and ``top_k``;
+    a second block in flight keeps it busy, for the memory of its scores.
+    """
+    if num_queries is not None and 2 * num_queries * chunk_size <= SCORES_BLOCK_ELEMENTS:
+        return 2
+    return 1
+
+
 def _block_candidates(scores, k: int, group: int):
     """The columns of each row of ``[q, columns]`` that can hold its top ``k``, in column order.
 

@@ -3,7 +3,7 @@
 Excluding ids from a scan needs the rows that hold them. The table's ids are
 reduced to int64 keys (the id itself, or a 64-bit hash of a string id) and
 sorted once when the table is built; an exclusion list is then found with two
-binary searches per id. The sorted keys and their rows cost 16 bytes per
+binary searches per id. The sorted keys and their rows cost 12 bytes per
 candidate, whatever the id type.
 
 Exact, whatever the keys: every row of a run of equal keys is checked, and
@@ -32,15 +32,16 @@ def sorted_keys(ids: tf.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """The table's keys in ascending order and the row of each (run eagerly, once per build).
 
     Args:
-      ids: int64 or string ``[rows]``.
+      ids: int64 or string ``[rows]``, fewer than 2^31.
 
     Returns:
-      tuple: int64 ``[rows]`` sorted keys and int64 ``[rows]`` rows; equal
+      tuple: int64 ``[rows]`` sorted keys and int32 ``[rows]`` rows; equal
       keys keep their row order.
     """
-    keys = id_keys(ids).numpy()
-    order = np.argsort(keys, kind="stable")
-    return keys[order], order.astype(np.int64)
+    keys = np.array(id_keys(ids))  # a copy of our own, sorted in place below
+    rows = np.argsort(keys, kind="stable").astype(np.int32)
+    keys.sort(kind="stable")
+    return keys, rows
 
 
 def excluded_pairs(
@@ -58,7 +59,7 @@ def excluded_pairs(
       padding: the padding id of a dense ``exclude`` (ignored when ragged).
       ids: the table's ids ``[rows]``, int64 or string.
       keys: int64 ``[rows]``, :func:`sorted_keys`' keys.
-      rows: int64 ``[rows]``, :func:`sorted_keys`' rows.
+      rows: int32 ``[rows]``, :func:`sorted_keys`' rows.
 
     Returns:
       tuple: ``(query_rows, positions)``: int32 and int64 ``[p]``, sorted by
@@ -83,7 +84,7 @@ def excluded_pairs(
     counts = hi - lo
     # Every row whose key equals an excluded id's key.
     candidates = tf.ragged.range(lo, hi).flat_values
-    positions = tf.gather(rows, candidates)
+    positions = tf.cast(tf.gather(rows, candidates), tf.int64)
     query_rows = tf.repeat(query_rows, counts)
     if ids.dtype == tf.string:
         same = tf.equal(tf.gather(ids, positions), tf.repeat(values, counts))

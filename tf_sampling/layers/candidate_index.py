@@ -13,7 +13,7 @@ Memory, beyond the table:
 * **Building** (``index``, ``index_from_dataset``) writes each batch into the
   preallocated table in place: one batch of embeddings at a time, never a
   second table. Rebuilding with the same ``N`` reuses the table; with another
-  ``N`` the old one is freed first. The id lookup for exclusions adds 16 bytes
+  ``N`` the old one is freed first. The id lookup for exclusions adds 12 bytes
   per candidate.
 * **Searching** holds a block of scores ``[queries, chunk_size]`` and, with
   bfloat16/float16 storage, a float32 copy of a block of rows.
@@ -31,7 +31,12 @@ import numpy as np
 import tensorflow as tf
 
 from tf_sampling._core import checks, loss_args
-from tf_sampling._core.block_top_k import STORAGE_DTYPES, auto_chunk_size, block_top_k
+from tf_sampling._core.block_top_k import (
+    STORAGE_DTYPES,
+    auto_chunk_size,
+    auto_parallel_iterations,
+    block_top_k,
+)
 from tf_sampling._core.candidate_keys import excluded_pairs, sorted_keys
 
 # Rows written per step by `index(embeddings)`.
@@ -100,7 +105,7 @@ class _CandidateTable(tf.Module):
         self.embeddings = empty([None, dim], storage_dtype, "embeddings")
         self.ids = empty([None], ids_dtype, "ids")
         self.keys = empty([None], tf.int64, "sorted_keys")
-        self.key_rows = empty([None], tf.int64, "sorted_key_rows")
+        self.key_rows = empty([None], tf.int32, "sorted_key_rows")
         # N once a build finished, 0 while one runs or after one failed.
         self.count = tf.Variable(tf.constant(0, tf.int64), trainable=False, name="count")
         self._allocate = tf.function(
@@ -179,8 +184,10 @@ class CandidateIndex(keras.layers.Layer):
         float32 queries with the stored (rounded) embeddings.
       padding_id: The id of empty result slots and of padding in a dense
         ``exclude``: default -1 for integer ids, ``""`` for string ids.
-      parallel_iterations: int >= 1, blocks scanned at once (each holds its
-        block of scores).
+      parallel_iterations: Optional int >= 1, blocks scanned at once (each
+        holds its block of scores); default 2 when two blocks of scores fit
+        in 2^25 elements (e.g. a few queries: one query's product and top-k
+        each keep one core busy), else 1.
       **kwargs: Keras ``Layer`` arguments (``name``, ...).
 
     Call arguments:
@@ -204,7 +211,7 @@ class CandidateIndex(keras.layers.Layer):
         chunk_size: int | None = None,
         storage_dtype="float32",
         padding_id=None,
-        parallel_iterations: int = 1,
+        parallel_iterations: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -214,7 +221,11 @@ class CandidateIndex(keras.layers.Layer):
         self.k = checks.check_int(k, "k")
         self.chunk_size = loss_args.check_chunk_size(chunk_size)
         self.storage_dtype = _storage_dtype(storage_dtype)
-        self.parallel_iterations = checks.check_int(parallel_iterations, "parallel_iterations")
+        self.parallel_iterations = (
+            None
+            if parallel_iterations is None
+            else checks.check_int(parallel_iterations, "parallel_iterations")
+        )
         if padding_id is not None and not isinstance(padding_id, (numbers.Integral, str, bytes)):
             raise TypeError(f"`padding_id` must be an int or a string, got {padding_id!r}.")
         self._padding_id = padding_id
@@ -532,11 +543,10 @@ class CandidateIndex(keras.layers.Layer):
         chunk = loss_args.check_chunk_size(chunk_size) or self.chunk_size
         if chunk is None:
             chunk = auto_chunk_size(queries.shape[0], self._table.dim, self.storage_dtype)
-        parallel = (
-            self.parallel_iterations
-            if parallel_iterations is None
-            else checks.check_int(parallel_iterations, "parallel_iterations")
-        )
+        if parallel_iterations is not None:
+            parallel = checks.check_int(parallel_iterations, "parallel_iterations")
+        else:
+            parallel = self.parallel_iterations or auto_parallel_iterations(queries.shape[0], chunk)
         exclude = self._check_exclude(exclude)
         if not tf.executing_eagerly():
             return self._scan(queries, k, exclude, chunk, parallel)
