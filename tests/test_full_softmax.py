@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 import tf_sampling.nn as tsn
-from tf_sampling._core import full_softmax
+from tf_sampling._core import class_blocks
 
 ShardedVariable = tf.__internal__.distribute.ShardedVariable
 
@@ -322,21 +322,21 @@ def test_chunked_graph_never_holds_batch_by_num_classes():
 def test_one_shot_path_keeps_logits_and_matches():
     w, b, labels, x, up = make_problem(1)
     result = run_loss("softmax", LAYOUTS[1], w, b, labels, x, up, None)  # auto: 301 <= chunk
-    assert full_softmax.auto_chunk_size(BATCH, DIM, NUM_CLASSES) == NUM_CLASSES
+    assert class_blocks.auto_chunk_size(BATCH, DIM, NUM_CLASSES) == NUM_CLASSES
     assert_matches(result, numpy_reference("softmax", w, b, labels, x, up))
 
 
 def test_auto_chunk_size():
-    assert full_softmax.auto_chunk_size(1024, 512, 10**6) == 8192
-    assert full_softmax.auto_chunk_size(None, 512, 10**6) == 8192
-    assert full_softmax.auto_chunk_size(1024, 4096, 10**7) == 4096  # weights block bound
-    assert full_softmax.auto_chunk_size(10**6, 128, 10**7) == 128  # at least 128
-    assert full_softmax.auto_chunk_size(1024, 512, 1000) == 1000
+    assert class_blocks.auto_chunk_size(1024, 512, 10**6) == 8192
+    assert class_blocks.auto_chunk_size(None, 512, 10**6) == 8192
+    assert class_blocks.auto_chunk_size(1024, 4096, 10**7) == 4096  # weights block bound
+    assert class_blocks.auto_chunk_size(10**6, 128, 10**7) == 128  # at least 128
+    assert class_blocks.auto_chunk_size(1024, 512, 1000) == 1000
     # One block while all the logits fit in 2^25 elements, blocks from there on.
-    assert full_softmax.auto_chunk_size(None, 256, 10**4) == 10**4
-    assert full_softmax.auto_chunk_size(1024, 512, 2**15) == 2**15
-    assert full_softmax.auto_chunk_size(1024, 512, 2**15 + 1) == 8192
-    assert full_softmax.auto_chunk_size(4480, 256, 10**4) == 1792
+    assert class_blocks.auto_chunk_size(None, 256, 10**4) == 10**4
+    assert class_blocks.auto_chunk_size(1024, 512, 2**15) == 2**15
+    assert class_blocks.auto_chunk_size(1024, 512, 2**15 + 1) == 8192
+    assert class_blocks.auto_chunk_size(4480, 256, 10**4) == 1792
 
 
 # ---------------------------------------------------------------------------
@@ -461,7 +461,7 @@ def test_out_of_range_labels_raise_invalid_argument():
 
 def test_mismatched_bias_shards_raise():
     w, b, labels, x, _ = make_problem(1)
-    with pytest.raises(ValueError, match="`biases` shard sizes"):
+    with pytest.raises(ValueError, match="`biases` must have the shard sizes of `weights`"):
         tsn.full_softmax_cross_entropy(
             split(w, "div", 2), [b[:100], b[100:]], labels, x, NUM_CLASSES, partition_strategy="div"
         )

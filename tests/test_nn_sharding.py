@@ -1,5 +1,6 @@
 """Sharded weights: lists, PartitionedVariable and ShardedVariable under "mod" and "div"."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -8,7 +9,12 @@ import tf_sampling.nn as tsn
 from tests import loss_harness, numpy_reference
 from tests.test_nn_parity import BATCH, NUM_CLASSES, NUM_SAMPLED, make_problem
 from tf_sampling._core.full_logits import full_logits
-from tf_sampling._core.sharding import gather_rows
+from tf_sampling._core.sharding import (
+    ShardLayout,
+    as_sharded_table,
+    gather_rows,
+    shard_class_ids,
+)
 
 ShardedVariable = tf.__internal__.distribute.ShardedVariable
 
@@ -229,3 +235,73 @@ def test_rank_loss_sharded_variable_with_broadcast_counts(strategy):
         "softmax", w, b, labels, x, resampled, True, np.ones(len(x))
     )[0]
     np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        ShardLayout((40,), False),
+        ShardLayout((14, 13, 13), False),  # "mod", 40 classes in 3 shards
+        ShardLayout((14, 13, 13), True),  # "div"
+        ShardLayout((5, 30, 1, 4), True),  # a ShardedVariable's uneven ranges
+    ],
+)
+def test_layout_locates_every_class_and_inverts(layout):
+    # Where each class lives, by brute force over the shards' class lists.
+    where = {
+        int(c): (k, j) for k, ids in enumerate(layout.shard_class_ids()) for j, c in enumerate(ids)
+    }
+    assert sorted(where) == list(range(40))
+    ids = np.array([[c, 39 - c] for c in range(40)], np.int64)  # rank 2, as labels are
+    for value in (ids, ids[:, 0]):  # and rank 1, as a gather's ids are
+        shard, row = layout.locate(tf.constant(value))
+        assert shard.dtype == tf.int32 and row.dtype == tf.int64
+        np.testing.assert_array_equal(shard.numpy(), np.vectorize(lambda c: where[c][0])(value))
+        np.testing.assert_array_equal(row.numpy(), np.vectorize(lambda c: where[c][1])(value))
+    for k, size in enumerate(layout.sizes):
+        rows = np.arange(size)
+        np.testing.assert_array_equal(
+            layout.class_ids(k, tf.constant(rows)).numpy(),
+            [c for c in range(40) if where[c][0] == k],
+        )
+
+
+@pytest.mark.parametrize("strategy", ["mod", "div"])
+def test_shard_class_ids_follow_v1_embedding_lookup(strategy):
+    table = np.arange(40, dtype=np.float32)[:, None]
+    shards = split(table, strategy, num_shards=3)
+    for k, ids in enumerate(shard_class_ids(40, 3, strategy)):
+        np.testing.assert_array_equal(shards[k][:, 0], ids)
+        looked_up = tf.compat.v1.nn.embedding_lookup(shards, ids, partition_strategy=strategy)
+        np.testing.assert_array_equal(looked_up.numpy()[:, 0], ids)
+
+
+@pytest.mark.parametrize(
+    "function", [tsn.full_softmax_cross_entropy, tsn.full_sigmoid_cross_entropy, "full_logits"]
+)
+def test_full_paths_refuse_biases_laid_out_unlike_weights(function):
+    # Same shard sizes, but a ShardedVariable holds class ranges and a "mod"
+    # list interleaves them: row j of shard k is not the same class in both.
+    w, b, labels, x, _, _ = make_problem(1, True)
+    ws = ShardedVariable([tf.Variable(s) for s in split(w, "div", num_shards=2)])
+    bs = split(b, "mod", num_shards=2)
+    with pytest.raises(ValueError, match="`biases` must hold its classes in its shards as"):
+        if function == "full_logits":
+            full_logits(ws, bs, x, "mod")
+        else:
+            function(ws, bs, labels, x, NUM_CLASSES, partition_strategy="mod")
+
+
+def test_keras_variable_shards_are_read_as_their_tf_variable():
+    # Recognised without importing Keras in _core: the tf.Variable it holds is
+    # gathered (sparse reads and gradients), never a dense copy of the table.
+    table = np.arange(12, dtype=np.float32).reshape(6, 2)
+    whole, first, second = (keras.Variable(t) for t in (table, table[0::2], table[1::2]))
+    assert as_sharded_table(whole, "mod").shards[0] is whole.value
+    shards = as_sharded_table([first, second], "mod").shards
+    assert shards[0] is first.value and shards[1] is second.value
+    with tf.GradientTape() as tape:
+        rows = gather_rows([first, second], tf.constant([5, 2, 5]), "mod")
+    np.testing.assert_array_equal(rows.numpy(), table[[5, 2, 5]])
+    grads = tape.gradient(rows, [first.value, second.value])
+    assert all(isinstance(g, tf.IndexedSlices) for g in grads)

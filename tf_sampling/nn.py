@@ -17,8 +17,8 @@ from tf_sampling._core.adaptive_softmax import (
 from tf_sampling._core.full_softmax import (
     full_sigmoid_cross_entropy,
     full_softmax_cross_entropy,
-    full_top_k,
 )
+from tf_sampling._core.full_top_k import full_top_k
 from tf_sampling._core.label_sets import LabelSet, label_set, ragged_labels
 from tf_sampling._core.rank_sampled_softmax import rank_sampled_softmax_loss
 from tf_sampling._core.retrieval_loss import in_batch_softmax_loss

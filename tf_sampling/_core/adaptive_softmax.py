@@ -27,7 +27,7 @@ each tail cluster is computed for every row and masked instead: the same
 numbers, at the cost of ``log_prob``. ``adaptive_top_k`` merges the head's
 top-k with each cluster's (each shifted by its cluster's log-probability),
 which is exact; a large part is scanned in class blocks
-(``full_softmax.full_top_k``) so no ``[n, num_classes]`` tensor is held.
+(``full_top_k``) so no ``[n, num_classes]`` tensor is held.
 
 Everything is computed in float32 (float64 when an operand is float64),
 whatever the dtype of the inputs and parameters (mixed precision).
@@ -40,11 +40,9 @@ from typing import NamedTuple
 import tensorflow as tf
 
 from tf_sampling._core import adaptive_layout, checks, loss_args
-from tf_sampling._core.full_softmax import (
-    auto_chunk_size,
-    full_softmax_cross_entropy,
-    full_top_k,
-)
+from tf_sampling._core.class_blocks import auto_chunk_size
+from tf_sampling._core.full_softmax import full_softmax_cross_entropy
+from tf_sampling._core.full_top_k import full_top_k
 from tf_sampling._core.sampled_logits import compute_dtype
 from tf_sampling._core.xla import in_xla_context
 
@@ -312,7 +310,7 @@ def _part_top_k(x, weights, biases, k: int, chunk_size, dtype) -> tuple:
     """Top ``k`` logits of one table, their rows (int64) and its log-sum-exp, ``[n]``.
 
     One matmul when the table fits one block of ``chunk_size`` (default
-    ``full_softmax.auto_chunk_size``); otherwise in blocks: the top-k by
+    ``class_blocks.auto_chunk_size``); otherwise in blocks: the top-k by
     ``full_top_k`` and the log-sum-exp from ``full_softmax_cross_entropy``
     (the cross-entropy of row 0 plus its logit).
     """

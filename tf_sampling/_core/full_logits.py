@@ -28,20 +28,17 @@ def full_logits(weights, biases, inputs, partition_strategy: str = "mod") -> tf.
 
     Raises:
       TypeError: a missing table, or non-float inputs or tables.
-      ValueError: a bad ``partition_strategy``, or bias shards that do not
-        match the weight shards.
+      ValueError: a bad ``partition_strategy``, tables of the wrong rank or
+        of different row counts, bias shards that do not match the weight
+        shards, or ``inputs`` whose last dimension is not the weights' dim.
     """
     with tf.name_scope("full_logits"):
         inputs = tf.convert_to_tensor(inputs, name="inputs")
         checks.check_floating(inputs.dtype, "inputs")
         loss_args.check_partition_strategy(partition_strategy)
-        loss_args.check_table(weights, "weights", "[num_classes, dim]")
-        loss_args.check_table(biases, "biases", "[num_classes]")
-        weight_table = sharding.as_sharded_table(weights, partition_strategy, "weights")
-        bias_table = sharding.as_sharded_table(biases, partition_strategy, "biases")
-        checks.check_floating(weight_table.dtype, "weights")
-        checks.check_floating(bias_table.dtype, "biases")
-        loss_args.check_same_shards(weight_table.sizes, bias_table.sizes)
+        weight_table, bias_table = sharding.class_tables(
+            weights, biases, inputs, None, partition_strategy, same_shards=True
+        )
         dtype = compute_dtype(inputs.dtype, weight_table.dtype)
         x = tf.cast(inputs, dtype)
         parts = [
@@ -50,7 +47,7 @@ def full_logits(weights, biases, inputs, partition_strategy: str = "mod") -> tf.
             for w, b in zip(weight_table.shards, bias_table.shards, strict=True)
         ]
         logits = parts[0] if len(parts) == 1 else tf.concat(parts, 1)
-        order = weight_table.class_order()
+        order = weight_table.layout.class_order()
         if order is not None:
             logits = tf.gather(logits, tf.constant(order, tf.int32), axis=1)
         out_shape = tf.concat([tf.shape(x)[:-1], [weight_table.num_rows]], 0)

@@ -1,29 +1,28 @@
-"""Exact full-softmax losses and top-k over all classes, in bounded memory.
+"""Exact cross-entropies over every class, chunked from the class table.
 
-The full logits ``inputs @ weights^T + biases`` are ``[n, num_classes]``:
-4 GB for 1024 rows at 10^6 classes. Everything here walks the class table in
-blocks of ``chunk_size`` rows instead and keeps only per-row running values
-(a running maximum and sum for the log-sum-exp, a running top-k), so one
-block of logits, ``[n, chunk_size]``, is the largest temporary.
+* **Chunked**, :func:`full_softmax_cross_entropy` and
+  :func:`full_sigmoid_cross_entropy` (and, with the rank of the first true
+  class, :func:`full_softmax_cross_entropy_and_rank`): from the class table,
+  in blocks of ``chunk_size`` classes (``class_blocks``), never holding the
+  ``[n, num_classes]`` logits.
 
-* **Losses.** Softmax cross-entropy and the summed sigmoid cross-entropy
-  are sums over classes, so blocks are visited in each shard's storage order;
-  only the true classes need the class order rule, and they are found by
-  their (shard, row) position inside each block. The custom gradient
-  recomputes each block's logits in the backward pass rather than keeping
-  them: three matmuls per block there, one in the forward pass.
+How the chunked losses run, one block ``z`` ``[n, size]`` at a time:
+
+* **Forward** (:func:`_forward`): an objective (:class:`_Objective`) starts
+  per-row running values, merges each block into them (the running
+  log-sum-exp :func:`_logsumexp_merge` for softmax, a running sum for
+  sigmoid) and finishes them into the losses. Blocks are visited in each
+  shard's storage order: the losses are sums over classes, so only the true
+  classes need the class order rule, and they are found by their
+  (shard, row) position (``ShardLayout.locate``, once per call).
+* **Backward** (:func:`_shard_gradient`, :func:`_block_gradient`): the
+  custom gradient recomputes each block's logits rather than keeping them:
+  three matmuls per block there, one in the forward pass.
 * **Weight gradients are dense**, one ``[rows, dim]`` tensor per shard: every
   class has a nonzero softmax gradient, so ``tf.IndexedSlices`` would only add
   an index per row and a scatter in the optimizer. In graphs (``tf.function``,
   TF1) the backward writes each block into that tensor in place; eagerly it
   keeps the blocks and concatenates them (twice the gradient's size briefly).
-* **Top-k** keeps the ``k`` best (score, id) pairs per row; ties go to the
-  lower class id, as ``tf.math.top_k`` breaks them on the full row.
-* **Loops.** Blocks of a shard run in a ``tf.while_loop`` with one iteration
-  in flight (``parallel_iterations=1``: several in flight would hold several
-  blocks of logits) and a static trip count, plus one static tail block for
-  the remainder, so every shape is static under ``jit_compile=True``.
-  Shards run one after another (each loop waits on the previous one).
 * **One-shot path.** When every shard fits in one block, no loop is built:
   the logits are computed at once, and the loss keeps them for its gradient
   instead of recomputing.
@@ -31,149 +30,54 @@ block of logits, ``[n, chunk_size]``, is the largest temporary.
 
 from __future__ import annotations
 
-import numbers
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import NamedTuple
 
-import numpy as np
 import tensorflow as tf
 
-from tf_sampling._core import checks, loss_args, sharding, xla
-from tf_sampling._core.sampled_logits import class_tables, compute_dtype
+from tf_sampling._core import checks, class_blocks, loss_args, xla
 from tf_sampling._core.xla import in_xla_context
 
-# The automatic chunk size keeps one block of logits [n, chunk] under this
-# many elements (32 MB in float32) ...
-LOGITS_BLOCK_ELEMENTS = 2**23
-# ... and one block of weights [chunk, dim] (cast to float32, and its
-# gradient) under this many (64 MB in float32).
-ROWS_BLOCK_ELEMENTS = 2**24
-# Chunk sizes are multiples of this (matmul-friendly), and never below it.
-CHUNK_ALIGN = 128
-# Row count assumed for the automatic chunk size when the batch is unknown.
-ASSUMED_BATCH = 1024
-# All the logits in one block when they are at most this many elements (128 MB
-# in float32): at that size recomputing blocks in the backward pass costs more
-# time (16% of the PTB demo's step) than the memory it saves is worth.
-ONE_SHOT_ELEMENTS = 2**25
+SOFTMAX = "softmax"
+SIGMOID = "sigmoid"
 
-
-def auto_chunk_size(batch_size: int | None, dim: int | None, num_classes: int) -> int:
-    """The chunk size used when ``chunk_size`` is None.
-
-    ``num_classes`` (one block, nothing recomputed) when all the logits
-    ``[batch_size, num_classes]`` are within 2^25 elements; otherwise the
-    largest multiple of 128 that keeps a block of logits
-    ``[batch_size, chunk]`` within 2^23 elements and a block of weights
-    ``[chunk, dim]`` within 2^24 elements, at least 128 and at most
-    ``num_classes``. An unknown ``batch_size`` counts as 1024, an unknown
-    ``dim`` as 512. At batch 1024 that is one block up to 32,768 classes
-    and 8192 classes per block above, for ``dim <= 2048``.
-
-    Args:
-      batch_size: int or None, the number of rows of ``inputs``.
-      dim: int or None, the width of ``inputs``.
-      num_classes: int, the number of classes.
-
-    Returns:
-      int: the number of classes per block.
+# The losses' docstrings: the arguments every blocked function takes
+# (class_blocks.COMMON_DOC) and the losses' own, each written once.
+_LABELS_DOC = """
+    labels: integer ``[batch_size, num_true]`` target classes, or floats
+      holding whole numbers (cast; a fractional one is an error)
+      (``[batch_size]`` accepted when ``num_true`` is 1).
     """
-    rows = max(int(batch_size or ASSUMED_BATCH), 1)
-    width = max(int(dim or 512), 1)
-    if rows * num_classes <= ONE_SHOT_ELEMENTS:
-        return num_classes
-    chunk = min(LOGITS_BLOCK_ELEMENTS // rows, ROWS_BLOCK_ELEMENTS // width)
-    chunk = max(CHUNK_ALIGN, chunk // CHUNK_ALIGN * CHUNK_ALIGN)
-    return min(chunk, num_classes)
-
-
-def _class_ids(table, shard: int, rows: tf.Tensor) -> tf.Tensor:
-    """Class ids (int64) of local ``rows`` of ``table.shards[shard]``."""
-    rows = tf.cast(rows, tf.int64)
-    if len(table.shards) == 1:
-        return rows
-    if table.contiguous:
-        return rows + int(sum(table.sizes[:shard]))
-    return rows * len(table.shards) + shard
-
-
-def _label_positions(table, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """The shard and local row of each label, by the class order rule.
-
-    Args:
-      table: the weights' :class:`~tf_sampling._core.sharding.ShardedTable`.
-      labels: int64 ``[n, num_true]`` class ids.
-
-    Returns:
-      tuple: int32 shard indices and int64 local rows, both ``[n, num_true]``.
+_CLASSES_DOC = """
+    num_classes: int, number of classes.
+    num_true: int, number of target classes per example.
     """
-    n = len(table.shards)
-    if n == 1:
-        return tf.zeros_like(labels, tf.int32), labels
-    if table.contiguous:
-        bounds = np.cumsum(table.sizes)
-        shard = tf.searchsorted(
-            tf.reshape(tf.constant(bounds[:-1], tf.int64), [1, -1]) + tf.zeros_like(labels[:, :1]),
-            labels,
-            side="right",
-            out_type=tf.int32,
-        )
-        starts = tf.constant(np.concatenate([[0], bounds[:-1]]), tf.int64)
-        return shard, labels - tf.gather(starts, shard)
-    return tf.cast(labels % n, tf.int32), labels // n
-
-
-def _scan_blocks(rows: int, chunk: int, step, state: tuple, first: int = 0) -> tuple:
-    """Runs ``state = step(start, size, state)`` over consecutive row blocks.
-
-    Blocks ``first, first + 1, ...`` of ``chunk`` rows run in a
-    ``tf.while_loop`` (a Python loop when eager), then the ``rows % chunk``
-    remaining rows as one static tail block.
-
-    Args:
-      rows: int, rows of the shard.
-      chunk: int, rows per block.
-      step: callable ``(start int32 scalar, size int, state tuple) -> tuple``.
-      state: tuple of tensors threaded through the blocks.
-      first: int, index of the first full block to run.
-
-    Returns:
-      tuple: the final state.
+_LABEL_ERRORS_DOC = """
+    tf.errors.InvalidArgumentError: at run time for labels outside
+      ``[0, num_classes)`` (under ``jit_compile=True``, where XLA drops
+      asserts, their rows get a NaN loss and NaN gradients instead).
     """
-    full, tail = divmod(rows, chunk)
-    count = full - first
-    if count == 1:
-        state = step(tf.constant(first * chunk, tf.int32), chunk, state)
-    elif count > 1:
-
-        def body(j, *carried):
-            return (j + 1, *step(j * chunk, chunk, carried))
-
-        out = tf.while_loop(
-            lambda j, *_: j < full,
-            body,
-            (tf.constant(first, tf.int32), *state),
-            parallel_iterations=1,
-            maximum_iterations=count,
-        )
-        state = tuple(out[1:])
-    if tail:
-        state = step(tf.constant(full * chunk, tf.int32), tail, state)
-    return tuple(state)
+_LOSS_DOC = {
+    "arguments": class_blocks.doc_piece(
+        class_blocks.COMMON_DOC["tables"],
+        _LABELS_DOC,
+        class_blocks.COMMON_DOC["inputs"],
+        _CLASSES_DOC,
+        class_blocks.COMMON_DOC["blocks"],
+    ),
+    "losses": """
+        tf.Tensor: ``[batch_size]`` per-example losses, float32 (float64 when an
+        operand is float64). Gradients reach ``inputs`` (its dtype), and each
+        weight and bias shard as a dense tensor of its shape and dtype.
+        """,
+    "errors": class_blocks.doc_piece(class_blocks.COMMON_DOC["argument_errors"], _LABEL_ERRORS_DOC),
+}
 
 
-def _block_logits(x, w_shard, b_shard, start, size: int, dtype):
-    """Logits ``[n, size]`` of rows ``[start, start + size)`` and that weight block."""
-    dim = w_shard.shape[1]
-    w = tf.cast(tf.slice(w_shard, tf.stack([start, 0]), [size, dim]), dtype)
-    b = tf.cast(tf.slice(b_shard, tf.reshape(start, [1]), [size]), dtype)
-    return tf.nn.bias_add(tf.matmul(x, w, transpose_b=True), b), w
-
-
-def _in_block(label_shard, label_row, shard: int, start, size: int):
-    """Which labels fall in the block, and their columns in it (0 where not)."""
-    offset = label_row - tf.cast(start, tf.int64)
-    # tf.equal: `==` on tensors is identity, not elementwise, in TF1 graphs.
-    hit = tf.equal(label_shard, shard) & (offset >= 0) & (offset < size)
-    return hit, tf.cast(tf.where(hit, offset, 0), tf.int32)
+# ---------------------------------------------------------------------------
+# Chunked: the class table in blocks.
 
 
 def _block_targets(hit, cols, z, values) -> tf.Tensor:
@@ -213,56 +117,308 @@ def _write_rows(buffer: tf.Tensor, start, block: tf.Tensor) -> tf.Tensor:
     return tf.raw_ops.InplaceUpdate(x=buffer, i=index, v=block)
 
 
-def _after(tensors: tuple, previous: tuple) -> tuple:
-    """``tensors`` gated on ``previous``, so shard loops run one at a time."""
-    if tf.executing_eagerly() or not previous:
-        return tensors
-    with tf.control_dependencies(previous):
-        return tuple(tf.identity(t) for t in tensors)
+@dataclasses.dataclass(frozen=True)
+class _Blocks:
+    """What every block of one loss call reads.
+
+    Attributes:
+      x: ``[n, dim]`` inputs in ``dtype``.
+      w_shards: the weight shards as read, ``[rows_k, dim]`` each.
+      b_shards: the bias shards as read, ``[rows_k]`` each.
+      label_shard: int32 ``[n, num_true]``, the shard of each label.
+      label_row: int64 ``[n, num_true]``, its row in that shard.
+      chunk: int, rows per block.
+      dtype: the compute dtype.
+      inv_true: float, ``1 / num_true``: the target of each true class.
+    """
+
+    x: tf.Tensor
+    w_shards: tuple
+    b_shards: tuple
+    label_shard: tf.Tensor
+    label_row: tf.Tensor
+    chunk: int
+    dtype: tf.DType
+    inv_true: float
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Rows of each shard."""
+        return tuple(int(w.shape[0]) for w in self.w_shards)
+
+    def logits(self, x, shard: int, start, size: int) -> tuple[tf.Tensor, tf.Tensor]:
+        """``[n, size]`` logits of a block of ``shard`` and its ``[size, dim]`` weights."""
+        return class_blocks.block_logits(
+            x, self.w_shards[shard], self.b_shards[shard], start, size, self.dtype
+        )
+
+    def labels_in(self, shard: int, start, size: int) -> tuple[tf.Tensor, tf.Tensor]:
+        """Which labels fall in the block, and their columns in it (0 where not).
+
+        Returns:
+          tuple: bool ``[n, num_true]`` hits and int32 ``[n, num_true]`` columns.
+        """
+        offset = self.label_row - tf.cast(start, tf.int64)
+        # tf.equal: `==` on tensors is identity, not elementwise, in TF1 graphs.
+        hit = tf.equal(self.label_shard, shard) & (offset >= 0) & (offset < size)
+        return hit, tf.cast(tf.where(hit, offset, 0), tf.int32)
 
 
-def _prepare(weights, biases, inputs, num_classes, partition_strategy, chunk_size):
-    """Checks and wraps the common arguments.
+# The objectives: per-row running values (``start``), what one block of logits
+# ``z`` ``[n, size]`` adds to them (``merge``; ``hit`` and ``cols``, bool and
+# int32 ``[n, num_true]``, say where the labels fall in it, see
+# ``_Blocks.labels_in``), the ``[n]`` losses they end in (``finish``) and
+# ``d loss / d z`` before the targets (``probabilities``; ``_block_gradient``
+# subtracts the targets).
+
+
+def _softmax_start(n, labels: tf.Tensor, dtype) -> tuple:
+    """Running maximum and sum ``[n]``, and the true logits ``[n, num_true]``.
+
+    The maximum starts at the lowest finite value, not -inf: a block of only
+    -inf logits (a masked range of classes) then adds
+    ``exp(-inf - lowest) = 0``, where ``-inf - -inf`` would be NaN.
+    """
+    return (
+        tf.fill([n], tf.constant(dtype.min, dtype)),
+        tf.zeros([n], dtype),
+        tf.zeros(tf.shape(labels), dtype),
+    )
+
+
+def _logsumexp_merge(state: tuple, z, hit, cols, inv_true: float) -> tuple:
+    """Merges a block into the running log-sum-exp, and keeps its true logits.
+
+    Each true logit is kept as it is (each lies in exactly one block) and
+    averaged only once the maximum is known (:func:`_softmax_finish`).
+    """
+    del inv_true  # The targets enter at the end, as a mean.
+    running_max, running_sum, true_logits = state
+    true_logits = tf.where(hit, tf.gather(z, cols, batch_dims=1), true_logits)
+    new_max = tf.maximum(running_max, tf.reduce_max(z, 1))
+    running_sum = running_sum * tf.exp(running_max - new_max) + tf.reduce_sum(
+        tf.exp(z - tf.expand_dims(new_max, 1)), 1
+    )
+    return new_max, running_sum, true_logits
+
+
+def _softmax_finish(state: tuple) -> tuple[tf.Tensor, tuple]:
+    """Losses ``[n]``, and ``(row_max, total)`` ``[n]`` for the backward pass.
+
+    The mean of the true logits minus the maximum (all <= 0): a true logit
+    equal to the maximum loses no digits to cancellation, and true logits
+    near FLT_MAX cannot overflow their sum.
+    """
+    row_max, total, true_logits = state
+    shifted_true = true_logits - tf.expand_dims(row_max, 1)
+    return tf.math.log(total) - tf.reduce_mean(shifted_true, 1), (row_max, total)
+
+
+def _softmax_probabilities(z, stats: tuple) -> tf.Tensor:
+    """``[n, size]`` softmax of a block's logits over all classes.
+
+    ``exp(z - max) / sum`` rather than ``exp(z - log_normalizer)``: near
+    FLT_MAX, ``max + log(sum)`` rounds back to ``max``.
+    """
+    row_max, total = stats
+    return tf.exp(z - tf.expand_dims(row_max, 1)) * tf.expand_dims(1.0 / total, 1)
+
+
+def _sigmoid_start(n, labels: tf.Tensor, dtype) -> tuple:
+    """The running sum ``[n]`` of per-class losses."""
+    del labels
+    return (tf.zeros([n], dtype),)
+
+
+def _sigmoid_merge(state: tuple, z, hit, cols, inv_true: float) -> tuple:
+    """Adds a block's per-class sigmoid cross-entropies to the running sum.
+
+    Per class, then summed: ``softplus(z) - target * z`` summed over the
+    classes first would overflow (to NaN) where the exact loss is finite,
+    e.g. two true logits near FLT_MAX. TF's form
+    ``relu(z) - t * z + log1p(exp(-|z|))``, with ``t * z`` only where
+    ``t > 0``: ``0 * -inf`` would make a masked (-inf) class NaN.
+    """
+    dtype = z.dtype
+    targets = _block_targets(hit, cols, z, tf.constant(inv_true, dtype))
+    true_part = tf.where(targets > 0, targets * z, tf.zeros([], dtype))
+    per_class = tf.nn.relu(z) - true_part + tf.math.log1p(tf.exp(-tf.abs(z)))
+    return (state[0] + tf.reduce_sum(per_class, 1),)
+
+
+def _sigmoid_finish(state: tuple) -> tuple[tf.Tensor, tuple]:
+    """Losses ``[n]``; the backward pass needs nothing more."""
+    return state[0], ()
+
+
+def _sigmoid_probabilities(z, stats: tuple) -> tf.Tensor:
+    """``[n, size]`` sigmoid of a block's logits."""
+    del stats
+    return tf.sigmoid(z)
+
+
+class _Objective(NamedTuple):
+    """The four pieces that make a chunked loss (see the functions above)."""
+
+    start: Callable
+    merge: Callable
+    finish: Callable
+    probabilities: Callable
+
+
+_OBJECTIVES = {
+    SOFTMAX: _Objective(_softmax_start, _logsumexp_merge, _softmax_finish, _softmax_probabilities),
+    SIGMOID: _Objective(_sigmoid_start, _sigmoid_merge, _sigmoid_finish, _sigmoid_probabilities),
+}
+
+
+def _first_true_logit(blocks: _Blocks, weight_table, bias_table, first: tf.Tensor) -> tf.Tensor:
+    """``[n]`` logit of each row's first true class ``first`` ``[n]``, from its own row (no gradient)."""
+    rows = dataclasses.replace(weight_table, shards=blocks.w_shards).gather(first)
+    bias = dataclasses.replace(bias_table, shards=blocks.b_shards).gather(first)
+    logit = tf.reduce_sum(blocks.x * tf.cast(rows, blocks.dtype), 1) + tf.cast(bias, blocks.dtype)
+    return tf.stop_gradient(logit)
+
+
+def _count_above(z, hit, cols, size: int, reference, above) -> tf.Tensor:
+    """``above`` ``[n]`` plus the block's logits strictly above ``reference`` ``[n]``.
+
+    The first true class's own column is left out, so rounding between its
+    two products (block and row) cannot count it.
+    """
+    own = hit[:, :1] & tf.equal(tf.range(size)[tf.newaxis], cols[:, :1])
+    higher = (z > tf.expand_dims(reference, 1)) & tf.logical_not(own)
+    return above + tf.reduce_sum(tf.cast(higher, tf.int64), 1)
+
+
+def _forward(blocks: _Blocks, objective: _Objective, reference, one_shot: bool) -> tuple:
+    """Runs every block of every shard through ``objective.merge`` (and the rank count).
+
+    Args:
+      blocks: the call's :class:`_Blocks`.
+      objective: the loss's :class:`_Objective`.
+      reference: Optional ``[n]`` first true logits: count the classes above.
+      one_shot: whether every shard is one block (its logits are kept).
 
     Returns:
-      tuple: ``(inputs, weight_table, bias_table, dtype, chunk)``.
+      tuple: ``(state, above, kept)``: the objective's final running values,
+      int64 ``[n]`` classes above ``reference`` (None without it), and the
+      one-shot path's logits, ``[n, rows_k]`` per shard (else empty).
     """
-    num_classes = checks.check_int(num_classes, "num_classes")
-    loss_args.check_partition_strategy(partition_strategy)
-    inputs = loss_args.check_inputs(inputs)
-    chunk_size = loss_args.check_chunk_size(chunk_size)
-    weight_table, bias_table = class_tables(
-        weights, biases, inputs, num_classes, partition_strategy
+    n = tf.shape(blocks.x)[0]
+    kept = []
+
+    def step(x, shard, start, size, state):
+        z, _ = blocks.logits(x, shard, start, size)
+        if one_shot:
+            kept.append(z)
+        hit, cols = blocks.labels_in(shard, start, size)
+        if reference is None:
+            return objective.merge(state, z, hit, cols, blocks.inv_true)
+        above = _count_above(z, hit, cols, size, reference, state[-1])
+        return (*objective.merge(state[:-1], z, hit, cols, blocks.inv_true), above)
+
+    state = objective.start(n, blocks.label_row, blocks.dtype)
+    if reference is not None:
+        state = (*state, tf.zeros([n], tf.int64))
+    for shard, rows in enumerate(blocks.sizes):
+        (x,) = class_blocks.after((blocks.x,), state if shard else ())
+        state = class_blocks.scan_blocks(
+            rows,
+            blocks.chunk,
+            lambda start, size, st, x=x, shard=shard: step(x, shard, start, size, st),
+            state,
+        )
+    if reference is None:
+        return state, None, kept
+    return state[:-1], state[-1], kept
+
+
+def _block_gradient(blocks: _Blocks, probabilities, up_column, shard, start, size, dx, z=None):
+    """One block's share of the gradient.
+
+    Args:
+      blocks: the call's :class:`_Blocks`.
+      probabilities: callable, block logits ``[n, size]`` -> ``d loss / d z``
+        before the targets, ``[n, size]``.
+      up_column: ``[n, 1]`` upstream gradient of the losses.
+      shard, start, size: the block (int, int32 scalar, int).
+      dx: ``[n, dim]`` the inputs' gradient so far.
+      z: Optional ``[n, size]`` logits kept by the forward pass (else recomputed).
+
+    Returns:
+      tuple: ``dx`` plus the block's share ``[n, dim]``, and the block's
+      ``dw`` ``[size, dim]`` and ``db`` ``[size]``, in the compute dtype.
+    """
+    # Gated on the running dx: one shard's blocks after another's.
+    (x,) = class_blocks.after((blocks.x,), (dx,))
+    if z is None:
+        z, w = blocks.logits(x, shard, start, size)
+    else:
+        w = tf.cast(blocks.w_shards[shard], blocks.dtype)
+    probs = probabilities(z)
+    hit, cols = blocks.labels_in(shard, start, size)
+    targets = _block_targets(hit, cols, z, up_column * blocks.inv_true)
+    # d loss / d logit = (probability - target) * upstream.
+    grad_logits = probs * up_column - targets
+    dw = tf.matmul(grad_logits, x, transpose_a=True)
+    db = tf.reduce_sum(grad_logits, 0)
+    dx_new = dx + tf.matmul(grad_logits, w)
+    # Static shapes kept (e.g. a batch of 0): the loop carries dx.
+    dx_new.set_shape(dx.shape)
+    return dx_new, dw, db
+
+
+def _shard_gradient(blocks: _Blocks, block_gradient, shard: int, dx, kept_z=None) -> tuple:
+    """One shard's gradients, block by block.
+
+    Args:
+      blocks: the call's :class:`_Blocks`.
+      block_gradient: :func:`_block_gradient` bound to the call's pieces:
+        ``(shard, start, size, dx, z=None) -> (dx, dw, db)``.
+      shard: int.
+      dx: ``[n, dim]`` the inputs' gradient so far.
+      kept_z: Optional ``[n, rows]`` logits of the one-shot path.
+
+    Returns:
+      tuple: ``dx`` with the shard's share, and the shard's dense ``dw``
+      ``[rows, dim]`` and ``db`` ``[rows]`` in the shards' dtypes.
+    """
+    rows = blocks.sizes[shard]
+    w_dtype, b_dtype = blocks.w_shards[shard].dtype, blocks.b_shards[shard].dtype
+    if kept_z is not None:
+        dx, dw, db = block_gradient(shard, 0, rows, dx, kept_z)
+        return dx, tf.cast(dw, w_dtype), tf.cast(db, b_dtype)
+    if tf.executing_eagerly():
+        # Eager tensors cannot be updated in place: keep the blocks.
+        w_blocks, b_blocks = [], []
+
+        def eager_step(start, size, state):
+            dx_new, dw, db = block_gradient(shard, start, size, state[0])
+            w_blocks.append(tf.cast(dw, w_dtype))
+            b_blocks.append(tf.cast(db, b_dtype))
+            return (dx_new,)
+
+        (dx,) = class_blocks.scan_blocks(rows, blocks.chunk, eager_step, (dx,))
+        return dx, tf.concat(w_blocks, 0), tf.concat(b_blocks, 0)
+
+    def graph_step(start, size, state):
+        dx_new, dw, db = block_gradient(shard, start, size, state[0])
+        return (
+            dx_new,
+            _write_rows(state[1], start, tf.cast(dw, w_dtype)),
+            _write_rows(state[2], start, tf.cast(db, b_dtype)),
+        )
+
+    buffers = (
+        _row_buffer(blocks.w_shards[shard].shape, w_dtype),
+        _row_buffer(blocks.b_shards[shard].shape, b_dtype),
     )
-    if weight_table.sizes != bias_table.sizes:
-        raise ValueError(
-            f"`biases` shard sizes {list(bias_table.sizes)} must equal `weights` shard sizes, "
-            f"got {list(weight_table.sizes)} for `weights`."
-        )
-    if not weight_table.dtype.is_floating or not bias_table.dtype.is_floating:
-        raise TypeError(
-            "`weights` and `biases` must be floating-point, got dtypes "
-            f"{weight_table.dtype.name} and {bias_table.dtype.name}."
-        )
-    dim = weight_table.row_shape[0]
-    if dim is None:
-        raise ValueError(
-            f"`weights` must have a static dim, got rows of shape {weight_table.row_shape}."
-        )
-    if chunk_size is None:
-        chunk_size = auto_chunk_size(inputs.shape[0], dim, num_classes)
-    dtype = compute_dtype(inputs.dtype, weight_table.dtype, bias_table.dtype)
-    return inputs, weight_table, bias_table, dtype, min(chunk_size, num_classes)
-
-
-def _read(shard) -> tf.Tensor:
-    # Read variables here, outside the custom gradient, so their gradient
-    # reaches them through the read (a dense tensor per shard).
-    return tf.convert_to_tensor(shard)
+    return class_blocks.scan_blocks(rows, blocks.chunk, graph_step, (dx, *buffers))
 
 
 def _chunked_loss(
-    objective,
+    objective: str,
     weights,
     biases,
     labels,
@@ -273,7 +429,10 @@ def _chunked_loss(
     chunk_size,
     with_rank=False,
 ):
-    """The shared body of the two full losses (see their docstrings).
+    """The shared body of the chunked losses (see their docstrings).
+
+    Checks the arguments, then runs :func:`_forward` under a custom gradient
+    whose backward pass runs :func:`_shard_gradient` over the shards.
 
     With ``with_rank``, also returns, from the same pass over the blocks, the
     int64 ``[n]`` number of classes whose logit is strictly above the first
@@ -281,7 +440,7 @@ def _chunked_loss(
     in, as ``tf.math.in_top_k`` does). It has no gradient.
     """
     num_true = checks.check_int(num_true, "num_true")
-    inputs, weight_table, bias_table, dtype, chunk = _prepare(
+    inputs, weight_table, bias_table, dtype, chunk, num_classes = class_blocks.prepare(
         weights, biases, inputs, num_classes, partition_strategy, chunk_size
     )
     labels = loss_args.normalize_labels(
@@ -295,199 +454,53 @@ def _chunked_loss(
         bad_rows = xla.out_of_range_rows(labels, num_classes)
         inputs = xla.nan_rows(inputs, bad_rows)
         labels = tf.where((labels < 0) | (labels >= num_classes), tf.zeros([], tf.int64), labels)
-    label_shard, label_row = _label_positions(weight_table, labels)
-    sizes = weight_table.sizes
-    num_shards = len(sizes)
-    one_shot = max(sizes) <= chunk
-    softmax = objective == "softmax"
-    inv_true = 1.0 / num_true
+    label_shard, label_row = weight_table.layout.locate(labels)
+    one_shot = max(weight_table.sizes) <= chunk
+    pieces = _OBJECTIVES[objective]
+    num_shards = len(weight_table.shards)
 
     @tf.custom_gradient
     def loss_fn(x, *tables):
-        w_shards, b_shards = tables[:num_shards], tables[num_shards:]
-        xc = tf.cast(x, dtype)
-        n = tf.shape(xc)[0]
-        kept_logits = []
+        blocks = _Blocks(
+            tf.cast(x, dtype),
+            tables[:num_shards],
+            tables[num_shards:],
+            label_shard,
+            label_row,
+            chunk,
+            dtype,
+            1.0 / num_true,
+        )
+        reference = None
         if with_rank:
-            # The first true logit from its row alone; the block pass counts
-            # the classes above it (its own column excluded, so rounding
-            # between the two products cannot count it).
-            first = labels[:, 0]
-            rows = sharding.ShardedTable(tuple(w_shards), weight_table.contiguous).gather(first)
-            bias = sharding.ShardedTable(tuple(b_shards), bias_table.contiguous).gather(first)
-            reference = tf.stop_gradient(
-                tf.reduce_sum(xc * tf.cast(rows, dtype), 1) + tf.cast(bias, dtype)
-            )
-
-        def count_above(z, hit, cols, size, above):
-            own = hit[:, :1] & tf.equal(tf.range(size)[tf.newaxis], cols[:, :1])
-            higher = (z > tf.expand_dims(reference, 1)) & tf.logical_not(own)
-            return above + tf.reduce_sum(tf.cast(higher, tf.int64), 1)
-
-        def forward_step(x_gated, shard, start, size, state):
-            z, _ = _block_logits(x_gated, w_shards[shard], b_shards[shard], start, size, dtype)
-            if one_shot:
-                kept_logits.append(z)
-            hit, cols = _in_block(label_shard, label_row, shard, start, size)
-            if with_rank:
-                above = count_above(z, hit, cols, size, state[-1])
-                return (*forward_step_loss(z, hit, cols, state[:-1]), above)
-            return forward_step_loss(z, hit, cols, state)
-
-        def forward_step_loss(z, hit, cols, state):
-            if not softmax:
-                # Per class, then summed: softplus(z) - target * z summed over
-                # the classes first would overflow (to NaN) where the exact
-                # loss is finite, e.g. two true logits near FLT_MAX.
-                # TF's form relu(z) - t * z + log1p(exp(-|z|)), with t * z only
-                # where t > 0: 0 * -inf would make a masked (-inf) class NaN.
-                targets = _block_targets(hit, cols, z, tf.constant(inv_true, dtype))
-                true_part = tf.where(targets > 0, targets * z, tf.zeros([], dtype))
-                per_class = tf.nn.relu(z) - true_part + tf.math.log1p(tf.exp(-tf.abs(z)))
-                return (state[0] + tf.reduce_sum(per_class, 1),)
-            # Each true logit is kept as it is (each lies in exactly one block)
-            # and averaged only once the maximum is known; see the loss below.
-            true_logits = tf.where(hit, tf.gather(z, cols, batch_dims=1), state[2])
-            running_max, running_sum = state[0], state[1]
-            new_max = tf.maximum(running_max, tf.reduce_max(z, 1))
-            running_sum = running_sum * tf.exp(running_max - new_max) + tf.reduce_sum(
-                tf.exp(z - tf.expand_dims(new_max, 1)), 1
-            )
-            return new_max, running_sum, true_logits
-
-        zeros = tf.zeros([n], dtype)
-        if softmax:
-            # The running maximum starts at the lowest finite value, not -inf:
-            # a block of only -inf logits (a masked range of classes) then
-            # adds exp(-inf - lowest) = 0, where -inf - -inf would be NaN.
-            state = (
-                tf.fill([n], tf.constant(dtype.min, dtype)),
-                zeros,
-                tf.zeros(tf.shape(labels), dtype),
-            )
-        else:
-            state = (zeros,)
-        if with_rank:
-            state = (*state, tf.zeros([n], tf.int64))
-        for shard in range(num_shards):
-            (x_gated,) = _after((xc,), state if shard else ())
-            state = _scan_blocks(
-                sizes[shard],
-                chunk,
-                lambda start, size, st, x_gated=x_gated, shard=shard: forward_step(
-                    x_gated, shard, start, size, st
-                ),
-                state,
-            )
-        rank = None
-        if with_rank:
-            state, rank = state[:-1], state[-1]
-        if softmax:
-            row_max, total = state[0], state[1]
-            # The mean of the true logits minus the maximum (all <= 0): a true
-            # logit equal to the maximum loses no digits to cancellation, and
-            # true logits near FLT_MAX cannot overflow their sum.
-            shifted_true = state[2] - tf.expand_dims(row_max, 1)
-            losses = tf.math.log(total) - tf.reduce_mean(shifted_true, 1)
-            if with_rank:
-                # A row whose loss is NaN (NaN weights or inputs, or a bad
-                # label under XLA) has no rank: never counted as a top-k hit.
-                undefined = tf.math.is_nan(losses) | tf.math.is_nan(reference)
-                rank = tf.where(undefined, tf.constant(num_classes, tf.int64), rank)
-        else:
-            losses = state[0]
+            reference = _first_true_logit(blocks, weight_table, bias_table, labels[:, 0])
+        state, above, kept = _forward(blocks, pieces, reference, one_shot)
+        losses, stats = pieces.finish(state)
 
         def backward(upstream, *_rank_upstream):
-            up = tf.cast(upstream, dtype)
-            up_column = tf.expand_dims(up, 1)
-            eager = tf.executing_eagerly()
-
-            def block_gradient(shard, start, size, dx, z=None):
-                # Gated on the running dx: one shard's blocks after another's.
-                (x_gated,) = _after((xc,), (dx,))
-                if z is None:
-                    z, w = _block_logits(
-                        x_gated, w_shards[shard], b_shards[shard], start, size, dtype
-                    )
-                else:
-                    w = tf.cast(w_shards[shard], dtype)
-                if softmax:
-                    # exp(z - max) / sum rather than exp(z - log_normalizer):
-                    # near FLT_MAX, max + log(sum) rounds back to max.
-                    probs = tf.exp(z - tf.expand_dims(row_max, 1)) * tf.expand_dims(1.0 / total, 1)
-                else:
-                    probs = tf.sigmoid(z)
-                hit, cols = _in_block(label_shard, label_row, shard, start, size)
-                targets = _block_targets(hit, cols, z, up_column * inv_true)
-                # d loss / d logit = (probability - target) * upstream.
-                grad_logits = probs * up_column - targets
-                dw = tf.matmul(grad_logits, x_gated, transpose_a=True)
-                db = tf.reduce_sum(grad_logits, 0)
-                dx_new = dx + tf.matmul(grad_logits, w)
-                # Static shapes kept (e.g. a batch of 0): the loop carries dx.
-                dx_new.set_shape(dx.shape)
-                return dx_new, dw, db
-
-            dx = tf.zeros_like(xc)
+            up_column = tf.expand_dims(tf.cast(upstream, dtype), 1)
+            probabilities = functools.partial(pieces.probabilities, stats=stats)
+            block_gradient = functools.partial(_block_gradient, blocks, probabilities, up_column)
+            dx = tf.zeros_like(blocks.x)
             dws, dbs = [], []
             for shard in range(num_shards):
-                w_dtype, b_dtype = w_shards[shard].dtype, b_shards[shard].dtype
-                if one_shot:
-                    dx, dw, db = block_gradient(shard, 0, sizes[shard], dx, kept_logits[shard])
-                    dws.append(tf.cast(dw, w_dtype))
-                    dbs.append(tf.cast(db, b_dtype))
-                elif eager:
-                    # Eager tensors cannot be updated in place: keep the blocks.
-                    w_blocks, b_blocks = [], []
-
-                    def eager_step(
-                        start,
-                        size,
-                        st,
-                        shard=shard,
-                        w_blocks=w_blocks,
-                        b_blocks=b_blocks,
-                        w_dtype=w_dtype,
-                        b_dtype=b_dtype,
-                    ):
-                        dx_new, dw, db = block_gradient(shard, start, size, st[0])
-                        w_blocks.append(tf.cast(dw, w_dtype))
-                        b_blocks.append(tf.cast(db, b_dtype))
-                        return (dx_new,)
-
-                    (dx,) = _scan_blocks(sizes[shard], chunk, eager_step, (dx,))
-                    dws.append(tf.concat(w_blocks, 0))
-                    dbs.append(tf.concat(b_blocks, 0))
-                else:
-
-                    def graph_step(start, size, st, shard=shard, w_dtype=w_dtype, b_dtype=b_dtype):
-                        dx_new, dw, db = block_gradient(shard, start, size, st[0])
-                        return (
-                            dx_new,
-                            _write_rows(st[1], start, tf.cast(dw, w_dtype)),
-                            _write_rows(st[2], start, tf.cast(db, b_dtype)),
-                        )
-
-                    dx, dw, db = _scan_blocks(
-                        sizes[shard],
-                        chunk,
-                        graph_step,
-                        (
-                            dx,
-                            _row_buffer(w_shards[shard].shape, w_dtype),
-                            _row_buffer(b_shards[shard].shape, b_dtype),
-                        ),
-                    )
-                    dws.append(dw)
-                    dbs.append(db)
+                dx, dw, db = _shard_gradient(
+                    blocks, block_gradient, shard, dx, kept[shard] if kept else None
+                )
+                dws.append(dw)
+                dbs.append(db)
             return [tf.cast(dx, x.dtype), *dws, *dbs]
 
-        if with_rank:
-            return (losses, rank), backward
-        return losses, backward
+        if not with_rank:
+            return losses, backward
+        # A row whose loss is NaN (NaN weights or inputs, or a bad label
+        # under XLA) has no rank: never counted as a top-k hit.
+        undefined = tf.math.is_nan(losses) | tf.math.is_nan(reference)
+        rank = tf.where(undefined, tf.constant(num_classes, tf.int64), above)
+        return (losses, rank), backward
 
-    w_read = [_read(s) for s in weight_table.shards]
-    b_read = [_read(s) for s in bias_table.shards]
+    w_read = [class_blocks.read(s) for s in weight_table.shards]
+    b_read = [class_blocks.read(s) for s in bias_table.shards]
     out = loss_fn(inputs, *w_read, *b_read)
     if bad_rows is not None:
         # NaN whatever the arithmetic made of the NaN inputs.
@@ -496,6 +509,7 @@ def _chunked_loss(
     return out
 
 
+@class_blocks.fill_doc(_LOSS_DOC)
 def full_softmax_cross_entropy(
     weights,
     biases,
@@ -521,42 +535,22 @@ def full_softmax_cross_entropy(
     elementwise copies of it) at a time, plus, for the gradient, a dense
     ``[rows, dim]`` weight gradient per shard. Time: the forward pass is one
     full-logits matmul; the backward pass recomputes it and adds the two
-    gradient matmuls (4 matmuls per step against TensorFlow's 3).
+    gradient matmuls (4 matmuls per step against TensorFlow's 3). The
+    automatic ``chunk_size`` at batch 1024: one block up to 32,768 classes,
+    8192 classes above.
 
     Args:
-      weights: ``[num_classes, dim]`` tensor/variable, or a list of shards,
-        ``PartitionedVariable`` or ``ShardedVariable`` of that logical shape.
-      biases: ``[num_classes]`` class biases, sharded like ``weights``.
-      labels: integer ``[batch_size, num_true]`` target classes, or floats
-        holding whole numbers (cast; a fractional one is an error)
-        (``[batch_size]`` accepted when ``num_true`` is 1).
-      inputs: float ``[batch_size, dim]`` activations (float16, bfloat16,
-        float32 or float64).
-      num_classes: int, number of classes.
-      num_true: int, number of target classes per example.
-      partition_strategy: ``"mod"`` or ``"div"``, for sharded tables (the same
-        class order rule as the sampled losses).
-      chunk_size: Optional int, classes per block; default
-        :func:`auto_chunk_size` (at batch 1024: one block up to 32,768
-        classes, 8192 classes above). When every shard fits in one block the
-        logits are computed at once (one-shot path).
-      name: Name scope of the operation.
+      {arguments}
 
     Returns:
-      tf.Tensor: ``[batch_size]`` per-example losses, float32 (float64 when an
-      operand is float64). Gradients reach ``inputs`` (its dtype), and each
-      weight and bias shard as a dense tensor of its shape and dtype.
+      {losses}
 
     Raises:
-      ValueError, TypeError: for invalid arguments, naming the argument and
-        the value received.
-      tf.errors.InvalidArgumentError: at run time for labels outside
-        ``[0, num_classes)`` (under ``jit_compile=True``, where XLA drops
-        asserts, their rows get a NaN loss and NaN gradients instead).
+      {errors}
     """
     with tf.name_scope(name or "full_softmax_cross_entropy"):
         return _chunked_loss(
-            "softmax",
+            SOFTMAX,
             weights,
             biases,
             labels,
@@ -568,6 +562,7 @@ def full_softmax_cross_entropy(
         )
 
 
+@class_blocks.fill_doc(_LOSS_DOC)
 def full_sigmoid_cross_entropy(
     weights,
     biases,
@@ -589,34 +584,17 @@ def full_sigmoid_cross_entropy(
     :func:`full_softmax_cross_entropy`.
 
     Args:
-      weights: ``[num_classes, dim]`` tensor/variable, or a list of shards,
-        ``PartitionedVariable`` or ``ShardedVariable`` of that logical shape.
-      biases: ``[num_classes]`` class biases, sharded like ``weights``.
-      labels: integer ``[batch_size, num_true]`` target classes, or floats
-        holding whole numbers (cast; a fractional one is an error)
-        (``[batch_size]`` accepted when ``num_true`` is 1).
-      inputs: float ``[batch_size, dim]`` activations.
-      num_classes: int, number of classes.
-      num_true: int, number of target classes per example.
-      partition_strategy: ``"mod"`` or ``"div"``, for sharded tables.
-      chunk_size: Optional int, classes per block (default
-        :func:`auto_chunk_size`).
-      name: Name scope of the operation.
+      {arguments}
 
     Returns:
-      tf.Tensor: ``[batch_size]`` per-example losses, float32 (float64 when an
-      operand is float64).
+      {losses}
 
     Raises:
-      ValueError, TypeError: for invalid arguments, naming the argument and
-        the value received.
-      tf.errors.InvalidArgumentError: at run time for labels outside
-        ``[0, num_classes)`` (under ``jit_compile=True``, where XLA drops
-        asserts, their rows get a NaN loss and NaN gradients instead).
+      {errors}
     """
     with tf.name_scope(name or "full_sigmoid_cross_entropy"):
         return _chunked_loss(
-            "sigmoid",
+            SIGMOID,
             weights,
             biases,
             labels,
@@ -628,6 +606,7 @@ def full_sigmoid_cross_entropy(
         )
 
 
+@class_blocks.fill_doc(_LOSS_DOC)
 def full_softmax_cross_entropy_and_rank(
     weights,
     biases,
@@ -647,9 +626,7 @@ def full_softmax_cross_entropy_and_rank(
     counting).
 
     Args:
-      weights, biases, labels, inputs, num_classes, num_true,
-        partition_strategy, chunk_size: As :func:`full_softmax_cross_entropy`.
-      name: Name scope of the operation.
+      {arguments}
 
     Returns:
       tuple: ``(losses, rank)``: float32 ``[batch_size]`` per-example losses,
@@ -657,11 +634,15 @@ def full_softmax_cross_entropy_and_rank(
       whose logit is strictly above that of the first true class (ties count
       as not above, as in ``tf.math.in_top_k``; the first true logit is
       computed from its own row, so a logit within rounding of it may count
-      either way). The rank has no gradient.
+      either way). The rank has no gradient; a row whose loss is NaN gets the
+      rank ``num_classes``.
+
+    Raises:
+      {errors}
     """
     with tf.name_scope(name or "full_softmax_cross_entropy_and_rank"):
         return _chunked_loss(
-            "softmax",
+            SOFTMAX,
             weights,
             biases,
             labels,
@@ -672,190 +653,3 @@ def full_softmax_cross_entropy_and_rank(
             chunk_size,
             with_rank=True,
         )
-
-
-def _shape_error(message: str) -> Exception:
-    """The class ``tf.math.top_k`` raises for a bad static ``k``: eagerly an op error, else ValueError."""
-    if tf.executing_eagerly():
-        return tf.errors.InvalidArgumentError(None, None, message)
-    return ValueError(message)
-
-
-def _k_messages(k, num_classes: int) -> tuple[str, str]:
-    """The errors for a negative and a too large ``k``, with ``tf.math.top_k``'s words."""
-    negative = f"`k` must be non-negative: Need k >= 0, got {k} (k={k})."
-    too_large = (
-        f"`k` must be <= num_classes: input must have at least k columns. Had {num_classes}, "
-        f"needed {k} (the logits must have last dimension >= k = {k}), got k={k}."
-    )
-    return negative, too_large
-
-
-def _check_k(k, num_classes: int):
-    """``full_top_k``'s ``k``: an int in ``[0, num_classes]``, or an int64 scalar tensor.
-
-    A Python/NumPy integer, or a tensor whose value is known (eagerly, or a
-    constant), is checked now; another tensor is checked when it runs.
-
-    Raises:
-      TypeError: neither an integer nor an integer tensor (e.g. 2.0).
-      tf.errors.InvalidArgumentError, ValueError: out of range or not a
-        scalar (see :func:`_shape_error`); at run time, an
-        ``InvalidArgumentError``.
-    """
-    if isinstance(k, bool):
-        raise TypeError(f"`k` must be a Python int or an integer scalar tensor, got {k!r}.")
-    if not isinstance(k, numbers.Integral):
-        if isinstance(k, numbers.Real) or not (tf.is_tensor(k) or isinstance(k, np.ndarray)):
-            raise TypeError(
-                f"`k` must be a Python int or an integer scalar tensor, got {k!r} of type "
-                f"{type(k).__name__}."
-            )
-        tensor = tf.convert_to_tensor(k)
-        if not tensor.dtype.is_integer or tensor.dtype in (tf.uint64, tf.uint32):
-            raise TypeError(
-                f"`k` must be a Python int or an integer scalar tensor, got dtype "
-                f"{tensor.dtype.name}."
-            )
-        if tensor.shape.rank not in (None, 0):
-            raise _shape_error(f"`k` must be scalar, got shape {tensor.shape.as_list()}.")
-        static = tf.get_static_value(tensor)
-        if static is None:
-            k = tf.cast(tf.ensure_shape(tensor, []), tf.int64)
-            if in_xla_context():
-                return k  # No run-time checks there (nor a top_k of a non-constant k).
-            negative, too_large = _k_messages("{}", num_classes)
-            checks = [
-                tf.debugging.Assert(
-                    k >= 0, [tf.strings.format(negative, (k,) * negative.count("{}"))]
-                ),
-                tf.debugging.Assert(
-                    k <= num_classes, [tf.strings.format(too_large, (k,) * too_large.count("{}"))]
-                ),
-            ]
-            with tf.control_dependencies(checks):
-                return tf.identity(k)
-        k = static
-    k = int(k)
-    negative, too_large = _k_messages(k, num_classes)
-    if k < 0:
-        raise _shape_error(negative)
-    if k > num_classes:
-        raise _shape_error(too_large)
-    return k
-
-
-def _at_most(k, width):
-    """``min(k, width)``: a Python int when both are, else an int64 tensor."""
-    if isinstance(k, int) and isinstance(width, int):
-        return min(k, width)
-    return tf.minimum(tf.cast(k, tf.int64), tf.cast(width, tf.int64))
-
-
-def _width(t: tf.Tensor):
-    """The last dimension of a rank-2 tensor: static when known."""
-    return t.shape[1] if t.shape[1] is not None else tf.shape(t, out_type=tf.int64)[1]
-
-
-def full_top_k(
-    weights,
-    biases,
-    inputs,
-    k,
-    num_classes=None,
-    partition_strategy="mod",
-    chunk_size=None,
-    name="full_top_k",
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """Exact top-``k`` classes by logit, without ``[n, num_classes]`` logits.
-
-    The same result as ``tf.math.top_k(logits, k)`` on the full logits
-    ``inputs @ weights^T + biases`` in class order (ties go to the lower class
-    id), computed ``chunk_size`` classes at a time with a running top-k. The
-    scores carry no gradient.
-
-    Args:
-      weights: ``[num_classes, dim]`` tensor/variable, or a list of shards,
-        ``PartitionedVariable`` or ``ShardedVariable`` of that logical shape.
-      biases: ``[num_classes]`` class biases, sharded like ``weights``.
-      inputs: float ``[batch_size, dim]`` activations.
-      k: int, or an integer scalar tensor (as ``tf.math.top_k`` takes), the
-        number of classes to return, in ``[0, num_classes]``.
-      num_classes: Optional int, checked against the tables when given.
-      partition_strategy: ``"mod"`` or ``"div"``, for sharded tables.
-      chunk_size: Optional int, classes per block (default
-        :func:`auto_chunk_size`, raised to ``k`` if smaller).
-      name: Name scope of the operation.
-
-    Returns:
-      tuple: ``(scores, ids)``, both ``[batch_size, k]``, sorted by descending
-      score: float32 logits (float64 when an operand is float64) and int64
-      class ids.
-
-    Raises:
-      ValueError, TypeError: for invalid arguments, naming the argument and
-        the value received.
-      tf.errors.InvalidArgumentError: a negative ``k`` or one above
-        ``num_classes``, eagerly or, for a ``k`` only known then, at run time;
-        in a graph a ``k`` known when it is built raises ``ValueError``, the
-        classes ``tf.math.top_k`` raises. The message holds TF's words too.
-    """
-    with tf.name_scope(name or "full_top_k"):
-        if num_classes is None:
-            num_classes = sharding.as_sharded_table(weights, partition_strategy, "weights").num_rows
-        num_classes = checks.check_int(num_classes, "num_classes")
-        k = _check_k(k, num_classes)
-        inputs, weight_table, bias_table, dtype, chunk = _prepare(
-            weights, biases, inputs, num_classes, partition_strategy, chunk_size
-        )
-        if isinstance(k, int):
-            chunk = max(chunk, min(k, num_classes))
-        x = tf.stop_gradient(tf.cast(inputs, dtype))
-        w_shards = [tf.stop_gradient(_read(s)) for s in weight_table.shards]
-        b_shards = [tf.stop_gradient(_read(s)) for s in bias_table.shards]
-        # Within a shard, ids grow with the row, so merging the running best
-        # (earlier, lower ids) before a block's best keeps top_k's lower-index
-        # tie rule equal to the lower-id rule.
-
-        def merge(x_gated, shard, start, size, state):
-            z, _ = _block_logits(x_gated, w_shards[shard], b_shards[shard], start, size, dtype)
-            scores, positions = tf.math.top_k(z, _at_most(k, size))
-            ids = _class_ids(weight_table, shard, positions + start)
-            scores = tf.concat([state[0], scores], 1)
-            ids = tf.concat([state[1], ids], 1)
-            scores, best = tf.math.top_k(scores, _at_most(k, _width(scores)))
-            return scores, tf.gather(ids, best, batch_dims=1)
-
-        results = []
-        previous = ()
-        for shard, rows in enumerate(weight_table.sizes):
-            size = min(chunk, rows)
-            start = tf.constant(0, tf.int32)
-            (x_gated,) = _after((x,), previous)
-            z, _ = _block_logits(x_gated, w_shards[shard], b_shards[shard], start, size, dtype)
-            scores, positions = tf.math.top_k(z, _at_most(k, size))
-            state = (scores, _class_ids(weight_table, shard, positions))
-            if rows > size:
-                state = _scan_blocks(
-                    rows,
-                    chunk,
-                    lambda s0, sz, st, x_gated=x_gated, shard=shard: merge(
-                        x_gated, shard, s0, sz, st
-                    ),
-                    state,
-                    first=1,
-                )
-            results.append(state)
-            previous = state
-        if len(results) == 1:
-            return results[0]
-        scores = tf.concat([r[0] for r in results], 1)
-        ids = tf.concat([r[1] for r in results], 1)
-        if not weight_table.contiguous:
-            # Shards interleave ids ("mod"): order candidates by id so that
-            # top_k's lower-position rule breaks ties by the lower id.
-            order = tf.argsort(ids, axis=1, stable=True)
-            scores = tf.gather(scores, order, batch_dims=1)
-            ids = tf.gather(ids, order, batch_dims=1)
-        scores, best = tf.math.top_k(scores, k)
-        return scores, tf.gather(ids, best, batch_dims=1)

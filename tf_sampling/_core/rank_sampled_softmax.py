@@ -13,7 +13,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tf_sampling._core import checks, default_sampler, loss_args, sharding
-from tf_sampling._core.sampled_logits import class_tables, compute_dtype
+from tf_sampling._core.sampled_logits import compute_dtype
 from tf_sampling._core.sampled_losses import sampled_softmax_loss
 from tf_sampling._core.sampled_values import check_sampled_values
 
@@ -226,7 +226,7 @@ def rank_sampled_softmax_loss(
         inputs = loss_args.check_inputs(inputs)
         # The first pass looks rows up before the second pass checks the
         # tables: check what it relies on here.
-        weight_table, bias_table = class_tables(
+        weight_table, bias_table = sharding.class_tables(
             weights, biases, inputs, num_classes, partition_strategy
         )
         batch_size = loss_args.static_or_dynamic_batch_size(inputs)

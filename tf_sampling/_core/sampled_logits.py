@@ -71,41 +71,6 @@ def compute_dtype(*dtypes: tf.DType) -> tf.DType:
     return tf.float64 if tf.float64 in dtypes else tf.float32
 
 
-def class_tables(
-    weights, biases, inputs: tf.Tensor, num_classes: int, partition_strategy: str
-) -> tuple[sharding.ShardedTable, sharding.ShardedTable]:
-    """Wraps and checks the class tables against each other and ``inputs``.
-
-    Args:
-      weights: ``[num_classes, dim]`` table in any supported form.
-      biases: ``[num_classes]`` table in any supported form.
-      inputs: ``[batch_size, dim]`` tensor (already checked).
-      num_classes: Number of classes the tables must hold.
-      partition_strategy: ``"mod"`` or ``"div"``.
-
-    Returns:
-      tuple: the weight and bias :class:`~sharding.ShardedTable`.
-
-    Raises:
-      ValueError: the row counts do not add up to ``num_classes``, the tables
-        have the wrong rank, or ``weights`` and ``inputs`` disagree on ``dim``.
-    """
-    tables = []
-    for arg_name, params, row_rank, shape in (
-        ("weights", weights, 1, "[num_classes, dim]"),
-        ("biases", biases, 0, "[num_classes]"),
-    ):
-        loss_args.check_table(params, arg_name, shape)
-        table = sharding.as_sharded_table(params, partition_strategy, arg_name)
-        checks.check_floating(table.dtype, arg_name)
-        loss_args.check_table_rows(
-            arg_name, table.sizes, num_classes, table.row_shape, row_rank, shape
-        )
-        tables.append(table)
-    loss_args.check_inputs_dim(inputs, tables[0].row_shape[0])
-    return tables[0], tables[1]
-
-
 def compute_sampled_logits(
     weights,
     biases,
@@ -161,7 +126,7 @@ def compute_sampled_logits(
     remove_accidental_hits = checks.check_flag(remove_accidental_hits, "remove_accidental_hits")
     seed = sampler_args.check_seed(seed)
     inputs = loss_args.check_inputs(inputs)
-    weight_table, bias_table = class_tables(
+    weight_table, bias_table = sharding.class_tables(
         weights, biases, inputs, num_classes, partition_strategy
     )
     batch_size = loss_args.static_or_dynamic_batch_size(inputs)

@@ -35,7 +35,7 @@ import tensorflow as tf
 from tf_sampling import samplers as samplers_module
 from tf_sampling._core import checks, loss_args
 from tf_sampling._core.full_logits import full_logits
-from tf_sampling._core.full_softmax import full_top_k
+from tf_sampling._core.full_top_k import full_top_k
 from tf_sampling._core.sharding import shard_class_ids
 from tf_sampling._keras import full_loss, output_tags
 from tf_sampling._keras.options import check_sampling_options

@@ -19,7 +19,7 @@ import keras
 import tensorflow as tf
 
 from tf_sampling._core import loss_args
-from tf_sampling._core.full_softmax import full_top_k
+from tf_sampling._core.full_top_k import full_top_k
 from tf_sampling._keras import output_tags
 
 
