@@ -1,5 +1,10 @@
-"""Exact cross-entropies over every class, chunked from the class table.
+"""Exact cross-entropies over every class: dense from logits, or chunked from the table.
 
+Two ways to the same losses, side by side:
+
+* **Dense**, :func:`full_cross_entropy`: from ``[n, num_classes]`` logits
+  already computed (TF's own ops on them, targets from
+  :func:`target_distribution`).
 * **Chunked**, :func:`full_softmax_cross_entropy` and
   :func:`full_sigmoid_cross_entropy` (and, with the rank of the first true
   class, :func:`full_softmax_cross_entropy_and_rank`): from the class table,
@@ -74,6 +79,64 @@ _LOSS_DOC = {
         """,
     "errors": class_blocks.doc_piece(class_blocks.COMMON_DOC["argument_errors"], _LABEL_ERRORS_DOC),
 }
+
+
+# ---------------------------------------------------------------------------
+# Dense: from full logits.
+
+
+def target_distribution(labels: tf.Tensor, num_true: int, num_classes: int) -> tf.Tensor:
+    """Returns float32 ``[n, num_classes]`` targets: ``1 / num_true`` on each true class.
+
+    The target the sampled losses train towards (the functional losses give
+    each true logit the label ``1 / num_true``; a class listed twice counts
+    twice), so the full losses measure the same objective over every class.
+    The chunked losses build the same targets one block at a time
+    (:func:`_block_targets`).
+
+    Args:
+      labels: int64 ``[n, num_true]``.
+      num_true: int.
+      num_classes: int.
+    """
+    hot = tf.one_hot(labels, num_classes, dtype=tf.float32)
+    return tf.reduce_sum(hot, axis=1) / float(num_true)
+
+
+def full_cross_entropy(
+    labels: tf.Tensor, logits: tf.Tensor, num_true: int, num_classes: int, objective: str
+) -> tf.Tensor:
+    """Exact loss over all classes, per row, from the full logits.
+
+    The dense twin of :func:`full_softmax_cross_entropy` (``"softmax"``) and
+    :func:`full_sigmoid_cross_entropy` (``"sigmoid"``), for logits that are
+    already there.
+
+    Args:
+      labels: int64 ``[n, num_true]``.
+      logits: float ``[n, num_classes]`` full logits.
+      num_true: int.
+      num_classes: int.
+      objective: ``"softmax"`` -- softmax cross-entropy, what sampled softmax
+        (and TAPAS) estimate; ``"sigmoid"`` -- sum over classes of the sigmoid
+        cross-entropy, NCE's full counterpart (TensorFlow's documented recipe).
+
+    Returns:
+      tf.Tensor: float32 ``[n]``.
+    """
+    logits = tf.cast(logits, tf.float32)
+    if objective == SOFTMAX:
+        if num_true == 1:
+            return tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=labels[:, 0], logits=logits
+            )
+        targets = target_distribution(labels, num_true, num_classes)
+        return tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+    if objective == SIGMOID:
+        targets = target_distribution(labels, num_true, num_classes)
+        per_class = tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits)
+        return tf.reduce_sum(per_class, axis=1)
+    raise ValueError(f"`objective` must be {SOFTMAX!r} or {SIGMOID!r}, got {objective!r}.")
 
 
 # ---------------------------------------------------------------------------

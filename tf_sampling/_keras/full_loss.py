@@ -5,6 +5,8 @@ next to a ``y_pred`` of shape ``[*batch, features]``, where ``*batch`` is
 ``[batch]`` for a classifier and ``[batch, time]`` for a language model. The
 functional losses want ``[n, num_true]`` labels and ``[n, dim]`` inputs, so
 everything here flattens the batch dimensions and the callers reshape back.
+The exact losses themselves, dense (``full_cross_entropy``, from logits) and
+chunked (from a head's table), are ``_core.full_softmax``'s.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tf_sampling._core import checks, full_softmax, loss_args
-from tf_sampling._keras import output_tags
+from tf_sampling._core.full_softmax import SIGMOID, SOFTMAX
 
-SOFTMAX = "softmax"
-SIGMOID = "sigmoid"
+# The dense exact loss, for the Keras losses and metrics (an explicit re-export).
+from tf_sampling._core.full_softmax import full_cross_entropy as full_cross_entropy
+from tf_sampling._keras import output_tags
 
 
 def flatten_labels(
@@ -90,49 +93,6 @@ def unflatten(values: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
     out = tf.reshape(values, tf.shape(y_pred)[:-1])
     out.set_shape(y_pred.shape[:-1])
     return out
-
-
-def target_distribution(labels: tf.Tensor, num_true: int, num_classes: int) -> tf.Tensor:
-    """Returns float32 ``[n, num_classes]`` targets: ``1 / num_true`` on each true class.
-
-    This is the target the sampled losses train towards (the functional losses
-    give each true logit the label ``1 / num_true``), so the full losses below
-    measure the same objective over every class.
-    """
-    hot = tf.one_hot(labels, num_classes, dtype=tf.float32)
-    return tf.reduce_sum(hot, axis=1) / float(num_true)
-
-
-def full_cross_entropy(
-    labels: tf.Tensor, logits: tf.Tensor, num_true: int, num_classes: int, objective: str
-) -> tf.Tensor:
-    """Exact loss over all classes, per row.
-
-    Args:
-      labels: int64 ``[n, num_true]``.
-      logits: float ``[n, num_classes]`` full logits.
-      num_true: int.
-      num_classes: int.
-      objective: ``"softmax"`` -- softmax cross-entropy, what sampled softmax
-        (and TAPAS) estimate; ``"sigmoid"`` -- sum over classes of the sigmoid
-        cross-entropy, NCE's full counterpart (TensorFlow's documented recipe).
-
-    Returns:
-      tf.Tensor: float32 ``[n]``.
-    """
-    logits = tf.cast(logits, tf.float32)
-    if objective == SOFTMAX:
-        if num_true == 1:
-            return tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=labels[:, 0], logits=logits
-            )
-        targets = target_distribution(labels, num_true, num_classes)
-        return tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits)
-    if objective == SIGMOID:
-        targets = target_distribution(labels, num_true, num_classes)
-        per_class = tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits)
-        return tf.reduce_sum(per_class, axis=1)
-    raise ValueError(f"`objective` must be {SOFTMAX!r} or {SIGMOID!r}, got {objective!r}.")
 
 
 def exact_from_table(found: output_tags.OutputTag, y_true, num_true: int, objective: str):
