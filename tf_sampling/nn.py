@@ -20,6 +20,7 @@ from tf_sampling._core.full_softmax import (
 )
 from tf_sampling._core.full_top_k import full_top_k
 from tf_sampling._core.label_sets import LabelSet, label_set, ragged_labels
+from tf_sampling._core.multilabel_metrics import full_multilabel_metrics
 from tf_sampling._core.rank_sampled_softmax import rank_sampled_softmax_loss
 from tf_sampling._core.retrieval_loss import in_batch_softmax_loss
 from tf_sampling._core.sampled_losses import nce_loss, sampled_softmax_loss
@@ -30,6 +31,7 @@ __all__ = [
     "adaptive_softmax_cutoffs",
     "adaptive_softmax_loss",
     "adaptive_top_k",
+    "full_multilabel_metrics",
     "full_sigmoid_cross_entropy",
     "full_softmax_cross_entropy",
     "full_top_k",
