@@ -98,7 +98,7 @@ def test_keras_metrics_on_a_head_output_in_evaluate():
             metrics_multilabel.PrecisionAtK(k=3),
             metrics_multilabel.RecallAtK(k=3),
             metrics_multilabel.NDCGAtK(k=3),
-        ]
+        ],
     )
     # Put true classes on top so the metrics are not all 0.
     bias = rng.normal(size=NUM_CLASSES).astype(np.float32)
