@@ -42,7 +42,7 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from tf_sampling._core import checks, class_blocks, loss_args, xla
+from tf_sampling._core import checks, class_blocks, label_sets, loss_args, xla
 from tf_sampling._core.xla import in_xla_context
 
 SOFTMAX = "softmax"
@@ -53,7 +53,11 @@ SIGMOID = "sigmoid"
 _LABELS_DOC = """
     labels: integer ``[batch_size, num_true]`` target classes, or floats
       holding whole numbers (cast; a fractional one is an error)
-      (``[batch_size]`` accepted when ``num_true`` is 1).
+      (``[batch_size]`` accepted when ``num_true`` is 1). Variable counts:
+      a ``tf.RaggedTensor`` ``[batch_size, (n_i)]`` (``n_i <= num_true``) or
+      ``nn.label_set(padded, padding_id=..., mask=...)`` of width
+      ``num_true``: each real label gets target ``1 / n_i``, padding none; a
+      row without a label is an error unless ``allow_empty`` (loss 0).
     """
 _CLASSES_DOC = """
     num_classes: int, number of classes.
@@ -192,7 +196,11 @@ class _Blocks:
       label_row: int64 ``[n, num_true]``, its row in that shard.
       chunk: int, rows per block.
       dtype: the compute dtype.
-      inv_true: float, ``1 / num_true``: the target of each true class.
+      inv_true: float, ``1 / num_true``: the target of each true class; for
+        variable-count labels ``[n, 1]`` ``1 / n_i`` (0 in an allowed empty row).
+      mask: Optional bool ``[n, num_true]``, the real labels (variable counts):
+        a padded slot is never a hit.
+      count: Optional ``[n]`` ``n_i`` (1 in an empty row), with ``mask``.
     """
 
     x: tf.Tensor
@@ -202,7 +210,9 @@ class _Blocks:
     label_row: tf.Tensor
     chunk: int
     dtype: tf.DType
-    inv_true: float
+    inv_true: float | tf.Tensor
+    mask: tf.Tensor | None = None
+    count: tf.Tensor | None = None
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -215,8 +225,12 @@ class _Blocks:
             x, self.w_shards[shard], self.b_shards[shard], start, size, self.dtype
         )
 
-    def labels_in(self, shard: int, start, size: int) -> tuple[tf.Tensor, tf.Tensor]:
+    def labels_in(
+        self, shard: int, start, size: int, real_only: bool = True
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         """Which labels fall in the block, and their columns in it (0 where not).
+
+        With ``real_only`` (the targets), a padded slot is never a hit.
 
         Returns:
           tuple: bool ``[n, num_true]`` hits and int32 ``[n, num_true]`` columns.
@@ -224,6 +238,8 @@ class _Blocks:
         offset = self.label_row - tf.cast(start, tf.int64)
         # tf.equal: `==` on tensors is identity, not elementwise, in TF1 graphs.
         hit = tf.equal(self.label_shard, shard) & (offset >= 0) & (offset < size)
+        if real_only and self.mask is not None:
+            hit = hit & self.mask
         return hit, tf.cast(tf.where(hit, offset, 0), tf.int32)
 
 
@@ -265,16 +281,24 @@ def _logsumexp_merge(state: tuple, z, hit, cols, inv_true: float) -> tuple:
     return new_max, running_sum, true_logits
 
 
-def _softmax_finish(state: tuple) -> tuple[tf.Tensor, tuple]:
+def _softmax_finish(state: tuple, blocks: _Blocks) -> tuple[tf.Tensor, tuple]:
     """Losses ``[n]``, and ``(row_max, total)`` ``[n]`` for the backward pass.
 
     The mean of the true logits minus the maximum (all <= 0): a true logit
     equal to the maximum loses no digits to cancellation, and true logits
-    near FLT_MAX cannot overflow their sum.
+    near FLT_MAX cannot overflow their sum. Variable counts: the mean of the
+    real ones (sum over ``n_i``, as ``reduce_mean`` divides a full row).
     """
     row_max, total, true_logits = state
     shifted_true = true_logits - tf.expand_dims(row_max, 1)
-    return tf.math.log(total) - tf.reduce_mean(shifted_true, 1), (row_max, total)
+    if blocks.mask is None:
+        true_mean = tf.reduce_mean(shifted_true, 1)
+    else:
+        real_sum = tf.reduce_sum(
+            tf.where(blocks.mask, shifted_true, tf.zeros([], shifted_true.dtype)), 1
+        )
+        true_mean = real_sum / blocks.count
+    return tf.math.log(total) - true_mean, (row_max, total)
 
 
 def _softmax_probabilities(z, stats: tuple) -> tf.Tensor:
@@ -303,14 +327,15 @@ def _sigmoid_merge(state: tuple, z, hit, cols, inv_true: float) -> tuple:
     ``t > 0``: ``0 * -inf`` would make a masked (-inf) class NaN.
     """
     dtype = z.dtype
-    targets = _block_targets(hit, cols, z, tf.constant(inv_true, dtype))
+    targets = _block_targets(hit, cols, z, tf.cast(inv_true, dtype))
     true_part = tf.where(targets > 0, targets * z, tf.zeros([], dtype))
     per_class = tf.nn.relu(z) - true_part + tf.math.log1p(tf.exp(-tf.abs(z)))
     return (state[0] + tf.reduce_sum(per_class, 1),)
 
 
-def _sigmoid_finish(state: tuple) -> tuple[tf.Tensor, tuple]:
+def _sigmoid_finish(state: tuple, blocks: _Blocks) -> tuple[tf.Tensor, tuple]:
     """Losses ``[n]``; the backward pass needs nothing more."""
+    del blocks
     return state[0], ()
 
 
@@ -378,7 +403,9 @@ def _forward(blocks: _Blocks, objective: _Objective, reference, one_shot: bool) 
         hit, cols = blocks.labels_in(shard, start, size)
         if reference is None:
             return objective.merge(state, z, hit, cols, blocks.inv_true)
-        above = _count_above(z, hit, cols, size, reference, state[-1])
+        # The first slot's own column, padded or not (it holds the first real label).
+        own_hit, own_cols = blocks.labels_in(shard, start, size, real_only=False)
+        above = _count_above(z, own_hit, own_cols, size, reference, state[-1])
         return (*objective.merge(state[:-1], z, hit, cols, blocks.inv_true), above)
 
     state = objective.start(n, blocks.label_row, blocks.dtype)
@@ -506,9 +533,14 @@ def _chunked_loss(
     inputs, weight_table, bias_table, dtype, chunk, num_classes = class_blocks.prepare(
         weights, biases, inputs, num_classes, partition_strategy, chunk_size
     )
-    labels = loss_args.normalize_labels(
-        labels, num_true, num_classes, loss_args.static_or_dynamic_batch_size(inputs)
-    )
+    batch_size = loss_args.static_or_dynamic_batch_size(inputs)
+    resolved = None
+    if label_sets.is_label_set(labels):
+        # Padded slots hold the row's first real label (range-checked with
+        # the rest); the mask keeps them out of the targets.
+        resolved = label_sets.resolve(labels, num_true, num_classes, batch_size, dtype)
+        labels = resolved.ids
+    labels = loss_args.normalize_labels(labels, num_true, num_classes, batch_size)
     bad_rows = None
     if in_xla_context():
         # XLA drops the range assert: a row with a bad label gets a NaN loss
@@ -522,6 +554,12 @@ def _chunked_loss(
     pieces = _OBJECTIVES[objective]
     num_shards = len(weight_table.shards)
 
+    inv_true, mask, count = 1.0 / num_true, None, None
+    if resolved is not None:
+        mask = resolved.mask
+        count = tf.where(resolved.empty, tf.ones([], dtype), resolved.count)
+        inv_true = tf.expand_dims(tf.where(resolved.empty, tf.zeros([], dtype), 1.0 / count), 1)
+
     @tf.custom_gradient
     def loss_fn(x, *tables):
         blocks = _Blocks(
@@ -532,16 +570,25 @@ def _chunked_loss(
             label_row,
             chunk,
             dtype,
-            1.0 / num_true,
+            inv_true,
+            mask,
+            count,
         )
         reference = None
         if with_rank:
             reference = _first_true_logit(blocks, weight_table, bias_table, labels[:, 0])
         state, above, kept = _forward(blocks, pieces, reference, one_shot)
-        losses, stats = pieces.finish(state)
+        losses, stats = pieces.finish(state, blocks)
+        if resolved is not None:
+            # An allowed empty row: loss 0 and no gradient.
+            losses = tf.where(resolved.empty, tf.zeros([], dtype), losses)
 
         def backward(upstream, *_rank_upstream):
             up_column = tf.expand_dims(tf.cast(upstream, dtype), 1)
+            if resolved is not None:
+                up_column = tf.where(
+                    tf.expand_dims(resolved.empty, 1), tf.zeros([], dtype), up_column
+                )
             probabilities = functools.partial(pieces.probabilities, stats=stats)
             block_gradient = functools.partial(_block_gradient, blocks, probabilities, up_column)
             dx = tf.zeros_like(blocks.x)
@@ -565,6 +612,10 @@ def _chunked_loss(
     w_read = [class_blocks.read(s) for s in weight_table.shards]
     b_read = [class_blocks.read(s) for s in bias_table.shards]
     out = loss_fn(inputs, *w_read, *b_read)
+    if resolved is not None and in_xla_context():
+        # XLA drops the assert: a row with no label that was not allowed is NaN.
+        unlabeled = label_sets.unlabeled_rows(resolved)
+        bad_rows = unlabeled if bad_rows is None else bad_rows | unlabeled
     if bad_rows is not None:
         # NaN whatever the arithmetic made of the NaN inputs.
         losses = xla.nan_rows(out[0] if with_rank else out, bad_rows)
