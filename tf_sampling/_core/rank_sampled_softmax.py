@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tf_sampling._core import checks, default_sampler, loss_args, sharding
+from tf_sampling._core import checks, default_sampler, label_sets, loss_args, sharding
 from tf_sampling._core.sampled_logits import compute_dtype
 from tf_sampling._core.sampled_losses import sampled_softmax_loss
 from tf_sampling._core.sampled_values import check_sampled_values
@@ -166,7 +166,12 @@ def rank_sampled_softmax_loss(
       num_resampled: int, number of classes kept by the resampling; must be
         less than ``num_sampled``.
       num_classes: int, number of possible classes.
-      num_true: int, number of target classes per example.
+      num_true: int, number of target classes per example; for
+        variable-count labels, the padded width (the bound on ``n_i``).
+        Variable counts: ``labels`` may also be a ``tf.RaggedTensor``
+        ``[batch_size, (n_i)]`` or ``nn.label_set(padded, padding_id=...,
+        mask=...)``, as in ``sampled_softmax_loss`` (target ``1 / n_i`` per
+        real label); the default sampler counts only the real labels.
       sampled_values: ``None``, or the first-pass ``(sampled_candidates
         [num_sampled], true_expected_count [batch_size, num_true],
         sampled_expected_count [num_sampled])`` returned by a
@@ -230,13 +235,29 @@ def rank_sampled_softmax_loss(
             weights, biases, inputs, num_classes, partition_strategy
         )
         batch_size = loss_args.static_or_dynamic_batch_size(inputs)
+        variable = None
+        if label_sets.is_label_set(labels):
+            # Variable counts: the losses see the real labels with a mask,
+            # the default sampler only the real labels (never the padding).
+            variable = labels
+            resolved = label_sets.resolve(labels, num_true, num_classes, batch_size)
+            allow_empty = isinstance(labels, label_sets.LabelSet) and labels.allow_empty
+            labels = resolved.ids
         labels = loss_args.normalize_labels(labels, num_true, num_classes, batch_size)
         if sampled_values is None:
             # The learned-unigram op, or under XLA (where it has no kernel)
             # the compilable learned-unigram sampler.
             sampled_values = default_sampler.sampled_values(
-                "learned_unigram", labels, num_true, num_sampled, num_classes, None
+                "learned_unigram",
+                labels if variable is None else variable,
+                num_true,
+                num_sampled,
+                num_classes,
+                None,
             )
+        if variable is not None:
+            sampled_values = label_sets.true_expected_count(sampled_values, resolved.mask)
+            labels = label_sets.LabelSet(labels, resolved.mask, None, allow_empty)
         sampled_values = check_sampled_values(
             sampled_values, num_sampled, num_true, num_classes, batch_size
         )

@@ -45,7 +45,7 @@ import tensorflow as tf
 
 from tf_sampling import ops
 from tf_sampling._core import default_sampler as default_sampler_hook
-from tf_sampling._core import xla
+from tf_sampling._core import label_sets, xla
 from tf_sampling.samplers import builtin, compilable
 
 __all__ = [
@@ -244,11 +244,14 @@ def loss_default(
       float32 ``[num_sampled]``.
     """
     if xla.in_xla_context():
+        # The compilable samplers take ragged / label_set true classes themselves.
         return sample(name, true_classes, num_true, num_sampled, num_classes, True, seed)
     op = {
         "log_uniform": tf.random.log_uniform_candidate_sampler,
         "learned_unigram": ops.learned_unigram_candidate_sampler,
     }[name]
+    if label_sets.is_label_set(true_classes):
+        return _real_labels_only(op, true_classes, num_true, num_sampled, num_classes, seed)
     return op(
         true_classes=true_classes,
         num_true=num_true,
@@ -257,6 +260,30 @@ def loss_default(
         range_max=num_classes,
         seed=seed,
     )
+
+
+def _real_labels_only(op, true_classes, num_true, num_sampled, num_classes, seed):
+    """``op`` on the real labels of a ragged / label_set batch, as ``[n_real, 1]``.
+
+    The padding never reaches the op (a learned-unigram op would count it);
+    the real labels' expected counts go back to their slots, a padded slot
+    gets 1 (never read by the losses).
+    """
+    dense, mask = label_sets.padded_with_mask(true_classes, num_true)
+    positions = tf.where(mask)
+    real = tf.reshape(tf.gather_nd(dense, positions), [-1, 1])
+    sampled, real_expected, sampled_expected = op(
+        true_classes=real,
+        num_true=1,
+        num_sampled=num_sampled,
+        unique=True,
+        range_max=num_classes,
+        seed=seed,
+    )
+    true_expected = tf.tensor_scatter_nd_update(
+        tf.ones(tf.shape(dense), real_expected.dtype), positions, real_expected[:, 0]
+    )
+    return sampled, true_expected, sampled_expected
 
 
 # The losses in tf_sampling._core find their default sampler through this hook.
