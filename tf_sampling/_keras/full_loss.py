@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tf_sampling._core import checks, full_softmax, loss_args
+from tf_sampling._core import checks, full_softmax, label_sets, loss_args
 from tf_sampling._core.full_softmax import SIGMOID, SOFTMAX
 
 # The dense exact loss, for the Keras losses and metrics (an explicit re-export).
@@ -22,8 +22,13 @@ from tf_sampling._keras import output_tags
 
 
 def flatten_labels(
-    y_true, y_pred: tf.Tensor, num_true: int, num_classes: int, output_shape=None
-) -> tf.Tensor:
+    y_true,
+    y_pred: tf.Tensor,
+    num_true: int,
+    num_classes: int,
+    output_shape=None,
+    padding_id: int | None = None,
+):
     """Checks ``y_true`` against ``y_pred`` and returns int64 ``[n, num_true]`` labels.
 
     Args:
@@ -35,10 +40,13 @@ def flatten_labels(
         error instead of ``y_pred``'s.
       num_true: int, number of target classes per example.
       num_classes: int, number of classes (ids must lie in ``[0, num_classes)``).
+      padding_id: Optional int marking unused slots of a variable number of
+        labels per row (``[*batch, max_true]``, ``max_true = num_true``).
 
     Returns:
       tf.Tensor: int64 ``[n, num_true]`` with ``n = prod(*batch)``, with
-      run-time checks of the range and of ``n``.
+      run-time checks of the range and of ``n``; with ``padding_id``, a
+      ``LabelSet`` of them (``nn.label_set``; the loss checks the range).
 
     Raises:
       TypeError: ``y_true`` is not an integer tensor.
@@ -80,6 +88,9 @@ def flatten_labels(
     )
     with tf.control_dependencies([check]):
         flat = tf.identity(flat)
+    if padding_id is not None:
+        flat = loss_args.normalize_labels(flat, num_true, num_classes, check_range=False)
+        return label_sets.label_set(flat, padding_id=padding_id)
     return loss_args.normalize_labels(flat, num_true, num_classes)
 
 
@@ -95,7 +106,9 @@ def unflatten(values: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
     return out
 
 
-def exact_from_table(found: output_tags.OutputTag, y_true, num_true: int, objective: str):
+def exact_from_table(
+    found: output_tags.OutputTag, y_true, num_true: int, objective: str, padding_id=None
+):
     """Exact per-example loss over all classes from a head's input and class table.
 
     Computed in class blocks (``tf_sampling.nn.full_softmax_cross_entropy`` /
@@ -108,21 +121,33 @@ def exact_from_table(found: output_tags.OutputTag, y_true, num_true: int, object
       y_true: int ``[*batch]`` or ``[*batch, num_true]`` class ids.
       num_true: int.
       objective: ``"softmax"`` or ``"sigmoid"``.
+      padding_id: Optional int, as in :func:`flatten_labels` (or ``y_true``
+        already a flat ``LabelSet``).
 
     Returns:
       tf.Tensor: float32 ``[*batch]``.
     """
-    return _exact_per_row(found, found.hidden, y_true, num_true, objective)
+    return _exact_per_row(found, found.hidden, y_true, num_true, objective, padding_id)
 
 
-def _exact_per_row(found, hidden, y_true, num_true, objective):
+def _exact_per_row(found, hidden, y_true, num_true, objective, padding_id=None):
     layer = found.layer
     key = ("exact", objective, num_true)
+    if padding_id is not None:
+        key = (*key, padding_id)
     if key in found.cache:
         return found.cache[key]
-    labels = flatten_labels(
-        y_true, hidden, num_true, layer.num_classes, hidden.shape[:-1] + [layer.num_classes]
-    )
+    if label_sets.is_label_set(y_true):
+        labels = y_true
+    else:
+        labels = flatten_labels(
+            y_true,
+            hidden,
+            num_true,
+            layer.num_classes,
+            hidden.shape[:-1] + [layer.num_classes],
+            padding_id,
+        )
     options = dict(
         num_true=num_true,
         partition_strategy=layer.partition_strategy,

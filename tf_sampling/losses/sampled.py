@@ -35,7 +35,7 @@ import keras
 import tensorflow as tf
 
 from tf_sampling import samplers as samplers_module
-from tf_sampling._core import checks, sampled_losses, xla
+from tf_sampling._core import checks, label_sets, sampled_losses, xla
 from tf_sampling._core.rank_sampled_softmax import rank_sampled_softmax_loss
 from tf_sampling._keras import full_loss, output_tags
 from tf_sampling._keras.options import check_resampling, check_sampling_options
@@ -58,6 +58,12 @@ class SampledLoss(keras.losses.Loss):
       reduction: Keras reduction, default ``"sum_over_batch_size"``.
       name: Loss name.
       dtype: Keras loss dtype (default float32).
+      padding_id: Optional int, for a variable number of labels per example:
+        ``y_true`` is ``[*batch, max_true]`` (``max_true`` the loss's or the
+        layer's ``num_true``) with ``padding_id`` (outside ``[0,
+        num_classes)``, e.g. -1) in the unused slots; each example's ``n_i``
+        real labels get target ``1 / n_i`` (``tf_sampling.nn.label_set``).
+        Keras 3 has no ragged targets, hence the padded form.
     """
 
     #: The exact loss over all classes that evaluation reports.
@@ -77,6 +83,7 @@ class SampledLoss(keras.losses.Loss):
         reduction="sum_over_batch_size",
         name: str | None = None,
         dtype=None,
+        padding_id: int | None = None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         # Validate with placeholders for what the layer will provide.
@@ -96,6 +103,9 @@ class SampledLoss(keras.losses.Loss):
                 check_sampling_options(num_classes, num_sampled, 1, None, unique)
         if remove_accidental_hits is not None:
             checks.check_bool(remove_accidental_hits, "remove_accidental_hits")
+        if padding_id is not None:
+            # Its type checked as nn.label_set checks it (the range, by the loss).
+            label_sets.label_set(tf.zeros([1, 1], tf.int64), padding_id=padding_id)
         if layer is not None and not isinstance(layer, output_tags.OutputHead):
             raise TypeError(
                 "`layer` must be a SampledSoftmax, NCE or RankSampledSoftmax layer, got "
@@ -107,6 +117,7 @@ class SampledLoss(keras.losses.Loss):
         self.sampler = sampler
         self.remove_accidental_hits = remove_accidental_hits
         self.seed = seed
+        self.padding_id = padding_id
         self.layer = layer
         self._originals = None
 
@@ -149,13 +160,23 @@ class SampledLoss(keras.losses.Loss):
         ):
             # Exact, from the layer's input and table in blocks: y_pred itself
             # is never read, so no [*batch, num_classes] tensor is needed.
-            return full_loss.exact_from_table(found, y_true, num_true, self.objective_for(layer))
-        labels = full_loss.flatten_labels(y_true, y_pred, num_true, layer.num_classes)
+            return full_loss.exact_from_table(
+                found, y_true, num_true, self.objective_for(layer), self.padding_id
+            )
+        labels = full_loss.flatten_labels(
+            y_true, y_pred, num_true, layer.num_classes, padding_id=self.padding_id
+        )
         if kind == output_tags.HIDDEN:
             per_row = self._sampled_loss(
                 layer, labels, full_loss.flatten_features(y_pred), num_true
             )
         else:
+            if self.padding_id is not None:
+                raise ValueError(
+                    f"{type(self).__name__}(padding_id={self.padding_id}) computes its exact "
+                    "loss from the output layer's own (tagged) output; got untagged "
+                    f"{kind} of shape {y_pred.shape}. Pass the layer's output."
+                )
             if found is None and kind == output_tags.PROBABILITIES:
                 logits = full_loss.probabilities_to_logits(y_pred, layer.objective)
             else:
@@ -253,7 +274,16 @@ class SampledLoss(keras.losses.Loss):
             # sampler of the same distribution draws instead.
             sampler = samplers_module.xla_defaults.compilable_twin(sampler)
         options.update(self._extra_options(layer, options))
-        options["sampled_values"] = sampler.sample(labels, num_true, options["num_sampled"])
+        sampler_labels = labels
+        if label_sets.is_label_set(labels) and isinstance(
+            sampler, samplers_module.builtin.CandidateSampler
+        ):
+            # tf.random's samplers keep no counts and take no label set: the
+            # padding gets class 0's expected count, which the loss never reads.
+            sampler_labels = tf.where(
+                label_sets.real_mask(labels), labels.labels, tf.zeros([], tf.int64)
+            )
+        options["sampled_values"] = sampler.sample(sampler_labels, num_true, options["num_sampled"])
         return self.sampled_loss_fn(labels=labels, inputs=inputs, **options)
 
     # --------------------------------------------------------------- config
@@ -266,6 +296,7 @@ class SampledLoss(keras.losses.Loss):
             sampler=self.sampler,
             remove_accidental_hits=self.remove_accidental_hits,
             seed=self.seed,
+            padding_id=self.padding_id,
         )
         return config
 
