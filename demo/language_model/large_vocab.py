@@ -337,14 +337,16 @@ def plot(results: dict, path: pathlib.Path) -> None:
     )
     left.legend()
     top = 1.0
-    for head in entries[0]["speedup_tokens_per_second"]:
+    for i, head in enumerate(entries[0]["speedup_tokens_per_second"]):
         speedups = [e["speedup_tokens_per_second"][head] for e in entries]
         right.plot(sizes, speedups, marker="o", color=colors[head], label=f"{head} / full")
         for x, y in zip(sizes, speedups, strict=True):
             if y is not None:
+                # The first head's labels above its points, the second's below.
                 right.annotate(
-                    f"{y:.1f}x", (x, y), textcoords="offset points", xytext=(0, 6), ha="center"
-                )
+                    f"{y:.1f}x", (x, y), textcoords="offset points", xytext=(0, 6 - 20 * i),
+                    ha="center", color=colors[head],
+                )  # fmt: skip
         top = max([top, *(y for y in speedups if y is not None)])
     right.set(
         xscale="log",
