@@ -290,7 +290,8 @@ def test_explicit_layer_binding_without_a_tag():
 @pytest.mark.parametrize(
     "y, x_shape, error, words",
     [
-        (np.array([1.0, 2.0]), (2, D), TypeError, ["y_true", "float", "int"]),
+        (np.array(["1", "2"]), (2, D), TypeError, ["y_true", "string", "int"]),
+        (np.array([1.0, 2.5]), (2, D), tf.errors.InvalidArgumentError, ["labels", "2.5"]),
         (np.array([[[1]], [[2]]]), (2, D), ValueError, ["y_true", "[2, 1, 1]", "[2] or [2, 1]"]),
         (np.zeros((2, 4), "int64"), (2, 3, D), ValueError, ["[2, 4]", "[2, 3] or [2, 3, 1]"]),
         (np.zeros((3,), "int64"), (2, D), ValueError, ["[3]", "[2]"]),
@@ -304,6 +305,20 @@ def test_bad_labels_are_clear_errors(y, x_shape, error, words):
             tsloss.SampledSoftmaxLoss()(y, layer(x, training=training))
         for word in words:
             assert word in str(info.value), str(info.value)
+
+
+def test_whole_float_labels_are_class_ids_as_in_keras():
+    # Keras' sparse losses take float32 y_true (a float NumPy target); the ids are its values.
+    layer = tsl.SampledSoftmax(V, 4, seed=0)
+    x = tf.constant(np.random.default_rng(3).normal(size=(3, D)), tf.float32)
+    ints = np.array([1, 7, 29])
+    for training in (True, False):
+        out = layer(x, training=training)
+        tf.random.set_seed(11)  # the same sampled classes for both calls
+        expected = tsloss.SampledSoftmaxLoss(seed=5)(ints, out).numpy()
+        tf.random.set_seed(11)
+        got = tsloss.SampledSoftmaxLoss(seed=5)(ints.astype("float32"), out).numpy()
+        np.testing.assert_array_equal(got, expected)
 
 
 def test_out_of_range_labels_fail_at_run_time():

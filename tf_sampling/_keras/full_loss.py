@@ -49,14 +49,17 @@ def flatten_labels(
       ``LabelSet`` of them (``nn.label_set``; the loss checks the range).
 
     Raises:
-      TypeError: ``y_true`` is not an integer tensor.
+      TypeError: ``y_true`` is neither an integer nor a float tensor.
       ValueError: ``y_true``'s shape does not fit ``y_pred``'s batch shape.
     """
     y_true = tf.convert_to_tensor(y_true)
-    if y_true.dtype not in (tf.int32, tf.int64):
+    # Float labels with whole values are class ids (Keras' sparse losses take them);
+    # normalize_labels casts them and refuses a fractional one.
+    if y_true.dtype not in (tf.int32, tf.int64) and not y_true.dtype.is_floating:
         raise TypeError(
-            "`y_true` (the labels) must hold int32 or int64 class ids, got dtype "
-            f"{y_true.dtype.name}. Pass integer class ids, e.g. y.astype('int64')."
+            "`y_true` (the labels) must hold class ids (int32/int64, or floats with whole "
+            f"values), got dtype {y_true.dtype.name}. Pass integer class ids, e.g. "
+            "y.astype('int64')."
         )
     batch_shape = y_pred.shape[:-1]
     accepted = [batch_shape.as_list() + [num_true]]
