@@ -129,7 +129,7 @@ def plot(path: str | os.PathLike, runs: list[RunResult], title: str) -> pathlib.
             times, ppls, marker="o", label=f"{LABELS[run.head]} (test {run.test_perplexity:.1f})"
         )
     ax.set_xlabel("training wall-clock time (s)")
-    ax.set_ylabel("validation perplexity (exact softmax)")
+    ax.set_ylabel("exact validation perplexity (whole vocabulary)")
     ax.set_yscale("log")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
