@@ -23,6 +23,7 @@ any Python 3 runs it on that platform (with the TensorFlow it was built for).
 
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -64,6 +65,9 @@ class BuildPyWithBazel(build_py):
                 "[configure]/[build] lines above). Install TensorFlow in this environment "
                 "first and build without isolation: pip install --no-build-isolation ."
             ) from None
+        # build_py only adds files: a module removed from the sources (the demo, moved to
+        # the top-level demo/ in issue 23) would stay in build/lib and reach the wheel.
+        shutil.rmtree(pathlib.Path(self.build_lib) / "tf_sampling", ignore_errors=True)
         super().run()
 
 
