@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 import tf_sampling.nn as tsn
-from tf_sampling import metrics_multilabel
+from tf_sampling import metrics
 
 NUM_CLASSES, DIM = 50, 4
 ROWS = [[3], [7, 2, 9], [11, 5], [0, 0], [13, 8, 21]]  # a repeated class counts once
@@ -52,9 +52,9 @@ def test_full_multilabel_metrics_match_numpy(k):
 @pytest.mark.parametrize(
     "cls,metric",
     [
-        (metrics_multilabel.PrecisionAtK, "precision"),
-        (metrics_multilabel.RecallAtK, "recall"),
-        (metrics_multilabel.NDCGAtK, "ndcg"),
+        (metrics.PrecisionAtK, "precision"),
+        (metrics.RecallAtK, "recall"),
+        (metrics.NDCGAtK, "ndcg"),
     ],
 )
 def test_keras_metrics_on_logits(cls, metric):
@@ -70,9 +70,9 @@ def test_keras_metrics_on_logits(cls, metric):
 
 def test_bad_arguments():
     with pytest.raises(TypeError, match="padding_id"):
-        metrics_multilabel.RecallAtK(k=2, padding_id=1.5)
+        metrics.RecallAtK(k=2, padding_id=1.5)
     with pytest.raises(ValueError, match="k"):
-        metrics_multilabel.RecallAtK(k=0)
+        metrics.RecallAtK(k=0)
     w, b, x, padded = _problem()
     with pytest.raises(ValueError, match="k"):
         tsn.full_multilabel_metrics(
@@ -95,9 +95,9 @@ def test_keras_metrics_on_a_head_output_in_evaluate():
         # Evaluation only: the metrics are under test, the loss is a placeholder.
         loss=lambda y_true, y_pred: keras.ops.sum(y_pred) * 0.0,
         metrics=[
-            metrics_multilabel.PrecisionAtK(k=3),
-            metrics_multilabel.RecallAtK(k=3),
-            metrics_multilabel.NDCGAtK(k=3),
+            metrics.PrecisionAtK(k=3),
+            metrics.RecallAtK(k=3),
+            metrics.NDCGAtK(k=3),
         ],
     )
     # Put true classes on top so the metrics are not all 0.
