@@ -7,9 +7,10 @@ machine is shared) is recorded before and after each case.
 
 Cases:
   memory      Q queries x N candidates (default 1024 x 10^7, d=128): peak RSS of
-              building the index from a tf.data dataset beyond the table, and of
-              one search beyond what was resident before it (VmHWM after
-              ``/proc/self/clear_refs``); search time. No brute force (41 GB).
+              building the index from a tf.data dataset beyond the table, ids and
+              id lookup, and of the first (tracing) and later searches beyond the
+              RSS right after the build (VmHWM after ``/proc/self/clear_refs``);
+              search time. No brute force (41 GB).
   latency     one query at N (default 10^6 and 10^7): the index (float32 and
               bfloat16 storage; float16 too below 10^7; one and two blocks in
               flight, ``_p1``/``_p2``), brute force, and this
@@ -65,17 +66,28 @@ def _load() -> float:
 
 
 def _interleaved(fns: dict, repeats: int) -> dict:
-    """Median (and min) seconds per call of each no-argument function, interleaved."""
+    """Per call of each no-argument function, interleaved: wall seconds (median, min)
+    and this process's CPU seconds (median; other processes on a shared machine
+    lengthen the wall time much more than the CPU time)."""
     for fn in fns.values():  # trace and warm
         fn()
         fn()
     times = {name: [] for name in fns}
+    cpu = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
-    return {n: {"median_s": statistics.median(t), "min_s": min(t)} for n, t in times.items()}
+            cpu[name].append(time.process_time() - c0)
+    return {
+        n: {
+            "median_s": statistics.median(t),
+            "min_s": min(t),
+            "cpu_median_s": statistics.median(cpu[n]),
+        }
+        for n, t in times.items()
+    }
 
 
 # ------------------------------------------------------------------ children
@@ -129,9 +141,13 @@ def case_memory(args) -> dict:
     index = _build(tf, tsl, args.n, args.dim, args.storage, rec)
     rec["storage"] = args.storage
     queries = tf.random.stateless_normal([args.queries, args.dim], seed=[1, 2])
-    index.search(queries[:8], k=args.k)  # traces with a small batch first
+    # Peaks over the RSS after the build, so that nothing a first search left
+    # resident (a copy of the table, say) hides in the baseline.
     _reset_peak()
     before = _status_mb("VmRSS")
+    index.search(queries, k=args.k)[0].numpy()  # the first call traces
+    rec["first_search_extra_peak_mb"] = round(_status_mb("VmHWM") - before)
+    _reset_peak()
     times = []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
@@ -146,15 +162,21 @@ def case_memory(args) -> dict:
 
 
 def _floor_fn(tf, variable):
-    """One pass over the table's bytes: the sum of its 32-bit words."""
+    """One pass over the table's bytes: a float32 sum of its 32-bit words.
+
+    A reduced-precision table is bit-cast to float32 (two values a word; the
+    sum is meaningless, the bytes read are the table's). Float, not integer,
+    words: TensorFlow's int32 sum runs at a third of the float sum's speed
+    here, below the memory bandwidth.
+    """
     dim = int(variable.shape[1])
 
     @tf.function
     def floor():
         table = variable.read_value()
         if table.dtype != tf.float32:
-            table = tf.reshape(table, [-1, dim // 2, 2])
-        return tf.reduce_sum(tf.bitcast(table, tf.int32))
+            table = tf.bitcast(tf.reshape(table, [-1, dim // 2, 2]), tf.float32)
+        return tf.reduce_sum(table)
 
     return floor
 

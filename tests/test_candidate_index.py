@@ -164,6 +164,16 @@ def test_index_from_dataset_with_a_tower_and_reindexing_under_a_traced_function(
     np.testing.assert_array_equal(search(queries)[1].numpy(), want[0])
 
 
+def test_searches_read_the_built_table_without_copying_it():
+    # Written in slices, the variables would otherwise copy themselves on
+    # every read: twice the table's memory and a pass over it per search.
+    index = tsl.CandidateIndex().index(_ints(0, (N, D)), batch_size=7)
+    for variable in (index._table.embeddings, index._table.ids):
+        first, second = variable.read_value(), variable.read_value()
+        address = [np.asarray(t).__array_interface__["data"][0] for t in (first, second)]
+        assert address[0] == address[1]
+
+
 def test_a_failed_rebuild_leaves_the_index_refusing_searches():
     index = tsl.CandidateIndex(k=2).index(_ints(0, (N, D)))
     queries = _ints(1, (2, D))

@@ -157,6 +157,11 @@ class _CandidateTable(tf.Module):
 
     def finish(self, n: int) -> None:
         """Sorts the id keys (for exclusions) and marks the table complete."""
+        # A slice update leaves a variable copying itself on every read (so
+        # that sparse updates need not copy it): a whole table per search.
+        # Nothing reads it while it is built, so reads may alias it again.
+        for variable in (self.embeddings, self.ids):
+            tf.raw_ops.DisableCopyOnRead(resource=variable.handle)
         keys, rows = sorted_keys(self.ids.read_value())
         self.keys.assign(keys)
         self.key_rows.assign(rows)
