@@ -1,7 +1,7 @@
 """CandidateIndex against brute force ``top_k(queries @ C^T)``: memory, latency, throughput, evaluate.
 
 Every case runs in a fresh subprocess (its peak RSS is its own) and prints one
-JSON line; the parent prints a table and writes all rows to ``--out``. Timings
+JSON line; the parent prints the rows (and writes them to ``--out`` if given). Timings
 are medians of interleaved repeats; the load average (``/proc/loadavg``, the
 machine is shared) is recorded before and after each case.
 
@@ -320,7 +320,7 @@ def main() -> None:
     parser.add_argument("--cases", default="memory,latency,exact,evaluate")
     parser.add_argument("--memory-n", type=int, default=10**7)
     parser.add_argument("--latency-n", default="1000000,10000000")
-    parser.add_argument("--out", default=os.path.join(ROOT, "bench", "candidate_index.json"))
+    parser.add_argument("--out", help="also write the rows to this JSON file")
     args = parser.parse_args()
     if args.child:
         rec = CASES[args.child](args)
@@ -339,9 +339,10 @@ def main() -> None:
     for case in args.cases.split(","):
         for kw in plan[case]:
             results.append(_run_child(case, dim=args.dim, k=args.k, repeats=args.repeats, **kw))
-    with open(args.out, "w") as f:
-        json.dump(results, f, indent=1)
-    print(f"wrote {args.out}")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=1)
+        print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
