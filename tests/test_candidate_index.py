@@ -205,6 +205,8 @@ def test_bad_inputs_raise_clear_errors():
         index(np.zeros((1, D), "float32"), exclude=[["a"]])
     with pytest.raises(tf.errors.InvalidArgumentError, match="one row per query"):
         index(np.zeros((2, D), "float32"), exclude=[[1]])
+    with pytest.raises(ValueError, match="cannot run under XLA"):
+        tf.function(lambda q: index(q), jit_compile=True)(np.zeros((1, D), "float32"))
     fresh = tsl.CandidateIndex()
     with pytest.raises(ValueError, match="holds no candidates"):
         fresh(np.zeros((1, D), "float32"))
