@@ -20,6 +20,30 @@ def _resolve_variable_labels(labels, num_true, num_classes, sampled_values):
     return resolved, label_sets.true_expected_count(sampled_values, resolved.mask)
 
 
+def _split_logits(labels, num_true, num_classes, sampled_values, **logit_args):
+    """``(resolved, true_logits, sampled_logits)``; ``resolved`` is None for fixed-count labels.
+
+    The shared start of both losses: variable-count labels are resolved into
+    padded ids and a mask first (their padded slots' expected counts are
+    never read), then the logits are computed as for fixed ``num_true``.
+    """
+    resolved = None
+    if label_sets.is_label_set(labels):
+        resolved, sampled_values = _resolve_variable_labels(
+            labels, num_true, num_classes, sampled_values
+        )
+        labels = resolved.ids
+    true_logits, sampled_logits = compute_sampled_logits(
+        labels=labels,
+        num_classes=num_classes,
+        num_true=num_true,
+        sampled_values=sampled_values,
+        subtract_log_q=True,
+        **logit_args,
+    )
+    return resolved, true_logits, sampled_logits
+
+
 def _finish_variable(losses: tf.Tensor, resolved) -> tf.Tensor:
     """Under XLA (asserts dropped), rows with no label that were not allowed get NaN."""
     if xla.in_xla_context():
@@ -163,22 +187,15 @@ def sampled_softmax_loss(
         NaN loss and NaN gradients instead of a plausible number.
     """
     with tf.name_scope(name or "sampled_softmax_loss"):
-        resolved = None
-        if label_sets.is_label_set(labels):
-            resolved, sampled_values = _resolve_variable_labels(
-                labels, num_true, num_classes, sampled_values
-            )
-            labels = resolved.ids
-        true_logits, sampled_logits = compute_sampled_logits(
+        resolved, true_logits, sampled_logits = _split_logits(
+            labels,
+            num_true,
+            num_classes,
+            sampled_values,
             weights=weights,
             biases=biases,
-            labels=labels,
             inputs=inputs,
             num_sampled=num_sampled,
-            num_classes=num_classes,
-            num_true=num_true,
-            sampled_values=sampled_values,
-            subtract_log_q=True,
             remove_accidental_hits=remove_accidental_hits,
             partition_strategy=partition_strategy,
             seed=seed,
@@ -262,22 +279,15 @@ def nce_loss(
         :func:`sampled_softmax_loss`.
     """
     with tf.name_scope(name or "nce_loss"):
-        resolved = None
-        if label_sets.is_label_set(labels):
-            resolved, sampled_values = _resolve_variable_labels(
-                labels, num_true, num_classes, sampled_values
-            )
-            labels = resolved.ids
-        true_logits, sampled_logits = compute_sampled_logits(
+        resolved, true_logits, sampled_logits = _split_logits(
+            labels,
+            num_true,
+            num_classes,
+            sampled_values,
             weights=weights,
             biases=biases,
-            labels=labels,
             inputs=inputs,
             num_sampled=num_sampled,
-            num_classes=num_classes,
-            num_true=num_true,
-            sampled_values=sampled_values,
-            subtract_log_q=True,
             remove_accidental_hits=remove_accidental_hits,
             partition_strategy=partition_strategy,
         )
