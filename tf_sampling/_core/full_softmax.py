@@ -117,7 +117,10 @@ def full_cross_entropy(
     already there.
 
     Args:
-      labels: int64 ``[n, num_true]``.
+      labels: int64 ``[n, num_true]``, or a variable count per row (a
+        ``tf.RaggedTensor`` or ``LabelSet`` of width ``num_true``): each real
+        label gets target ``1 / n_i``, as in the chunked losses (a full row
+        gives the fixed path's result bit for bit).
       logits: float ``[n, num_classes]`` full logits.
       num_true: int.
       num_classes: int.
@@ -127,20 +130,47 @@ def full_cross_entropy(
 
     Returns:
       tf.Tensor: float32 ``[n]``.
+
+    Raises:
+      ValueError: as ``label_sets.resolve`` (a ``padding_id`` inside
+        ``[0, num_classes)``, another width than ``num_true``).
+      tf.errors.InvalidArgumentError: (when run, for a label set) a row
+        without a label unless ``allow_empty`` (under XLA its loss is NaN),
+        a real label outside ``[0, num_classes)``.
     """
+    if objective not in (SOFTMAX, SIGMOID):
+        raise ValueError(f"`objective` must be {SOFTMAX!r} or {SIGMOID!r}, got {objective!r}.")
+    resolved = None
+    if label_sets.is_label_set(labels):
+        resolved = label_sets.resolve(labels, num_true, num_classes)
+        # Padded slots hold the row's first real label: range-checked with the rest.
+        labels = loss_args.normalize_labels(resolved.ids, num_true, num_classes)
     logits = tf.cast(logits, tf.float32)
-    if objective == SOFTMAX:
-        if num_true == 1:
-            return tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=labels[:, 0], logits=logits
-            )
-        targets = target_distribution(labels, num_true, num_classes)
-        return tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits)
-    if objective == SIGMOID:
-        targets = target_distribution(labels, num_true, num_classes)
-        per_class = tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits)
-        return tf.reduce_sum(per_class, axis=1)
-    raise ValueError(f"`objective` must be {SOFTMAX!r} or {SIGMOID!r}, got {objective!r}.")
+    if objective == SOFTMAX and num_true == 1:
+        # One slot: every row is full (or an allowed empty row, set to 0 below).
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels[:, 0], logits=logits)
+    else:
+        if resolved is None:
+            targets = target_distribution(labels, num_true, num_classes)
+        else:
+            hot = tf.one_hot(labels, num_classes, dtype=tf.float32)
+            # The padded slots' copies take no mass; a full row sums and divides as above.
+            real = tf.cast(resolved.mask, tf.float32)[:, :, tf.newaxis]
+            count = tf.where(resolved.empty, tf.ones([], tf.float32), resolved.count)
+            targets = tf.reduce_sum(hot * real, axis=1) / tf.expand_dims(count, 1)
+        if objective == SOFTMAX:
+            losses = tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+        else:
+            per_class = tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits)
+            losses = tf.reduce_sum(per_class, axis=1)
+    if resolved is None:
+        return losses
+    # An allowed empty row: loss 0, no gradient; one that was not allowed
+    # (only reachable under XLA, which drops the assert): NaN.
+    losses = tf.where(
+        label_sets.unlabeled_rows(resolved), tf.constant(float("nan"), tf.float32), losses
+    )
+    return tf.where(resolved.empty, tf.zeros([], tf.float32), losses)
 
 
 # ---------------------------------------------------------------------------

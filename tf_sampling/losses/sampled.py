@@ -14,7 +14,8 @@ reads the layer off ``y_pred``:
   tape records this, so the layer's weights train, with sparse gradients.
 * ``y_pred`` is full logits or probabilities (``evaluate``): the loss returns
   the exact full-softmax cross-entropy (full sigmoid cross-entropy for
-  ``NCELoss``).
+  ``NCELoss``), from the head's table in class blocks when ``y_pred`` is its
+  own output, else from the dense logits; with ``padding_id`` too.
 
 The loss stores no reference to the layer, so it needs no arguments, is
 rebuilt by name (``keras.losses.deserialize("tf_sampling>SampledSoftmaxLoss")``)
@@ -171,12 +172,8 @@ class SampledLoss(keras.losses.Loss):
                 layer, labels, full_loss.flatten_features(y_pred), num_true
             )
         else:
-            if self.padding_id is not None:
-                raise ValueError(
-                    f"{type(self).__name__}(padding_id={self.padding_id}) computes its exact "
-                    "loss from the output layer's own (tagged) output; got untagged "
-                    f"{kind} of shape {y_pred.shape}. Pass the layer's output."
-                )
+            # Dense logits (or probabilities) in hand: the exact loss from them,
+            # with the padded labels as a label set when padding_id is set.
             if found is None and kind == output_tags.PROBABILITIES:
                 logits = full_loss.probabilities_to_logits(y_pred, layer.objective)
             else:
