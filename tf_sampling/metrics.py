@@ -21,6 +21,12 @@ blocks (``tf_sampling.nn.full_softmax_cross_entropy`` / ``full_top_k``), never
 from the ``[*batch, num_classes]`` output, and ``Perplexity`` shares the
 loss's cross-entropy of the same step.
 
+With ``padding_id``, ``Perplexity`` and ``TopKAccuracy`` take a variable
+number of true classes per example: ``y_true`` padded to ``[*batch,
+max_true]`` (Keras 3 has no ragged targets), example ``i``'s ``n_i`` real
+labels sharing the target mass ``1 / n_i`` (``tf_sampling.nn.label_set``), as
+the losses with ``padding_id`` do.
+
 ``PrecisionAtK``, ``RecallAtK`` and ``NDCGAtK`` evaluate multi-label examples:
 ``y_true`` is the true set padded to ``[batch_size, max_true]`` with
 ``padding_id``; the ``k`` best classes come from plain logits or, on a head's
@@ -34,19 +40,52 @@ import weakref
 import keras
 import tensorflow as tf
 
-from tf_sampling._core import checks, label_sets, multilabel_metrics
+from tf_sampling._core import checks, label_sets, loss_args, multilabel_metrics
 from tf_sampling._keras import full_loss, output_tags
 
 
-def _full_logits_and_labels(y_true, y_pred, num_true: int | None) -> tuple:
-    """``(labels [n, num_true], logits [n, num_classes], num_true)`` for a full-softmax metric."""
+def _full_logits_and_labels(
+    y_true, y_pred, num_true: int | None, padding_id: int | None = None
+) -> tuple:
+    """``(labels [n, num_true], logits [n, num_classes], num_true)`` for a full-softmax metric.
+
+    With ``padding_id`` the labels are a ``LabelSet``; on plain logits
+    ``num_true`` defaults to the width of a padded ``y_true``.
+    """
     logits = full_loss.logits_of(y_pred)
     found = output_tags.get_tag(y_pred)
     if num_true is None:
         num_true = found.layer.num_true if found is not None else 1
+        if found is None and padding_id is not None:
+            num_true = _padded_width(y_true, logits)
     num_classes = int(logits.shape[-1])
-    labels = full_loss.flatten_labels(y_true, logits, num_true, num_classes)
+    labels = full_loss.flatten_labels(y_true, logits, num_true, num_classes, padding_id=padding_id)
     return labels, full_loss.flatten_features(logits), num_true
+
+
+def _padded_width(y_true, logits: tf.Tensor) -> int:
+    """``max_true`` of padded ``y_true`` ``[*batch, max_true]`` next to logits ``[*batch, C]``.
+
+    ``[*batch]`` (one slot per example) gives 1; another rank is left to
+    ``full_loss.flatten_labels`` to refuse.
+    """
+    shape = tf.convert_to_tensor(y_true).shape
+    if shape.rank is not None and shape.rank == logits.shape.rank:
+        if shape[-1] is None:
+            raise ValueError(
+                "With `padding_id`, `y_true` [*batch, max_true] needs a known last dimension "
+                f"(max_true) on plain logits, or pass num_true. Received: y_true.shape={shape}"
+            )
+        return int(shape[-1])
+    return 1
+
+
+def _check_padding_id(padding_id) -> int | None:
+    """``padding_id`` after the type check of ``nn.label_set`` (the range: when it meets a head)."""
+    if padding_id is not None:
+        label_sets.label_set(tf.zeros([1, 1], tf.int64), padding_id=padding_id)
+        padding_id = int(padding_id)
+    return padding_id
 
 
 def _skips(y_pred) -> bool:
@@ -101,24 +140,46 @@ class Perplexity(_FullSoftmaxMetric):
     Masked positions (Keras mask) and zero ``sample_weight`` are left out of
     the mean. Computed over all classes, also for an ``NCE`` layer.
 
+    Multi-label (``padding_id``): ``y_true`` is ``[*batch, max_true]``, the
+    unused slots holding ``padding_id``; example ``i``'s ``n_i`` real labels
+    get target ``1 / n_i`` each (the losses' rule), so the value is ``exp`` of
+    the mean exact loss that ``FullSoftmaxLoss(padding_id=...)`` reports.
+    ``max_true`` is ``num_true``, else the head's ``num_true``, else (plain
+    logits) ``y_true``'s last dimension. An example with only padding is an
+    error (``InvalidArgumentError``), as in the losses.
+
     Args:
       num_true: Optional int, targets per example (default: the layer's).
+      padding_id: Optional int, the id of unused ``y_true`` slots, outside
+        ``[0, num_classes)`` (e.g. -1). None (default): every slot is a label.
       name: Metric name, default ``"perplexity"``.
       dtype: Metric dtype.
     """
 
-    def __init__(self, num_true: int | None = None, name: str = "perplexity", dtype=None):
+    def __init__(
+        self,
+        num_true: int | None = None,
+        name: str = "perplexity",
+        dtype=None,
+        padding_id: int | None = None,
+    ):
         if num_true is not None:
             num_true = checks.check_int(num_true, "num_true", 1)
+        padding_id = _check_padding_id(padding_id)
         super().__init__(fn=self._cross_entropy, name=name, dtype=dtype)
         self.num_true = num_true
+        self.padding_id = padding_id
 
     def _cross_entropy(self, y_true, y_pred) -> tf.Tensor:
         found = output_tags.get_tag(y_pred)
         if found is not None and found.hidden is not None:
             num_true = self.num_true or found.layer.num_true
-            return full_loss.exact_from_table(found, y_true, num_true, full_loss.SOFTMAX)
-        labels, logits, num_true = _full_logits_and_labels(y_true, y_pred, self.num_true)
+            return full_loss.exact_from_table(
+                found, y_true, num_true, full_loss.SOFTMAX, self.padding_id
+            )
+        labels, logits, num_true = _full_logits_and_labels(
+            y_true, y_pred, self.num_true, self.padding_id
+        )
         values = full_loss.full_cross_entropy(
             labels, logits, num_true, int(logits.shape[-1]), full_loss.SOFTMAX
         )
@@ -131,25 +192,52 @@ class Perplexity(_FullSoftmaxMetric):
         return tf.exp(self._mean_or_nan())
 
     def get_config(self) -> dict:
-        return {"name": self.name, "dtype": self.dtype, "num_true": self.num_true}
+        return {
+            "name": self.name,
+            "dtype": self.dtype,
+            "num_true": self.num_true,
+            "padding_id": self.padding_id,
+        }
 
 
 @keras.saving.register_keras_serializable(package="tf_sampling")
 class TopKAccuracy(_FullSoftmaxMetric):
     """Fraction of examples whose (first) target is among the ``k`` highest logits.
 
+    Without ``padding_id``: the first target's rank, ties counting in
+    (``tf.math.in_top_k``).
+
+    Multi-label (``padding_id``): ``y_true`` is ``[*batch, max_true]``, the
+    unused slots holding ``padding_id``, and an example is a hit when **any**
+    of its real labels is among its ``k`` best classes as ``tf.math.top_k``
+    picks them (ties at the ``k``-th place go to the lower class id), on a
+    head's output from its table in class blocks (``nn.full_top_k``, the same
+    classes). A row with NaN among its ``k`` best scores is no hit.
+    ``max_true`` is the head's ``num_true``, or on plain logits ``y_true``'s
+    last dimension. An example with only padding is an error
+    (``InvalidArgumentError``), as in the losses.
+
     Args:
       k: int >= 1, number of top classes.
       name: Metric name, default ``"top_{k}_accuracy"``.
       dtype: Metric dtype.
+      padding_id: Optional int, the id of unused ``y_true`` slots, outside
+        ``[0, num_classes)`` (e.g. -1). None (default): one target per
+        example, the first.
     """
 
-    def __init__(self, k: int = 5, name: str | None = None, dtype=None):
+    def __init__(
+        self, k: int = 5, name: str | None = None, dtype=None, padding_id: int | None = None
+    ):
         k = checks.check_int(k, "k", 1)
+        padding_id = _check_padding_id(padding_id)
         super().__init__(fn=self._hit, name=name or f"top_{k}_accuracy", dtype=dtype)
         self.k = k
+        self.padding_id = padding_id
 
     def _hit(self, y_true, y_pred) -> tf.Tensor:
+        if self.padding_id is not None:
+            return self._any_hit(y_true, y_pred)
         found = output_tags.get_tag(y_pred)
         if found is not None and found.hidden is not None:
             return full_loss.exact_top_k_hits(found, y_true, self.k)
@@ -161,6 +249,48 @@ class TopKAccuracy(_FullSoftmaxMetric):
         )
         return tf.reshape(tf.cast(hit, tf.float32), tf.shape(y_pred)[:-1])
 
+    def _any_hit(self, y_true, y_pred) -> tf.Tensor:
+        """float32 ``[*batch]``: 1 where a real label is among the ``k`` best classes."""
+        found = output_tags.get_tag(y_pred)
+        on_table = found is not None and found.hidden is not None
+        if on_table:
+            layer = found.layer
+            rows, num_classes, num_true = found.hidden, layer.num_classes, layer.num_true
+        else:
+            rows = full_loss.logits_of(y_pred)
+            num_classes = int(rows.shape[-1])
+            num_true = _padded_width(y_true, rows)
+        labels = full_loss.flatten_labels(
+            y_true,
+            rows,
+            num_true,
+            num_classes,
+            rows.shape[:-1] + [num_classes],
+            padding_id=self.padding_id,
+        )
+        # Checks as the losses do (padding id, all-padding rows, range); the
+        # padded slots then hold a copy of the row's first real label.
+        resolved = label_sets.resolve(labels, num_true, num_classes)
+        ids = loss_args.normalize_labels(resolved.ids, num_true, num_classes)
+        k = min(self.k, num_classes)
+        if on_table:
+            scores, top_ids = multilabel_metrics.full_top_k(
+                layer.kernel,
+                layer.bias,
+                full_loss.flatten_features(rows),
+                k,
+                num_classes,
+                layer.partition_strategy,
+                layer.chunk_size,
+            )
+        else:
+            scores, top_ids = tf.math.top_k(full_loss.flatten_features(rows), k)
+        among = tf.equal(tf.expand_dims(tf.cast(top_ids, tf.int64), 2), tf.expand_dims(ids, 1))
+        hit = tf.reduce_any(among, [1, 2]) & tf.logical_not(
+            tf.reduce_any(tf.math.is_nan(scores), 1)
+        )
+        return full_loss.unflatten(tf.cast(hit, tf.float32), rows)
+
     def result(self):
         """The hit rate; ``{}`` (no log entry) after training batches only."""
         if self._unmeasured():
@@ -168,7 +298,7 @@ class TopKAccuracy(_FullSoftmaxMetric):
         return self._mean_or_nan()
 
     def get_config(self) -> dict:
-        return {"name": self.name, "dtype": self.dtype, "k": self.k}
+        return {"name": self.name, "dtype": self.dtype, "k": self.k, "padding_id": self.padding_id}
 
 
 # Multi-label evaluation: the example's true set, padded ``[batch_size, max_true]`` with

@@ -160,7 +160,9 @@ def _exact_per_row(found, hidden, y_true, num_true, objective, padding_id=None):
     if checks.check_choice(objective, "objective", (SOFTMAX, SIGMOID)) == SOFTMAX:
         # The same pass also ranks the first true class: top-k accuracy for free.
         per_row, rank = full_softmax.full_softmax_cross_entropy_and_rank(*args, **options)
-        found.cache[("rank", num_true)] = unflatten(rank, hidden)
+        # Keyed like the loss: a padded pass's rank is not the fixed path's.
+        rank_key = ("rank", num_true) if padding_id is None else ("rank", num_true, padding_id)
+        found.cache[rank_key] = unflatten(rank, hidden)
     else:
         per_row = full_softmax.full_sigmoid_cross_entropy(*args, **options)
     found.cache[key] = unflatten(tf.cast(per_row, tf.float32), hidden)
