@@ -164,6 +164,48 @@ def load(directory=None, release: dict[str, FileSpec] | None = None) -> MovieLen
     return MovieLens(user, title, movie_title, titles, len(user_ids))
 
 
+@dataclasses.dataclass
+class Ratings:
+    """Every rating with its score and time (``demo.multilabel`` reads these).
+
+    ``user`` ``[100000]`` in ``[0, num_users)`` (row of ``ml-100k.user``);
+    ``movie`` ``[100000]`` in ``[0, num_movies)`` (row of ``ml-100k.item``);
+    ``rating`` float32 ``[100000]`` (1 to 5); ``timestamp`` int64
+    ``[100000]`` (Unix seconds).
+    """
+
+    user: np.ndarray
+    movie: np.ndarray
+    rating: np.ndarray
+    timestamp: np.ndarray
+    num_users: int
+    num_movies: int
+
+
+def load_ratings(directory=None, release: dict[str, FileSpec] | None = None) -> Ratings:
+    """The ratings with their scores and times, checked as :func:`load` checks the files."""
+    directory = pathlib.Path(directory) if directory is not None else default_dir()
+    release = RELEASE if release is None else release
+    paths = {key: directory / spec.name for key, spec in release.items()}
+    rows = {key: _read(paths[key], spec) for key, spec in release.items()}
+    movie_row = {m: i for i, m in enumerate(_ints(rows["movies"], 0, paths["movies"]))}
+    user_row = {u: i for i, u in enumerate(_ints(rows["users"], 0, paths["users"]))}
+    ratings = rows["ratings"]
+    try:
+        user = np.array([user_row[int(r[0])] for r in ratings], np.int64)
+        movie = np.array([movie_row[int(r[1])] for r in ratings], np.int64)
+        rating = np.array([float(r[2]) for r in ratings], np.float32)
+        timestamp = np.array([int(float(r[3])) for r in ratings], np.int64)
+    except KeyError as err:
+        raise DataError(
+            f"{paths['ratings']}: corrupted (id {err.args[0]} is not in "
+            f"{paths['movies'].name} / {paths['users'].name})."
+        ) from None
+    except ValueError as err:
+        raise DataError(f"{paths['ratings']}: corrupted ({err}).") from None
+    return Ratings(user, movie, rating, timestamp, len(user_row), len(movie_row))
+
+
 def install(directory=None, cache=None) -> pathlib.Path:
     """Fetches the pinned recbole wheel (pip, no dependencies) and extracts the three files.
 
