@@ -10,8 +10,10 @@ the columns that are kept:
     loss_i  = w_i * (logsumexp_{j kept for row i} z[i, j] - z[i, i])
 
 A column is dropped from row ``i`` (never column ``i`` itself) when it is an
-accidental hit (its id equals row ``i``'s positive id) or, with query ids,
-when it is another positive of row ``i``'s query in the batch. Dropped
+accidental hit (its id equals row ``i``'s positive id), with query ids,
+when it is another positive of row ``i``'s query in the batch, and, with
+``known_positive_ids``, when its id is in row ``i``'s known positive set (a
+variable number per row: e.g. every item the user interacted with). Dropped
 columns get an exact ``-inf`` through ``tf.where`` (their softmax weight and
 gradient are exactly zero); the kept diagonal keeps every row finite.
 
@@ -24,6 +26,7 @@ import numbers
 
 import tensorflow as tf
 
+from tf_sampling._core.label_sets import LabelSet, label_set, real_mask
 from tf_sampling._core.sampled_values import check_expected_counts
 from tf_sampling._core.xla import in_xla_context
 
@@ -181,6 +184,78 @@ def removed_columns(
     return drop & ~tf.eye(tf.shape(drop)[0], tf.shape(drop)[1], dtype=tf.bool)
 
 
+def _known_positive_sets(value, batch) -> tuple[tf.Tensor, tf.Tensor | None, int | None]:
+    """``known_positive_ids`` as int64 ``[B, K]`` ids, their real-slot mask (None: all real), padding id.
+
+    Takes the package's label-set forms (``label_sets``): a ``tf.RaggedTensor``
+    ``[B, (n_i)]``, a :class:`LabelSet` (``label_set(padded, padding_id=...,
+    mask=...)``) or a dense ``[B, K]`` tensor whose every slot is real.
+    ``allow_empty`` is not consulted: an empty set masks nothing extra.
+    """
+    name = "known_positive_ids"
+    if isinstance(value, tf.RaggedTensor):
+        if value.ragged_rank != 1 or value.shape.rank != 2:
+            raise ValueError(
+                f"`{name}` must be a [B, (n_i)] ragged tensor (one ragged dimension), got shape "
+                f"{value.shape} with ragged_rank {value.ragged_rank}."
+            )
+        dtype = value.dtype
+    elif isinstance(value, LabelSet):
+        dtype = value.labels.dtype
+    else:
+        if isinstance(value, tf.SparseTensor):
+            raise TypeError(
+                f"`{name}` must be a dense, ragged or label_set tensor, got a SparseTensor."
+            )
+        value = tf.convert_to_tensor(value)
+        dtype = value.dtype
+    if not dtype.is_integer:
+        raise TypeError(
+            f"`{name}` must hold integer ids (strings: compare int64 keys, as the Keras layer "
+            f"does), got dtype {dtype.name}."
+        )
+    if isinstance(value, tf.RaggedTensor):
+        value = label_set(value)
+    elif not isinstance(value, LabelSet):
+        value = LabelSet(value, None, None, True)
+    ids = value.labels
+    if ids.shape.rank is not None and ids.shape.rank != 2:
+        raise ValueError(f"`{name}` must have shape [B, K] (padded ids), got shape {ids.shape}.")
+    rows = ids.shape[0] if ids.shape.rank == 2 else None
+    if isinstance(batch, int) and rows is not None and rows != batch:
+        raise ValueError(
+            f"`{name}` must have one row per query: {batch} (the batch size of "
+            f"`query_embeddings`), got shape {ids.shape}."
+        )
+    return tf.cast(ids, tf.int64), real_mask(value), value.padding_id
+
+
+def _known_positive_drop(ids: tf.Tensor, real: tf.Tensor | None, column_ids: tf.Tensor):
+    """bool ``[B, N]``: column ``j``'s id is a real entry of row ``i`` of int64 ``ids [B, K]``."""
+    if in_xla_context():
+        # A compare fused into its reduction: XLA builds no [B, N, K] buffer.
+        hit = tf.equal(ids[:, None, :], column_ids[None, :, None])
+        if real is not None:
+            hit = hit & real[:, None, :]
+        return tf.reduce_any(hit, axis=2)
+    # int32 codes of the ids (those of the columns first); a [B, N + 1] table
+    # marks each row's (code) entries, then is read at the columns' codes.
+    # Ids no column holds, and padded slots, go to the spare last column.
+    num_columns = tf.shape(column_ids, out_type=tf.int32)[0]
+    shape = tf.shape(ids, out_type=tf.int32)
+    code = tf.unique(tf.concat([column_ids, tf.reshape(ids, [-1])], 0), out_idx=tf.int32).idx
+    column_code = code[:num_columns]
+    slot_code = tf.minimum(tf.reshape(code[num_columns:], shape), num_columns)
+    if real is not None:
+        slot_code = tf.where(real, slot_code, num_columns)
+    row = tf.broadcast_to(tf.range(shape[0])[:, None], shape)
+    index = tf.reshape(tf.stack([row, slot_code], axis=2), [-1, 2])
+    table = tf.scatter_nd(
+        index, tf.ones(tf.shape(index)[:1], tf.int32), [shape[0], num_columns + 1]
+    )
+    return tf.gather(table, column_code, axis=1) > 0
+
+
 def _softmax_loss_on_diagonal(logits: tf.Tensor, drop, diagonal_in_drop: bool) -> tf.Tensor:
     """``logsumexp`` of each row's kept columns minus its diagonal logit, with its exact gradient.
 
@@ -242,6 +317,7 @@ def in_batch_softmax_loss(
     extra_negative_query_ids=None,
     extra_negative_mask=None,
     query_ids=None,
+    known_positive_ids=None,
     temperature=1.0,
     sample_weight=None,
     name: str = "in_batch_softmax_loss",
@@ -282,6 +358,19 @@ def in_batch_softmax_loss(
         negative out for every row (e.g. an unfilled memory slot).
       query_ids: Optional ``[B]`` query ids. When given, row ``i`` also drops
         every column holding a positive of its query in the batch.
+      known_positive_ids: Optional known positive set of each row (e.g.
+        every item the user interacted with, ``n_i`` of them): row ``i``
+        drops every column ``j != i`` (in-batch or extra) whose id is in its
+        set; column ``i`` is always kept, listed or not. Integer ids, in one
+        of the label-set forms: a ``tf.RaggedTensor`` ``[B, (n_i)]`` (not
+        compilable), ``nn.label_set(padded [B, K], padding_id=..., mask=...)``
+        (fixed shapes, compiles under ``jit_compile=True``; padded slots match
+        nothing), or a dense ``[B, K]`` tensor whose every slot is real. A row
+        with an empty set masks nothing extra (``allow_empty`` is not
+        consulted: here the set is optional extra information). Requires
+        ``candidate_ids`` (the columns' ids; ``extra_negative_ids`` with
+        extra negatives); a column whose id is the ``padding_id`` is an error
+        (checked at run time, not under XLA).
       temperature: positive float (or scalar tensor) dividing the scores.
       sample_weight: Optional ``[B]`` weights multiplying each row's loss.
       name: name scope.
@@ -350,6 +439,14 @@ def in_batch_softmax_loss(
             )
         if extra_negative_query_ids is not None and query_ids is None:
             raise ValueError("`extra_negative_query_ids` is given without `query_ids`.")
+        known = None
+        if known_positive_ids is not None:
+            if candidate_ids is None:
+                raise ValueError(
+                    "`known_positive_ids` is given without `candidate_ids`: the known "
+                    "positives are matched by the columns' ids; got candidate_ids=None."
+                )
+            known = _known_positive_sets(known_positive_ids, batch)
 
         dtype = _compute_dtype(queries, candidates, *([extras] if has_extra else []))
         columns = tf.cast(candidates, dtype)
@@ -429,6 +526,35 @@ def in_batch_softmax_loss(
 
         drop = _matches(positive_ids, column_ids, rows_query, column_query)
         diagonal_in_drop = drop is not None
+        if known is not None:
+            if column_ids.dtype == tf.string:
+                raise TypeError(
+                    "`known_positive_ids` needs integer `candidate_ids` (and "
+                    "`extra_negative_ids`), got strings."
+                )
+            known_ids, real, padding_id = known
+            asserts = []
+            if not in_xla_context():
+                asserts.append(
+                    tf.debugging.assert_equal(
+                        tf.shape(known_ids)[0],
+                        tf.shape(queries)[0],
+                        message="`known_positive_ids` must have one row per query (the batch "
+                        "size of `query_embeddings`)",
+                    )
+                )
+                if padding_id is not None:
+                    asserts.append(
+                        tf.debugging.assert_none_equal(
+                            column_ids,
+                            tf.constant(padding_id, tf.int64),
+                            message=f"`known_positive_ids`' padding_id={padding_id} is the id of "
+                            "a column; pick a padding id that no candidate has",
+                        )
+                    )
+            with tf.control_dependencies(asserts):
+                # `drop` (from candidate_ids) marks the diagonal, as diagonal_in_drop says.
+                drop = drop | _known_positive_drop(known_ids, real, column_ids)
         if query_ids is not None and candidate_ids is None and has_extra:
             # Query ids cover only the columns that carry one; the rest are kept.
             width = tf.shape(logits)[1] - tf.shape(drop)[1]

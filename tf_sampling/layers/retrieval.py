@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_sampling._core import frequency_estimation as fe
+from tf_sampling._core import label_sets
 from tf_sampling._core.retrieval_loss import in_batch_softmax_loss
 from tf_sampling.layers.frequency_estimator import StreamingFrequencyEstimator
 
@@ -236,6 +237,15 @@ class InBatchSoftmaxRetrieval(keras.layers.Layer):
     ``extra_negative_embeddings`` with their ids and expected counts. Ids
     are needed for hit removal, the estimator and the memory.
 
+    ``known_positive_ids`` (each row's known positive set, e.g. every item
+    the user interacted with) removes those ids from the row's negatives in
+    every column: in-batch, mixed, memory and other replicas' (the diagonal is
+    kept). It takes a ``tf.RaggedTensor`` ``[B, (n_i)]``, an
+    ``nn.label_set``, or a dense ``[B, K]`` tensor: padded with the layer's
+    ``padding_id`` when that is set (the form a Keras model input can carry),
+    else every slot real. String ids are compared by the same fingerprint as
+    ``candidate_ids`` (ragged or dense without ``padding_id``).
+
     Args:
       temperature: positive float dividing the scores.
       remove_accidental_hits: drop columns with row ``i``'s positive id.
@@ -247,6 +257,8 @@ class InBatchSoftmaxRetrieval(keras.layers.Layer):
       embedding_dim: ``d``, required when ``memory_size > 0``.
       global_negatives: gather candidates over replicas.
       reduction: ``"sum"`` or ``"mean"`` of the per-example losses.
+      padding_id: Optional int marking the padded slots of a dense
+        ``known_positive_ids`` ``[B, K]`` (e.g. -1); no candidate may have it.
     """
 
     def __init__(
@@ -262,6 +274,7 @@ class InBatchSoftmaxRetrieval(keras.layers.Layer):
         embedding_dim: int | None = None,
         global_negatives: bool = False,
         reduction: str = "sum",
+        padding_id: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -281,6 +294,11 @@ class InBatchSoftmaxRetrieval(keras.layers.Layer):
                 raise TypeError(f"`{name}` must be a bool, got {value!r}.")
         if reduction not in _REDUCTIONS:
             raise ValueError(f"`reduction` must be one of {_REDUCTIONS}, got {reduction!r}.")
+        if padding_id is not None:
+            # Its type checked as nn.label_set checks it.
+            label_sets.label_set(tf.zeros([1, 1], tf.int64), padding_id=padding_id)
+            padding_id = int(padding_id)
+        self.padding_id = padding_id
         self.temperature = float(temperature)
         self.remove_accidental_hits = remove_accidental_hits
         self.mask_same_query = mask_same_query
@@ -316,6 +334,7 @@ class InBatchSoftmaxRetrieval(keras.layers.Layer):
         extra_negative_ids=None,
         extra_negative_sampling_probability=None,
         sample_weight=None,
+        known_positive_ids=None,
         training=None,
     ):
         needs_ids = self.remove_accidental_hits or self.logq_correction or self.memory is not None
@@ -331,6 +350,14 @@ class InBatchSoftmaxRetrieval(keras.layers.Layer):
                 "`candidate_sampling_probability` is given but logq_correction=True takes it "
                 "from the layer's estimator; pass one or the other."
             )
+        known = None
+        if known_positive_ids is not None:
+            if not self.remove_accidental_hits:
+                raise ValueError(
+                    "`known_positive_ids` is given but remove_accidental_hits=False: the known "
+                    "positives are removed by the columns' ids, with the hits."
+                )
+            known = self._known_keys(known_positive_ids)
         keys = None if candidate_ids is None else fe.id_keys(candidate_ids)
         qkeys = None if query_ids is None or not self.mask_same_query else fe.id_keys(query_ids)
         candidates = candidate_embeddings
@@ -408,6 +435,7 @@ class InBatchSoftmaxRetrieval(keras.layers.Layer):
             candidate_ids=keys if self.remove_accidental_hits else None,
             candidate_sampling_probability=prob if corrected else None,
             query_ids=qkeys,
+            known_positive_ids=known,
             temperature=self.temperature,
             sample_weight=sample_weight,
             **kwargs,
@@ -423,6 +451,26 @@ class InBatchSoftmaxRetrieval(keras.layers.Layer):
         reduced = tf.reduce_sum(loss) if self.reduction == "sum" else tf.reduce_mean(loss)
         self.add_loss(reduced)
         return loss
+
+    def _known_keys(self, known):
+        """``known_positive_ids`` in the loss's form, its ids as the int64 keys of ``id_keys``."""
+        if isinstance(known, label_sets.LabelSet):
+            return known
+        if isinstance(known, tf.RaggedTensor):
+            if known.dtype == tf.string:
+                return known.with_flat_values(fe.id_keys(known.flat_values))
+            return known
+        known = tf.convert_to_tensor(known)
+        if known.dtype == tf.string:
+            if self.padding_id is not None:
+                raise TypeError(
+                    "`known_positive_ids` of strings cannot be padded with the layer's int "
+                    f"padding_id={self.padding_id}; pass them ragged."
+                )
+            return tf.reshape(fe.id_keys(known), tf.shape(known))
+        if self.padding_id is not None:
+            return label_sets.label_set(known, padding_id=self.padding_id)
+        return known
 
     def compute_output_spec(self, query_embeddings, *args, **kwargs):
         return keras.KerasTensor(query_embeddings.shape[:1], dtype="float32")
@@ -441,5 +489,6 @@ class InBatchSoftmaxRetrieval(keras.layers.Layer):
             embedding_dim=self.embedding_dim,
             global_negatives=self.global_negatives,
             reduction=self.reduction,
+            padding_id=self.padding_id,
         )
         return config
