@@ -240,11 +240,12 @@ class InBatchSoftmaxRetrieval(keras.layers.Layer):
     ``known_positive_ids`` (each row's known positive set, e.g. every item
     the user interacted with) removes those ids from the row's negatives in
     every column: in-batch, mixed, memory and other replicas' (the diagonal is
-    kept). It takes a ``tf.RaggedTensor`` ``[B, (n_i)]``, an
-    ``nn.label_set``, or a dense ``[B, K]`` tensor: padded with the layer's
-    ``padding_id`` when that is set (the form a Keras model input can carry),
-    else every slot real. String ids are compared by the same fingerprint as
-    ``candidate_ids`` (ragged or dense without ``padding_id``).
+    kept). It takes a ``tf.RaggedTensor`` ``[B, (n_i)]`` or a dense ``[B, K]``
+    tensor: padded with the layer's ``padding_id`` when that is set (the form
+    a Keras model input can carry), else every slot real. (An
+    ``nn.label_set`` cannot pass Keras' ``__call__``, which refuses a tuple
+    mixing tensors and ints.) String ids are compared by the same
+    fingerprint as ``candidate_ids`` (ragged, or dense without ``padding_id``).
 
     Args:
       temperature: positive float dividing the scores.
@@ -454,8 +455,6 @@ class InBatchSoftmaxRetrieval(keras.layers.Layer):
 
     def _known_keys(self, known):
         """``known_positive_ids`` in the loss's form, its ids as the int64 keys of ``id_keys``."""
-        if isinstance(known, label_sets.LabelSet):
-            return known
         if isinstance(known, tf.RaggedTensor):
             if known.dtype == tf.string:
                 return known.with_flat_values(fe.id_keys(known.flat_values))
