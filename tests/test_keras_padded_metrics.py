@@ -269,3 +269,25 @@ def test_evaluate_with_padded_metrics_on_a_sampled_softmax_head():
     np.testing.assert_allclose(got["loss"], ce.mean(), rtol=1e-5)
     np.testing.assert_allclose(got["perplexity"], np.exp(ce.mean()), rtol=1e-5)
     np.testing.assert_allclose(got["top_2_accuracy"], _ref_any_hit(logits, ROWS, 2).mean())
+
+
+def test_fixed_top_k_beside_a_padded_loss_does_not_reuse_its_rank():
+    # The padded loss's pass over the table caches a rank keyed by its padding_id;
+    # TopKAccuracy without padding_id computes its own (first target, in_top_k).
+    full_rows = [[4, 1, 9], [7, 2, 9], [11, 5, 5], [0, 3, 1], [13, 8, 21], [21, 3, 3]]
+    head, x, logits = _head()
+    inputs = keras.Input((D,))
+    model = keras.Model(inputs, head(inputs))
+    model.compile(
+        "sgd",
+        loss=tsloss.SampledSoftmaxLoss(padding_id=-1),
+        metrics=[metrics.TopKAccuracy(2), metrics.Perplexity(padding_id=-1)],
+    )
+    y = np.array(full_rows, np.int64)
+    got = model.evaluate(x, y, batch_size=len(ROWS), verbose=0, return_dict=True)
+    first = tf.math.in_top_k(y[:, 0].astype(np.int32), logits, 2).numpy()
+    np.testing.assert_allclose(got["top_2_accuracy"], first.mean())
+    assert 0 < first.mean() < 1
+    np.testing.assert_allclose(
+        got["perplexity"], np.exp(_ref_cross_entropy(logits, full_rows).mean()), rtol=1e-5
+    )
