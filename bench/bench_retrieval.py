@@ -9,6 +9,11 @@
    towers at batch ``--step-batch``: plain in-batch softmax against in-batch
    softmax with hit masking + the estimator's update + the logQ correction,
    alternated in one process (median of ``--repeats`` timed steps each).
+3. ``known``: forward + backward of ``nn.in_batch_softmax_loss`` at batch
+   ``--known-batch`` with hit masking, without and with each row's known
+   positive set (``known_positive_ids``: a padded ``[B, --known-max]``
+   ``label_set``, ``n_i`` uniform in ``[1, --known-max]``, Zipf ids like the
+   candidates'), alternated in one process (median of ``--repeats``).
 
 Prints one JSON object; ``--out`` also writes it.
 """
@@ -149,9 +154,62 @@ def step_cost(args) -> dict:
     }
 
 
+def known_positives_cost(args) -> dict:
+    b, d, k = args.known_batch, args.dim, args.known_max
+    stream, _ = zipf_stream(args.vocab, 1 + k, b, args.seed)
+    ids = stream[0]
+    rng = np.random.default_rng(args.seed)
+    count = rng.integers(1, k + 1, size=b)
+    known = np.where(np.arange(k)[None, :] < count[:, None], stream[1:].T, -1)
+    q = tf.constant(rng.normal(size=(b, d)).astype(np.float32))
+    c = tf.constant(rng.normal(size=(b, d)).astype(np.float32))
+
+    def make(with_known: bool):
+        @tf.function(jit_compile=args.jit)
+        def step(q, c, ids, known):
+            with tf.GradientTape() as tape:
+                tape.watch([q, c])
+                extra = {}
+                if with_known:
+                    extra["known_positive_ids"] = nn.label_set(known, padding_id=-1)
+                total = tf.reduce_sum(nn.in_batch_softmax_loss(q, c, candidate_ids=ids, **extra))
+            dq, dc = tape.gradient(total, [q, c])
+            return total + tf.reduce_sum(dq) + tf.reduce_sum(dc)
+
+        return step
+
+    fns = {"hits": make(False), "hits_and_known": make(True)}
+    inputs = (q, c, tf.constant(ids), tf.constant(known))
+    for fn in fns.values():  # trace and warm up
+        fn(*inputs).numpy()
+        fn(*inputs).numpy()
+    times = {name: [] for name in fns}
+    for r in range(args.repeats):
+        order = list(fns.items())
+        if r % 2:
+            order.reverse()
+        for name, fn in order:
+            start = time.perf_counter()
+            fn(*inputs).numpy()
+            times[name].append(time.perf_counter() - start)
+    med = {name: float(np.median(v)) for name, v in times.items()}
+    return {
+        "batch": b,
+        "dim": d,
+        "max_true": k,
+        "mean_n_i": float(count.mean()),
+        "vocab": args.vocab,
+        "jit_compile": args.jit,
+        "repeats": args.repeats,
+        "median_seconds": med,
+        "ratio_known_over_hits": med["hits_and_known"] / med["hits"],
+        "all_seconds": times,
+    }
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["estimator", "step", "both"], default="both")
+    parser.add_argument("--part", choices=["estimator", "step", "both", "known"], default="both")
     parser.add_argument("--ids", type=int, default=1_000_000)
     parser.add_argument("--batches", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=1024)
@@ -163,6 +221,8 @@ def main(argv=None) -> int:
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--vocab", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--known-batch", type=int, default=4096)
+    parser.add_argument("--known-max", type=int, default=32)
     parser.add_argument("--jit", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None)
@@ -178,6 +238,8 @@ def main(argv=None) -> int:
         report["estimator"] = estimator_accuracy(args)
     if args.part in ("step", "both"):
         report["step"] = step_cost(args)
+    if args.part == "known":
+        report["known"] = known_positives_cost(args)
     text = json.dumps(report, indent=1)
     print(text)
     if args.out:

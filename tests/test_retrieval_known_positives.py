@@ -250,12 +250,14 @@ def test_bad_inputs_name_the_argument():
             extra_negative_ids=EXTRA_IDS, known_positive_ids=nn.label_set(_padded(), padding_id=16),
         )  # fmt: skip
 
-    @tf.function(input_signature=[tf.TensorSpec([None, K], tf.int64)])
-    def dynamic(known):
+    @tf.function(
+        input_signature=[tf.TensorSpec([None, K], tf.int64), tf.TensorSpec([None], tf.int64)]
+    )
+    def dynamic(known, ids):
         return nn.in_batch_softmax_loss(q, c, candidate_ids=ids, known_positive_ids=known)
 
     with pytest.raises(tf.errors.InvalidArgumentError, match="one row per query"):
-        dynamic(_padded()[:5])
+        dynamic(_padded()[:5], ids)
 
 
 # ----------------------------------------------------------------------------

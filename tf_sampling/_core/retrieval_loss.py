@@ -230,30 +230,50 @@ def _known_positive_sets(value, batch) -> tuple[tf.Tensor, tf.Tensor | None, int
     return tf.cast(ids, tf.int64), real_mask(value), value.padding_id
 
 
+def _column_codes(column_ids: tf.Tensor, ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """int32 codes: equal ids get one code, ids no column holds get ``N``; ``[N]`` and ``ids``' shape.
+
+    Outside XLA from ``tf.unique`` (the columns' ids come first, so their
+    codes are the ``< N`` ones); under XLA, which has no ``Unique``, a code is
+    the index of the first column holding the id, found by a stable sort.
+    """
+    num_columns = tf.shape(column_ids, out_type=tf.int32)[0]
+    values = tf.concat([column_ids, tf.reshape(ids, [-1])], 0)
+    if not in_xla_context():
+        code = tf.unique(values, out_idx=tf.int32).idx
+    else:
+        order = tf.argsort(values, stable=True)  # a run of equal ids: its columns first
+        ordered = tf.gather(values, order)
+        starts = tf.concat([[True], ordered[1:] != ordered[:-1]], 0)
+        run = tf.cumsum(tf.cast(starts, tf.int32)) - 1
+        total = tf.shape(values)[0]
+        first = tf.math.unsorted_segment_min(order, run, total)
+        code_sorted = tf.minimum(tf.gather(first, run), num_columns)
+        code = tf.scatter_nd(order[:, None], code_sorted, [total])
+    slot_code = tf.minimum(tf.reshape(code[num_columns:], tf.shape(ids)), num_columns)
+    return code[:num_columns], slot_code
+
+
 def _known_positive_drop(ids: tf.Tensor, real: tf.Tensor | None, column_ids: tf.Tensor):
-    """bool ``[B, N]``: column ``j``'s id is a real entry of row ``i`` of int64 ``ids [B, K]``."""
-    if in_xla_context():
-        # A compare fused into its reduction: XLA builds no [B, N, K] buffer.
-        hit = tf.equal(ids[:, None, :], column_ids[None, :, None])
-        if real is not None:
-            hit = hit & real[:, None, :]
-        return tf.reduce_any(hit, axis=2)
-    # int32 codes of the ids (those of the columns first); a [B, N + 1] table
-    # marks each row's (code) entries, then is read at the columns' codes.
-    # Ids no column holds, and padded slots, go to the spare last column.
+    """bool ``[B, N]``: column ``j``'s id is a real entry of row ``i`` of int64 ``ids [B, K]``.
+
+    A bool table ``[N + 1 codes, B rows]`` of each row's entries, code-major
+    so that reading it at the columns' codes gathers whole rows (a
+    per-element gather along axis 1 costs about twice the gather and
+    transpose); ids no column holds, and padded slots, go to the spare last
+    code. No ``[B, N, K]`` comparison.
+    """
     num_columns = tf.shape(column_ids, out_type=tf.int32)[0]
     shape = tf.shape(ids, out_type=tf.int32)
-    code = tf.unique(tf.concat([column_ids, tf.reshape(ids, [-1])], 0), out_idx=tf.int32).idx
-    column_code = code[:num_columns]
-    slot_code = tf.minimum(tf.reshape(code[num_columns:], shape), num_columns)
+    column_code, slot_code = _column_codes(column_ids, ids)
     if real is not None:
         slot_code = tf.where(real, slot_code, num_columns)
     row = tf.broadcast_to(tf.range(shape[0])[:, None], shape)
-    index = tf.reshape(tf.stack([row, slot_code], axis=2), [-1, 2])
-    table = tf.scatter_nd(
-        index, tf.ones(tf.shape(index)[:1], tf.int32), [shape[0], num_columns + 1]
+    index = tf.reshape(tf.stack([slot_code, row], axis=2), [-1, 2])
+    table = tf.tensor_scatter_nd_update(
+        tf.zeros([num_columns + 1, shape[0]], tf.bool), index, tf.ones(tf.shape(index)[:1], tf.bool)
     )
-    return tf.gather(table, column_code, axis=1) > 0
+    return tf.transpose(tf.gather(table, column_code))
 
 
 def _softmax_loss_on_diagonal(logits: tf.Tensor, drop, diagonal_in_drop: bool) -> tf.Tensor:
@@ -524,8 +544,9 @@ def in_batch_softmax_loss(
             elif rows_query.dtype != tf.string:
                 rows_query = column_query = tf.cast(rows_query, tf.int64)
 
-        drop = _matches(positive_ids, column_ids, rows_query, column_query)
-        diagonal_in_drop = drop is not None
+        drop = None
+        if known is None or rows_query is not None:
+            drop = _matches(positive_ids, column_ids, rows_query, column_query)
         if known is not None:
             if column_ids.dtype == tf.string:
                 raise TypeError(
@@ -552,9 +573,15 @@ def in_batch_softmax_loss(
                             "a column; pick a padding id that no candidate has",
                         )
                     )
+            # Each row's own positive id joins its set: one table gives the
+            # accidental hits too, and marks the diagonal (diagonal_in_drop).
             with tf.control_dependencies(asserts):
-                # `drop` (from candidate_ids) marks the diagonal, as diagonal_in_drop says.
-                drop = drop | _known_positive_drop(known_ids, real, column_ids)
+                known_ids = tf.concat([known_ids, positive_ids[:, None]], 1)
+                if real is not None:
+                    real = tf.concat([real, tf.ones([tf.shape(real)[0], 1], tf.bool)], 1)
+                known_drop = _known_positive_drop(known_ids, real, column_ids)
+            drop = known_drop if drop is None else drop | known_drop
+        diagonal_in_drop = drop is not None
         if query_ids is not None and candidate_ids is None and has_extra:
             # Query ids cover only the columns that carry one; the rest are kept.
             width = tf.shape(logits)[1] - tf.shape(drop)[1]
