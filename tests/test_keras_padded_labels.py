@@ -129,3 +129,60 @@ def test_padded_labels_fit_under_jit_compile():
     history = model.fit(x, y, batch_size=len(ROWS), epochs=2, shuffle=False, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     assert model.jit_compile
+
+
+@pytest.mark.parametrize("kind", ["softmax", "nce", "full"])
+def test_allow_empty_gives_an_all_padding_row_loss_zero(kind, monkeypatch):
+    x, y = _data(2)
+    y[3] = -1  # row 3 has no label
+    head = _head(kind)
+    inputs = keras.Input((D,))
+    model = keras.Model(inputs, head(inputs))
+    model.compile(keras.optimizers.SGD(0.0), loss=LOSSES[kind](padding_id=-1), run_eagerly=True)
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        model.fit(x, y, batch_size=len(ROWS), epochs=1, verbose=0)
+
+    loss = LOSSES[kind](padding_id=-1, allow_empty=True)
+    model.compile(keras.optimizers.SGD(0.0), loss=loss, run_eagerly=True)
+    drawn = []
+    original = head.sampler.sample
+
+    def spy(*args, **kwargs):
+        drawn.append(original(*args, **kwargs))
+        return drawn[-1]
+
+    monkeypatch.setattr(head.sampler, "sample", spy)
+    history = model.fit(x, y, batch_size=len(ROWS), epochs=1, shuffle=False, verbose=0)
+    monkeypatch.undo()
+    labels = tsn.label_set(y, padding_id=-1, allow_empty=True)
+    want = _functional(kind, head, labels, x, None if kind == "full" else drawn[-1])
+    assert float(want[3]) == 0.0
+    # The empty row counts in the mean with loss 0, as a row of sample weight 0.
+    assert history.history["loss"][0] == pytest.approx(float(tf.reduce_mean(want)), rel=1e-5)
+
+    # Per-row values, training (sampled), on the head's output (exact from the
+    # table) and on untagged dense logits (exact from them).
+    features = tf.constant(x)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(features)
+        per_row = loss.call(y, head(features, training=True))
+        empty_row, total = per_row[3], tf.reduce_sum(per_row)
+    assert float(empty_row) == 0.0
+    assert np.all(tape.gradient(empty_row, features).numpy() == 0.0)
+    grad = tape.gradient(total, features).numpy()
+    assert np.all(grad[3] == 0.0) and np.all(np.abs(grad[[0, 1, 2, 4, 5]]).sum(1) > 0)
+    objective = tsn.full_sigmoid_cross_entropy if kind == "nce" else tsn.full_softmax_cross_entropy
+    exact = objective(head.kernel, head.bias, labels, x, V, MAX_TRUE).numpy()
+    assert exact[3] == 0.0
+    np.testing.assert_allclose(loss.call(y, head(x)).numpy(), exact, rtol=1e-5, atol=1e-6)
+    dense = tf.identity(tf.matmul(x, head.kernel, transpose_b=True) + head.bias)
+    on_dense = LOSSES[kind](padding_id=-1, allow_empty=True, layer=head).call(y, dense)
+    np.testing.assert_allclose(on_dense.numpy(), exact, rtol=1e-5, atol=1e-6)
+    assert LOSSES[kind].from_config(loss.get_config()).allow_empty is True
+
+
+def test_allow_empty_needs_padding_id():
+    with pytest.raises(ValueError, match="padding_id"):
+        tsloss.SampledSoftmaxLoss(allow_empty=True)
+    with pytest.raises(TypeError, match="allow_empty"):
+        tsloss.SampledSoftmaxLoss(padding_id=-1, allow_empty="yes")

@@ -28,6 +28,7 @@ def flatten_labels(
     num_classes: int,
     output_shape=None,
     padding_id: int | None = None,
+    allow_empty: bool = False,
 ):
     """Checks ``y_true`` against ``y_pred`` and returns int64 ``[n, num_true]`` labels.
 
@@ -42,6 +43,8 @@ def flatten_labels(
       num_classes: int, number of classes (ids must lie in ``[0, num_classes)``).
       padding_id: Optional int marking unused slots of a variable number of
         labels per row (``[*batch, max_true]``, ``max_true = num_true``).
+      allow_empty: With ``padding_id``, whether a row of only padding is
+        allowed (its loss is 0) instead of an error.
 
     Returns:
       tf.Tensor: int64 ``[n, num_true]`` with ``n = prod(*batch)``, with
@@ -93,7 +96,7 @@ def flatten_labels(
         flat = tf.identity(flat)
     if padding_id is not None:
         flat = loss_args.normalize_labels(flat, num_true, num_classes, check_range=False)
-        return label_sets.label_set(flat, padding_id=padding_id)
+        return label_sets.label_set(flat, padding_id=padding_id, allow_empty=allow_empty)
     return loss_args.normalize_labels(flat, num_true, num_classes)
 
 
@@ -110,7 +113,12 @@ def unflatten(values: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
 
 
 def exact_from_table(
-    found: output_tags.OutputTag, y_true, num_true: int, objective: str, padding_id=None
+    found: output_tags.OutputTag,
+    y_true,
+    num_true: int,
+    objective: str,
+    padding_id=None,
+    allow_empty: bool = False,
 ):
     """Exact per-example loss over all classes from a head's input and class table.
 
@@ -126,18 +134,19 @@ def exact_from_table(
       objective: ``"softmax"`` or ``"sigmoid"``.
       padding_id: Optional int, as in :func:`flatten_labels` (or ``y_true``
         already a flat ``LabelSet``).
+      allow_empty: As in :func:`flatten_labels`.
 
     Returns:
       tf.Tensor: float32 ``[*batch]``.
     """
-    return _exact_per_row(found, found.hidden, y_true, num_true, objective, padding_id)
+    return _exact_per_row(found, found.hidden, y_true, num_true, objective, padding_id, allow_empty)
 
 
-def _exact_per_row(found, hidden, y_true, num_true, objective, padding_id=None):
+def _exact_per_row(found, hidden, y_true, num_true, objective, padding_id=None, allow_empty=False):
     layer = found.layer
     key = ("exact", objective, num_true)
     if padding_id is not None:
-        key = (*key, padding_id)
+        key = (*key, padding_id, allow_empty)
     if key in found.cache:
         return found.cache[key]
     if label_sets.is_label_set(y_true):
@@ -150,6 +159,7 @@ def _exact_per_row(found, hidden, y_true, num_true, objective, padding_id=None):
             layer.num_classes,
             hidden.shape[:-1] + [layer.num_classes],
             padding_id,
+            allow_empty,
         )
     options = dict(
         num_true=num_true,

@@ -65,6 +65,10 @@ class SampledLoss(keras.losses.Loss):
         num_classes)``, e.g. -1) in the unused slots; each example's ``n_i``
         real labels get target ``1 / n_i`` (``tf_sampling.nn.label_set``).
         Keras 3 has no ragged targets, hence the padded form.
+      allow_empty: bool, with ``padding_id``: a row of only padding gets loss
+        0 (and no gradient) instead of an ``InvalidArgumentError`` (default
+        False). The reduction still counts it, as Keras counts a row of
+        sample weight 0.
     """
 
     #: The exact loss over all classes that evaluation reports.
@@ -85,6 +89,7 @@ class SampledLoss(keras.losses.Loss):
         name: str | None = None,
         dtype=None,
         padding_id: int | None = None,
+        allow_empty: bool = False,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         # Validate with placeholders for what the layer will provide.
@@ -107,6 +112,11 @@ class SampledLoss(keras.losses.Loss):
         if padding_id is not None:
             # Its type checked as nn.label_set checks it (the range, by the loss).
             label_sets.label_set(tf.zeros([1, 1], tf.int64), padding_id=padding_id)
+        if checks.check_bool(allow_empty, "allow_empty") and padding_id is None:
+            raise ValueError(
+                "`allow_empty=True` needs `padding_id` (a row of only padding); got "
+                "padding_id=None."
+            )
         if layer is not None and not isinstance(layer, output_tags.OutputHead):
             raise TypeError(
                 "`layer` must be a SampledSoftmax, NCE or RankSampledSoftmax layer, got "
@@ -119,6 +129,7 @@ class SampledLoss(keras.losses.Loss):
         self.remove_accidental_hits = remove_accidental_hits
         self.seed = seed
         self.padding_id = padding_id
+        self.allow_empty = allow_empty
         self.layer = layer
         self._originals = None
 
@@ -162,10 +173,20 @@ class SampledLoss(keras.losses.Loss):
             # Exact, from the layer's input and table in blocks: y_pred itself
             # is never read, so no [*batch, num_classes] tensor is needed.
             return full_loss.exact_from_table(
-                found, y_true, num_true, self.objective_for(layer), self.padding_id
+                found,
+                y_true,
+                num_true,
+                self.objective_for(layer),
+                self.padding_id,
+                self.allow_empty,
             )
         labels = full_loss.flatten_labels(
-            y_true, y_pred, num_true, layer.num_classes, padding_id=self.padding_id
+            y_true,
+            y_pred,
+            num_true,
+            layer.num_classes,
+            padding_id=self.padding_id,
+            allow_empty=self.allow_empty,
         )
         if kind == output_tags.HIDDEN:
             per_row = self._sampled_loss(
@@ -294,6 +315,7 @@ class SampledLoss(keras.losses.Loss):
             remove_accidental_hits=self.remove_accidental_hits,
             seed=self.seed,
             padding_id=self.padding_id,
+            allow_empty=self.allow_empty,
         )
         return config
 
