@@ -21,10 +21,13 @@ everywhere in the package. Without cutoffs the head is ``[num_classes, dim]``
 and this is the plain full softmax.
 
 Costs: the loss computes the head for every row and each tail cluster only
-for the rows whose target lies in it (rows gathered per cluster, as PyTorch's
+for the rows with a target in it (rows gathered per cluster, as PyTorch's
 ``AdaptiveLogSoftmaxWithLoss`` does). Under XLA, where shapes must be static,
 each tail cluster is computed for every row and masked instead: the same
-numbers, at the cost of ``log_prob``. ``adaptive_top_k`` merges the head's
+numbers, at the cost of ``log_prob``. A variable number of labels per
+example (ragged or ``label_set``) keeps this: the head's log-softmax once per
+example, each tail cluster's once per example with a label in it, each
+label's log-probability gathered from them. ``adaptive_top_k`` merges the head's
 top-k with each cluster's (each shifted by its cluster's log-probability),
 which is exact; a large part is scanned in class blocks
 (``full_top_k``) so no ``[n, num_classes]`` tensor is held.
@@ -39,12 +42,11 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from tf_sampling._core import adaptive_layout, checks, loss_args
+from tf_sampling._core import adaptive_layout, checks, label_sets, loss_args, xla
 from tf_sampling._core.class_blocks import auto_chunk_size
 from tf_sampling._core.full_softmax import full_softmax_cross_entropy
 from tf_sampling._core.full_top_k import full_top_k
 from tf_sampling._core.sampled_logits import compute_dtype
-from tf_sampling._core.xla import in_xla_context
 
 
 class _Parts(NamedTuple):
@@ -237,14 +239,25 @@ def adaptive_softmax_loss(
     """Per-example negative log-likelihood ``-log p(label)`` under an adaptive softmax.
 
     Exact (equal to ``-adaptive_log_softmax(...)[label]``), computing the head
-    for every example and each tail cluster only for the examples whose label
-    lies in it (under XLA: for every example, masked).
+    for every example and each tail cluster only for the examples with a
+    label in it (under XLA: for every example, masked).
+
+    A variable number of labels per example: example ``i``'s ``n_i`` labels
+    share the target mass, ``loss_i = -(1 / n_i) * sum_k log p(y_ik)`` (the
+    ``num_true`` rule of the other losses, per example). No ``num_true``: a
+    ragged batch is as wide as its longest row, a ``label_set`` as its own
+    width. A row with no label is an ``InvalidArgumentError`` unless
+    ``label_set(..., allow_empty=True)``, which gives it loss and gradient 0
+    (under XLA, which drops asserts, such a row's loss is NaN).
 
     Args:
       head_weights, head_biases, tail_projections, tail_weights, tail_biases:
         As :func:`adaptive_log_softmax`.
       labels: int32/int64 ``[batch_size]`` (or ``[batch_size, 1]``) class ids
-        in ``[0, num_classes)``.
+        in ``[0, num_classes)``; or a variable number per example: a
+        ``tf.RaggedTensor`` ``[batch_size, (n_i)]`` (not XLA-compilable) or a
+        ``tf_sampling.nn.label_set`` of padded ``[batch_size, max_true]`` ids
+        (fixed shapes, compiles under ``jit_compile=True``).
       inputs: float ``[batch_size, dim]`` activations.
       cutoffs: None, or ``m`` increasing ints in ``[1, num_classes - 1]``.
       num_classes: int, number of classes.
@@ -257,9 +270,10 @@ def adaptive_softmax_loss(
 
     Raises:
       ValueError, TypeError: for invalid arguments, naming the argument and
-        the value received.
+        the value received (a ``padding_id`` inside ``[0, num_classes)``, a
+        batch size other than ``inputs``').
       tf.errors.InvalidArgumentError: at run time for labels outside
-        ``[0, num_classes)``.
+        ``[0, num_classes)``, or a row with no label (unless allowed).
     """
     with tf.name_scope(name or "adaptive_softmax_loss"):
         parts = _prepare(
@@ -272,38 +286,150 @@ def adaptive_softmax_loss(
             cutoffs,
             num_classes,
         )
-        x = parts.inputs
-        labels = loss_args.normalize_labels(
-            labels, 1, parts.num_classes, loss_args.static_or_dynamic_batch_size(x)
-        )[:, 0]
-        # 0 for the shortlist, i + 1 for tail cluster i.
-        cluster = tf.zeros_like(labels)
-        for c in parts.cutoffs:
-            cluster += tf.cast(labels >= c, tf.int64)
-        head_target = tf.where(tf.equal(cluster, 0), labels, cluster + (parts.shortlist - 1))
-        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=head_target, logits=_head_logits(parts, x)
+        batch_size = loss_args.static_or_dynamic_batch_size(parts.inputs)
+        if label_sets.is_label_set(labels):
+            return _label_set_loss(parts, labels, batch_size)
+        labels = loss_args.normalize_labels(labels, 1, parts.num_classes, batch_size)[:, 0]
+        return _single_label_loss(parts, labels)
+
+
+def _cluster_of(parts: _Parts, labels: tf.Tensor) -> tf.Tensor:
+    """int64 like ``labels``: 0 for the shortlist, ``i + 1`` for tail cluster ``i``."""
+    cluster = tf.zeros_like(labels)
+    for c in parts.cutoffs:
+        cluster += tf.cast(labels >= c, tf.int64)
+    return cluster
+
+
+def _single_label_loss(parts: _Parts, labels: tf.Tensor) -> tf.Tensor:
+    """``[batch_size]`` losses of one checked int64 label ``[batch_size]`` per row."""
+    x = parts.inputs
+    cluster = _cluster_of(parts, labels)
+    head_target = tf.where(tf.equal(cluster, 0), labels, cluster + (parts.shortlist - 1))
+    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=head_target, logits=_head_logits(parts, x)
+    )
+    compiled = xla.in_xla_context()
+    for i, (start, stop) in enumerate(parts.bounds):
+        member = tf.equal(cluster, i + 1)
+        if compiled:
+            # Static shapes: every row, its loss kept where the label is here.
+            local = tf.clip_by_value(labels - start, 0, stop - start - 1)
+            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=local, logits=_tail_logits(parts, i, x)
+            )
+            loss += tf.where(member, nll, tf.zeros_like(nll))
+        else:
+            rows = tf.where(member)[:, 0]
+            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=tf.gather(labels, rows) - start,
+                logits=_tail_logits(parts, i, tf.gather(x, rows)),
+            )
+            loss += tf.scatter_nd(tf.expand_dims(rows, 1), nll, tf.shape(loss, out_type=tf.int64))
+    return loss
+
+
+def _resolve_label_set(
+    labels, num_classes: int, batch_size, dtype: tf.DType
+) -> label_sets.ResolvedLabels:
+    """Ragged or ``LabelSet`` labels as int64 ids ``[batch_size, w]``, mask, ``n_i``, empty rows.
+
+    ``w`` is the label set's width (a ragged batch's longest row), which may
+    be known only at run time: each slot is resolved as a row of width 1
+    (``label_sets.resolve``: the padding id's range, the ids' dtype; a padded
+    slot gets id 0), the rows' counts and the no-label check follow here.
+    """
+    if isinstance(labels, tf.RaggedTensor):
+        labels = label_sets.label_set(labels)  # zeros to the longest row, and its mask
+    padded, mask = labels.labels, labels.mask
+    if (
+        padded.shape[0] is not None
+        and isinstance(batch_size, int)
+        and padded.shape[0] != batch_size
+    ):
+        raise ValueError(
+            f"Argument `labels` must have the batch size of `inputs` ({batch_size}). Received: "
+            f"labels.shape={padded.shape} (batch size {padded.shape[0]})"
         )
-        compiled = in_xla_context()
+    shape = tf.shape(padded)
+    slots = label_sets.resolve(
+        label_sets.LabelSet(
+            tf.reshape(padded, [-1, 1]),
+            None if mask is None else tf.reshape(mask, [-1, 1]),
+            labels.padding_id,
+            True,
+        ),
+        1,
+        num_classes,
+    )
+    ids = tf.reshape(loss_args.normalize_labels(slots.ids, 1, num_classes), shape)
+    real = tf.reshape(slots.mask, shape)
+    count_int = tf.reduce_sum(tf.cast(real, tf.int32), 1)
+    has_label = count_int > 0
+    asserts = [
+        tf.debugging.assert_equal(
+            shape[0],
+            tf.cast(batch_size, shape.dtype),
+            message="Argument `labels` must have the batch size of `inputs`",
+        )
+    ]
+    if labels.allow_empty:
+        empty = tf.logical_not(has_label)
+    else:
+        empty = tf.zeros_like(has_label)
+        if not xla.in_xla_context():
+            asserts.append(
+                tf.debugging.assert_equal(
+                    has_label,
+                    tf.ones_like(has_label),
+                    message="Every example needs at least one true label (a row of `labels` "
+                    "is all padding); label_set(..., allow_empty=True) gives such rows loss 0",
+                )
+            )
+    with tf.control_dependencies(asserts):
+        ids = tf.identity(ids)
+    return label_sets.ResolvedLabels(ids, real, tf.cast(count_int, dtype), empty)
+
+
+def _label_set_loss(parts: _Parts, labels, batch_size) -> tf.Tensor:
+    """``[batch_size]`` losses of a variable number of labels per row (ragged / ``LabelSet``)."""
+    resolved = _resolve_label_set(labels, parts.num_classes, batch_size, parts.dtype)
+    ids, real, dtype = resolved.ids, resolved.mask, parts.dtype
+    zero = tf.zeros([], dtype)
+    if ids.shape[1] == 1:
+        # One slot: the single-label computation itself, so that full rows
+        # give its numbers bit for bit; an empty row's slot holds class 0.
+        loss = _single_label_loss(parts, ids[:, 0])
+    else:
+        x = parts.inputs
+        cluster = _cluster_of(parts, ids)
+        head_target = tf.where(tf.equal(cluster, 0), ids, cluster + (parts.shortlist - 1))
+        # The head's log-softmax once per example, read at each label.
+        head = tf.nn.log_softmax(_head_logits(parts, x))
+        log_p = tf.gather(head, head_target, batch_dims=1)
+        compiled = xla.in_xla_context()
         for i, (start, stop) in enumerate(parts.bounds):
-            member = tf.equal(cluster, i + 1)
+            member = tf.equal(cluster, i + 1) & real
+            local = tf.clip_by_value(ids - start, 0, stop - start - 1)
             if compiled:
-                # Static shapes: every row, its loss kept where the label is here.
-                local = tf.clip_by_value(labels - start, 0, stop - start - 1)
-                nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
-                    labels=local, logits=_tail_logits(parts, i, x)
-                )
-                loss += tf.where(member, nll, tf.zeros_like(nll))
+                # Static shapes: every row, kept where a label is here.
+                tail = tf.nn.log_softmax(_tail_logits(parts, i, x))
+                log_p += tf.where(member, tf.gather(tail, local, batch_dims=1), zero)
             else:
-                rows = tf.where(member)[:, 0]
-                nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
-                    labels=tf.gather(labels, rows) - start,
-                    logits=_tail_logits(parts, i, tf.gather(x, rows)),
+                # The rows with a label here, each once whatever its count there.
+                rows = tf.where(tf.reduce_any(member, 1))[:, 0]
+                tail = tf.nn.log_softmax(_tail_logits(parts, i, tf.gather(x, rows)))
+                picked = tf.gather(tail, tf.gather(local, rows), batch_dims=1)
+                picked = tf.where(tf.gather(member, rows), picked, zero)
+                log_p += tf.scatter_nd(
+                    tf.expand_dims(rows, 1), picked, tf.shape(log_p, out_type=tf.int64)
                 )
-                loss += tf.scatter_nd(
-                    tf.expand_dims(rows, 1), nll, tf.shape(loss, out_type=tf.int64)
-                )
-        return loss
+        safe_count = tf.where(resolved.empty, tf.ones([], dtype), resolved.count)
+        loss = -tf.reduce_sum(tf.where(real, log_p, zero), 1) / safe_count
+    loss = tf.where(resolved.empty, zero, loss)
+    if xla.in_xla_context():
+        loss = xla.nan_rows(loss, label_sets.unlabeled_rows(resolved))
+    return loss
 
 
 def _part_top_k(x, weights, biases, k: int, chunk_size, dtype) -> tuple:
