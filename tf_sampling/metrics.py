@@ -56,7 +56,9 @@ def _full_logits_and_labels(
     found = output_tags.get_tag(y_pred)
     if num_true is None:
         num_true = found.layer.num_true if found is not None else 1
-        if found is None and padding_id is not None:
+        # Plain logits, or a head without a class table (the adaptive head's
+        # log-probabilities): the padded y_true's own width.
+        if padding_id is not None and (found is None or found.hidden is None):
             num_true = _padded_width(y_true, logits)
     num_classes = int(logits.shape[-1])
     labels = full_loss.flatten_labels(y_true, logits, num_true, num_classes, padding_id=padding_id)

@@ -81,16 +81,35 @@ def resolve(y_pred, loss_name: str) -> tuple:
     return layer, found.cache[INPUTS]
 
 
-def negative_log_likelihood(layer: AdaptiveHead, y_true, inputs) -> tf.Tensor:
+def negative_log_likelihood(
+    layer: AdaptiveHead,
+    y_true,
+    inputs,
+    padding_id: int | None = None,
+    allow_empty: bool = False,
+) -> tf.Tensor:
     """float32 ``[*batch]``: ``-log p(y_true)`` for inputs ``[*batch, dim]``.
 
     Args:
       layer: the adaptive head.
-      y_true: int ``[*batch]`` or ``[*batch, 1]`` class ids.
+      y_true: int ``[*batch]`` or ``[*batch, 1]`` class ids; with
+        ``padding_id``, ``[*batch, max_true]`` padded label sets (``[*batch]``
+        is one slot per example).
       inputs: float ``[*batch, dim]``, the head's input.
+      padding_id: Optional int marking the unused slots: example ``i``'s
+        ``n_i`` real labels share the target mass ``1 / n_i``.
+      allow_empty: With ``padding_id``: a row of only padding gets loss 0
+        (no gradient) instead of an ``InvalidArgumentError``.
+
+    Raises:
+      ValueError: ``y_true``'s shape does not fit, or (with ``padding_id``)
+        its last dimension is unknown, or ``padding_id`` is a class id.
     """
     output_shape = inputs.shape[:-1] + [layer.num_classes]
-    labels = full_loss.flatten_labels(y_true, inputs, 1, layer.num_classes, output_shape)
+    num_true = 1 if padding_id is None else padded_width(y_true, inputs)
+    labels = full_loss.flatten_labels(
+        y_true, inputs, num_true, layer.num_classes, output_shape, padding_id, allow_empty
+    )
     per_row = adaptive_softmax_loss(
         *parameters(layer),
         labels=labels,
@@ -99,3 +118,20 @@ def negative_log_likelihood(layer: AdaptiveHead, y_true, inputs) -> tf.Tensor:
         num_classes=layer.num_classes,
     )
     return full_loss.unflatten(tf.cast(per_row, tf.float32), inputs)
+
+
+def padded_width(y_true, inputs: tf.Tensor) -> int:
+    """``max_true`` of padded ``y_true`` ``[*batch, max_true]`` beside ``inputs`` ``[*batch, dim]``.
+
+    ``[*batch]`` (one slot per example) gives 1; another rank is left to
+    ``full_loss.flatten_labels`` to refuse.
+    """
+    shape = tf.convert_to_tensor(y_true).shape
+    if shape.rank is not None and shape.rank == inputs.shape.rank:
+        if shape[-1] is None:
+            raise ValueError(
+                "With `padding_id`, `y_true` [*batch, max_true] needs a known last dimension "
+                f"(max_true). Received: y_true.shape={shape}"
+            )
+        return int(shape[-1])
+    return 1
