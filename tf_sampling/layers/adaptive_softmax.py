@@ -40,6 +40,8 @@ class AdaptiveSoftmax(keras.layers.Layer, adaptive_head.AdaptiveHead):
         model = keras.Model(inputs, head(hidden))
         model.compile("adam", loss=ts.losses.AdaptiveSoftmaxLoss())
         model.fit(x, y)          # y: int class ids [batch] or [batch, time]
+        # several labels per example: y padded [batch, max_true] with -1 and
+        # ts.losses.AdaptiveSoftmaxLoss(padding_id=-1): -(1/n_i) sum_k log p(y_ik)
         log_probs = model.predict(x)                      # [..., num_classes]
         best = ts.layers.adaptive_top_k_model(model, 5).predict(x)  # large vocab
 
