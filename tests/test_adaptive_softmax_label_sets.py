@@ -331,3 +331,17 @@ def test_keras_allow_empty_and_config(setup):
     inside.compile("sgd", loss=ts.losses.AdaptiveSoftmaxLoss(padding_id=3), run_eagerly=True)
     with pytest.raises(ValueError, match="padding_id"):
         inside.evaluate(x, padded(ROWS, fill=3), batch_size=len(rows), verbose=0)
+
+
+def test_keras_sequence_targets_with_padding(setup):
+    # [batch, time, max_true] label sets beside [batch, time, dim] inputs.
+    x = np.random.default_rng(2).normal(size=(4, 3, D)).astype(np.float32)
+    y = np.random.default_rng(3).integers(0, V, (4, 3, 2))
+    y[::2, :, 1] = -1
+    inputs = keras.Input((3, D))
+    head = ts.layers.AdaptiveSoftmax(V, cutoffs=CUTOFFS, div_value=2.0)
+    model = keras.Model(inputs, head(inputs))
+    model.compile("sgd", loss=ts.losses.AdaptiveSoftmaxLoss(padding_id=-1))
+    result = model.evaluate(x, y, batch_size=4, verbose=0)
+    want = _head_loss(head, x.reshape(-1, D), tsn.label_set(y.reshape(-1, 2), padding_id=-1))
+    np.testing.assert_allclose(result, want.mean(), rtol=1e-5)
