@@ -59,35 +59,10 @@ def _full_logits_and_labels(
         # Plain logits, or a head without a class table (the adaptive head's
         # log-probabilities): the padded y_true's own width.
         if padding_id is not None and (found is None or found.hidden is None):
-            num_true = _padded_width(y_true, logits)
+            num_true = full_loss.padded_width(y_true, logits, " on plain logits, or pass num_true")
     num_classes = int(logits.shape[-1])
     labels = full_loss.flatten_labels(y_true, logits, num_true, num_classes, padding_id=padding_id)
     return labels, full_loss.flatten_features(logits), num_true
-
-
-def _padded_width(y_true, logits: tf.Tensor) -> int:
-    """``max_true`` of padded ``y_true`` ``[*batch, max_true]`` next to logits ``[*batch, C]``.
-
-    ``[*batch]`` (one slot per example) gives 1; another rank is left to
-    ``full_loss.flatten_labels`` to refuse.
-    """
-    shape = tf.convert_to_tensor(y_true).shape
-    if shape.rank is not None and shape.rank == logits.shape.rank:
-        if shape[-1] is None:
-            raise ValueError(
-                "With `padding_id`, `y_true` [*batch, max_true] needs a known last dimension "
-                f"(max_true) on plain logits, or pass num_true. Received: y_true.shape={shape}"
-            )
-        return int(shape[-1])
-    return 1
-
-
-def _check_padding_id(padding_id) -> int | None:
-    """``padding_id`` after the type check of ``nn.label_set`` (the range: when it meets a head)."""
-    if padding_id is not None:
-        label_sets.label_set(tf.zeros([1, 1], tf.int64), padding_id=padding_id)
-        padding_id = int(padding_id)
-    return padding_id
 
 
 def _skips(y_pred) -> bool:
@@ -167,7 +142,7 @@ class Perplexity(_FullSoftmaxMetric):
     ):
         if num_true is not None:
             num_true = checks.check_int(num_true, "num_true", 1)
-        padding_id = _check_padding_id(padding_id)
+        padding_id = label_sets.check_padding_id(padding_id)
         super().__init__(fn=self._cross_entropy, name=name, dtype=dtype)
         self.num_true = num_true
         self.padding_id = padding_id
@@ -232,7 +207,7 @@ class TopKAccuracy(_FullSoftmaxMetric):
         self, k: int = 5, name: str | None = None, dtype=None, padding_id: int | None = None
     ):
         k = checks.check_int(k, "k", 1)
-        padding_id = _check_padding_id(padding_id)
+        padding_id = label_sets.check_padding_id(padding_id)
         super().__init__(fn=self._hit, name=name or f"top_{k}_accuracy", dtype=dtype)
         self.k = k
         self.padding_id = padding_id
@@ -261,7 +236,7 @@ class TopKAccuracy(_FullSoftmaxMetric):
         else:
             rows = full_loss.logits_of(y_pred)
             num_classes = int(rows.shape[-1])
-            num_true = _padded_width(y_true, rows)
+            num_true = full_loss.padded_width(y_true, rows, " on plain logits")
         labels = full_loss.flatten_labels(
             y_true,
             rows,
@@ -315,8 +290,7 @@ class _MultiLabelAtK(_FullSoftmaxMetric):
         self, k: int = 5, padding_id: int | None = -1, name: str | None = None, dtype=None
     ):
         k = checks.check_int(k, "k", 1)
-        if padding_id is not None:
-            label_sets.label_set(tf.zeros([1, 1], tf.int64), padding_id=padding_id)  # type check
+        padding_id = label_sets.check_padding_id(padding_id)
         super().__init__(fn=self._values, name=name or f"{self.metric}_at_{k}", dtype=dtype)
         self.k = k
         self.padding_id = padding_id

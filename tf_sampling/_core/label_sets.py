@@ -38,6 +38,7 @@ from tf_sampling._core import checks, loss_args, xla
 __all__ = [
     "LabelSet",
     "ResolvedLabels",
+    "check_padding_id",
     "is_label_set",
     "label_set",
     "ragged_labels",
@@ -85,7 +86,8 @@ def is_label_set(labels) -> bool:
     return isinstance(labels, (tf.RaggedTensor, LabelSet))
 
 
-def _check_padding_id(padding_id) -> int | None:
+def check_padding_id(padding_id) -> int | None:
+    """``padding_id`` as a Python int (or None); a bool, float or other type is a TypeError."""
     if padding_id is None:
         return None
     if isinstance(padding_id, np.integer):
@@ -128,7 +130,7 @@ def label_set(
       tf.errors.InvalidArgumentError: (when run) a mask whose shape differs.
     """
     allow_empty = checks.check_bool(allow_empty, "allow_empty")
-    padding_id = _check_padding_id(padding_id)
+    padding_id = check_padding_id(padding_id)
     if isinstance(labels, tf.RaggedTensor):
         if padding_id is not None or mask is not None:
             raise ValueError(

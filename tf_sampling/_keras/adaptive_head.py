@@ -106,7 +106,7 @@ def negative_log_likelihood(
         its last dimension is unknown, or ``padding_id`` is a class id.
     """
     output_shape = inputs.shape[:-1] + [layer.num_classes]
-    num_true = 1 if padding_id is None else padded_width(y_true, inputs)
+    num_true = 1 if padding_id is None else full_loss.padded_width(y_true, inputs)
     labels = full_loss.flatten_labels(
         y_true, inputs, num_true, layer.num_classes, output_shape, padding_id, allow_empty
     )
@@ -118,20 +118,3 @@ def negative_log_likelihood(
         num_classes=layer.num_classes,
     )
     return full_loss.unflatten(tf.cast(per_row, tf.float32), inputs)
-
-
-def padded_width(y_true, inputs: tf.Tensor) -> int:
-    """``max_true`` of padded ``y_true`` ``[*batch, max_true]`` beside ``inputs`` ``[*batch, dim]``.
-
-    ``[*batch]`` (one slot per example) gives 1; another rank is left to
-    ``full_loss.flatten_labels`` to refuse.
-    """
-    shape = tf.convert_to_tensor(y_true).shape
-    if shape.rank is not None and shape.rank == inputs.shape.rank:
-        if shape[-1] is None:
-            raise ValueError(
-                "With `padding_id`, `y_true` [*batch, max_true] needs a known last dimension "
-                f"(max_true). Received: y_true.shape={shape}"
-            )
-        return int(shape[-1])
-    return 1

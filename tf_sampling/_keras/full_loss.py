@@ -100,6 +100,46 @@ def flatten_labels(
     return loss_args.normalize_labels(flat, num_true, num_classes)
 
 
+def check_padding_options(padding_id, allow_empty: bool = False) -> tuple[int | None, bool]:
+    """A Keras loss's or metric's ``padding_id`` and ``allow_empty``, checked.
+
+    The range of ``padding_id`` (outside ``[0, num_classes)``) is checked
+    when it meets a head's labels.
+
+    Raises:
+      TypeError: ``padding_id`` is not an int, or ``allow_empty`` not a bool.
+      ValueError: ``allow_empty=True`` without ``padding_id``.
+    """
+    padding_id = label_sets.check_padding_id(padding_id)
+    if checks.check_bool(allow_empty, "allow_empty") and padding_id is None:
+        raise ValueError(
+            "`allow_empty=True` needs `padding_id` (a row of only padding); got padding_id=None."
+        )
+    return padding_id, allow_empty
+
+
+def padded_width(y_true, beside: tf.Tensor, hint: str = "") -> int:
+    """``max_true`` of padded ``y_true`` ``[*batch, max_true]`` next to ``beside`` ``[*batch, d]``.
+
+    ``[*batch]`` (one slot per example) gives 1; another rank is left to
+    :func:`flatten_labels` to refuse.
+
+    Args:
+      y_true: The labels.
+      beside: ``[*batch, d]``: logits, or a head's input.
+      hint: Words added to the error, e.g. what else the caller may pass.
+    """
+    shape = tf.convert_to_tensor(y_true).shape
+    if shape.rank is not None and shape.rank == beside.shape.rank:
+        if shape[-1] is None:
+            raise ValueError(
+                "With `padding_id`, `y_true` [*batch, max_true] needs a known last dimension "
+                f"(max_true){hint}. Received: y_true.shape={shape}"
+            )
+        return int(shape[-1])
+    return 1
+
+
 def flatten_features(y_pred: tf.Tensor) -> tf.Tensor:
     """Returns ``[*batch, features]`` as ``[n, features]``."""
     return tf.reshape(y_pred, [-1, tf.shape(y_pred)[-1]])

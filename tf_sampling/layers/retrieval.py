@@ -295,10 +295,7 @@ class InBatchSoftmaxRetrieval(keras.layers.Layer):
                 raise TypeError(f"`{name}` must be a bool, got {value!r}.")
         if reduction not in _REDUCTIONS:
             raise ValueError(f"`reduction` must be one of {_REDUCTIONS}, got {reduction!r}.")
-        if padding_id is not None:
-            # Its type checked as nn.label_set checks it.
-            label_sets.label_set(tf.zeros([1, 1], tf.int64), padding_id=padding_id)
-            padding_id = int(padding_id)
+        padding_id = label_sets.check_padding_id(padding_id)
         self.padding_id = padding_id
         self.temperature = float(temperature)
         self.remove_accidental_hits = remove_accidental_hits

@@ -14,8 +14,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tf_sampling._core import checks, label_sets
-from tf_sampling._keras import adaptive_head, output_tags
+from tf_sampling._keras import adaptive_head, full_loss, output_tags
 
 
 @keras.saving.register_keras_serializable(package="tf_sampling")
@@ -58,15 +57,7 @@ class AdaptiveSoftmaxLoss(keras.losses.Loss):
         allow_empty: bool = False,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        if padding_id is not None:
-            # Its type checked as nn.label_set checks it (the range, by the loss).
-            label_sets.label_set(tf.zeros([1, 1], tf.int64), padding_id=padding_id)
-            padding_id = int(padding_id)
-        if checks.check_bool(allow_empty, "allow_empty") and padding_id is None:
-            raise ValueError(
-                "`allow_empty=True` needs `padding_id` (a row of only padding); got "
-                "padding_id=None."
-            )
+        padding_id, allow_empty = full_loss.check_padding_options(padding_id, allow_empty)
         self.padding_id = padding_id
         self.allow_empty = allow_empty
         self._originals = None

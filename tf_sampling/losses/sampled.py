@@ -109,14 +109,7 @@ class SampledLoss(keras.losses.Loss):
                 check_sampling_options(num_classes, num_sampled, 1, None, unique)
         if remove_accidental_hits is not None:
             checks.check_bool(remove_accidental_hits, "remove_accidental_hits")
-        if padding_id is not None:
-            # Its type checked as nn.label_set checks it (the range, by the loss).
-            label_sets.label_set(tf.zeros([1, 1], tf.int64), padding_id=padding_id)
-        if checks.check_bool(allow_empty, "allow_empty") and padding_id is None:
-            raise ValueError(
-                "`allow_empty=True` needs `padding_id` (a row of only padding); got "
-                "padding_id=None."
-            )
+        padding_id, allow_empty = full_loss.check_padding_options(padding_id, allow_empty)
         if layer is not None and not isinstance(layer, output_tags.OutputHead):
             raise TypeError(
                 "`layer` must be a SampledSoftmax, NCE or RankSampledSoftmax layer, got "
