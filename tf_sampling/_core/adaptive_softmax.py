@@ -336,8 +336,9 @@ def _resolve_label_set(
 
     ``w`` is the label set's width (a ragged batch's longest row), which may
     be known only at run time: each slot is resolved as a row of width 1
-    (``label_sets.resolve``: the padding id's range, the ids' dtype; a padded
-    slot gets id 0), the rows' counts and the no-label check follow here.
+    (``label_sets.resolve``: the padding id's range, the ids' dtype), then
+    the whole rows by ``label_sets.resolve_checked`` (counts, the no-label
+    rule).
     """
     if isinstance(labels, tf.RaggedTensor):
         labels = label_sets.label_set(labels)  # zeros to the longest row, and its mask
@@ -363,32 +364,14 @@ def _resolve_label_set(
         num_classes,
     )
     ids = tf.reshape(loss_args.normalize_labels(slots.ids, 1, num_classes), shape)
-    real = tf.reshape(slots.mask, shape)
-    count_int = tf.reduce_sum(tf.cast(real, tf.int32), 1)
-    has_label = count_int > 0
-    asserts = [
-        tf.debugging.assert_equal(
-            shape[0],
-            tf.cast(batch_size, shape.dtype),
-            message="Argument `labels` must have the batch size of `inputs`",
-        )
-    ]
-    if labels.allow_empty:
-        empty = tf.logical_not(has_label)
-    else:
-        empty = tf.zeros_like(has_label)
-        if not xla.in_xla_context():
-            asserts.append(
-                tf.debugging.assert_equal(
-                    has_label,
-                    tf.ones_like(has_label),
-                    message="Every example needs at least one true label (a row of `labels` "
-                    "is all padding); label_set(..., allow_empty=True) gives such rows loss 0",
-                )
-            )
-    with tf.control_dependencies(asserts):
+    check = tf.debugging.assert_equal(
+        shape[0],
+        tf.cast(batch_size, shape.dtype),
+        message="Argument `labels` must have the batch size of `inputs`",
+    )
+    with tf.control_dependencies([check]):
         ids = tf.identity(ids)
-    return label_sets.ResolvedLabels(ids, real, tf.cast(count_int, dtype), empty)
+    return label_sets.resolve_checked(ids, tf.reshape(slots.mask, shape), labels.allow_empty, dtype)
 
 
 def _label_set_loss(parts: _Parts, labels, batch_size) -> tf.Tensor:

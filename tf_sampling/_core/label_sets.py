@@ -43,6 +43,7 @@ __all__ = [
     "label_set",
     "ragged_labels",
     "resolve",
+    "resolve_checked",
 ]
 
 
@@ -270,7 +271,28 @@ def resolve(
     ids = loss_args.normalize_labels(
         labels.labels, num_true, num_classes, batch_size, check_range=False
     )
-    real = tf.reshape(real, tf.shape(ids))
+    return resolve_checked(ids, tf.reshape(real, tf.shape(ids)), labels.allow_empty, dtype)
+
+
+def resolve_checked(
+    ids: tf.Tensor, real: tf.Tensor, allow_empty: bool, dtype: tf.DType = tf.float32
+) -> ResolvedLabels:
+    """The losses' form of int64 ids ``[batch_size, w]`` whose shape and dtype are checked.
+
+    The second half of :func:`resolve`, for callers that checked the ids
+    themselves (e.g. a width known only at run time): the padded slots get
+    the row's first real label, and a row without one is an error unless
+    ``allow_empty``.
+
+    Args:
+      ids: int64 ``[batch_size, w]``; padded slots hold anything.
+      real: bool ``[batch_size, w]``, True at the real labels.
+      allow_empty: whether a row without a real label is allowed.
+      dtype: float dtype of ``count``.
+
+    Returns:
+      ResolvedLabels.
+    """
     count_int = tf.reduce_sum(tf.cast(real, tf.int32), 1)
     has_label = count_int > 0
     # The first real slot of each row (argmax returns the first maximum).
@@ -278,7 +300,7 @@ def resolve(
     first = tf.gather(ids, first_slot, batch_dims=1)
     first = tf.where(has_label, first, tf.zeros([], tf.int64))
     ids = tf.where(real, ids, tf.expand_dims(first, 1))
-    if labels.allow_empty:
+    if allow_empty:
         empty = tf.logical_not(has_label)
     else:
         empty = tf.zeros_like(has_label)
