@@ -110,3 +110,29 @@ def test_keras_metrics_on_a_head_output_in_evaluate():
     assert ref["recall"].max() > 0
     for m in ref:
         assert got[f"{m}_at_3"] == pytest.approx(ref[m].mean(), rel=1e-5), m
+
+
+@pytest.mark.parametrize(
+    "cls,metric", [(metrics.PrecisionAtK, "precision"), (metrics.NDCGAtK, "ndcg")]
+)
+def test_keras_metrics_leave_rows_without_a_label_out_of_the_mean(cls, metric):
+    w, b, x, padded = _problem(2)
+    logits = x @ w.T + b
+    ref = _reference(logits, ROWS, 5)[metric]
+    empty = np.full((1, padded.shape[1]), -1, np.int64)
+    m = cls(k=5, padding_id=-1)
+    m.update_state(np.concatenate([padded, empty]), np.concatenate([logits, logits[:1]]))
+    np.testing.assert_allclose(float(m.result()), ref.mean(), rtol=1e-6)
+    # With sample weights too: the weighted mean of the labelled rows.
+    weights = np.arange(1, len(ROWS) + 1, dtype=np.float32)
+    m.reset_state()
+    m.update_state(
+        np.concatenate([padded, empty]),
+        np.concatenate([logits, logits[:1]]),
+        sample_weight=np.concatenate([weights, [5.0]]),
+    )
+    np.testing.assert_allclose(float(m.result()), np.average(ref, weights=weights), rtol=1e-6)
+    # Nothing labelled: no measurement, NaN (not 0).
+    m.reset_state()
+    m.update_state(empty, logits[:1])
+    assert np.isnan(float(m.result()))

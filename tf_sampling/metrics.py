@@ -307,6 +307,17 @@ class _MultiLabelAtK(_FullSoftmaxMetric):
             mask = tf.not_equal(y_true, tf.constant(self.padding_id, tf.int64))
         return y_true, mask
 
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        # A row without a label has nothing to rank: it is left out of the
+        # mean (weight 0), as RetrievalRecall leaves out such a query.
+        if not (output_tags.is_untagged_build_placeholder(y_pred) or _skips(y_pred)):
+            labelled = tf.reshape(tf.reduce_any(self._true_sets(y_true)[1], -1), [-1])
+            weight = tf.cast(labelled, self.dtype)
+            if sample_weight is not None:
+                weight *= tf.reshape(tf.cast(sample_weight, self.dtype), [-1])
+            sample_weight = weight
+        return super().update_state(y_true, y_pred, sample_weight=sample_weight)
+
     def _values(self, y_true, y_pred) -> tf.Tensor:
         ids, mask = self._true_sets(y_true)
         found = output_tags.get_tag(y_pred)
@@ -345,6 +356,9 @@ class _MultiLabelAtK(_FullSoftmaxMetric):
 @keras.saving.register_keras_serializable(package="tf_sampling")
 class PrecisionAtK(_MultiLabelAtK):
     """Mean fraction of the ``k`` best classes that are true (precision@k).
+
+    Examples without a label (only padding) are left out of the mean, in
+    this metric, ``RecallAtK`` and ``NDCGAtK`` alike (NaN if none is left).
 
     Args:
       k: int >= 1.
