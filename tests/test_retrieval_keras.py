@@ -260,6 +260,26 @@ def test_two_replicas_with_global_negatives_equal_one_device():
     assert out["local_only_loss_diff"] > 1e-2
 
 
+def test_two_replicas_with_known_positives_equal_one_device_and_the_functional_loss():
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "retrieval_mirrored_known_check.py")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    for key in ("loss_diff", "grad_diff", "functional_loss_diff", "functional_grad_diff"):
+        assert out[key] < 1e-5, (key, out)
+    assert out["weights_diff"] < 1e-5 and out["functional_weights_diff"] < 1e-5
+    assert out["memory_diff"] < 1e-6 and out["memory_filled"] == 6
+    assert out["ragged_loss_diff"] < 1e-5
+    # Sensitive: the entries only another replica's or the memory's columns hold matter,
+    # training moved the weights, and some rows are all padding.
+    assert out["cross_known_effect"] > 1e-2 and out["memory_known_effect"] > 1e-2
+    assert out["weights_moved"] > 1e-2 and out["padded_rows"] == 2
+
+
 def test_fit_compiles_with_xla():
     keras.utils.set_random_seed(2)
     model = _two_tower(

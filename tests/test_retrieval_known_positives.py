@@ -285,6 +285,22 @@ def test_layer_mixed_negatives_and_memory_equal_the_functional_loss():
     np.testing.assert_allclose(got2.numpy(), want2, rtol=1e-5, atol=1e-6)
 
 
+def test_layer_memory_with_padding_id_zero_equals_the_reference():
+    # An unfilled memory slot's id is 0: with padding_id=0 it must not count as a column's id.
+    layer = InBatchSoftmaxRetrieval(memory_size=B + 2, embedding_dim=D, padding_id=0)
+    padded = _padded(fill=0)
+    (q1, c1, _), (q2, c2, _) = _data(10), _data(11)
+    got1 = layer(q1, c1, candidate_ids=CANDIDATE_IDS, known_positive_ids=padded, training=True)
+    got2 = layer(q2, c2, candidate_ids=CANDIDATE_IDS, known_positive_ids=padded, training=True)
+    want1 = _reference(q1, c1, CANDIDATE_IDS, KNOWN)[0]
+    want2 = _reference(
+        q2, c2, CANDIDATE_IDS, KNOWN, np.concatenate([c1, c1[:2]]),
+        np.concatenate([CANDIDATE_IDS, CANDIDATE_IDS[:2]]), extra_mask=[True] * B + [False] * 2,
+    )[0]  # fmt: skip
+    np.testing.assert_allclose(got1.numpy(), want1, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got2.numpy(), want2, rtol=1e-5, atol=1e-6)
+
+
 def test_layer_string_ids_mask_as_their_integer_twins():
     q, c, _ = _data(9)
     names = np.array([f"item{i}" for i in CANDIDATE_IDS])
