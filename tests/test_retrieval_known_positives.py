@@ -368,3 +368,23 @@ def test_keras_fit_with_padded_known_positives_trains_and_saves(tmp_path):
         candidate_ids=batch["item"],
     )  # fmt: skip
     assert np.abs(unmasked.numpy() - got).max() > 1e-3
+
+
+def test_a_masked_extra_negative_may_hold_the_padding_id():
+    # Extra negative 1 is left out of every row (an unfilled memory slot, say):
+    # its id may be the padding id; the same id on a kept column is an error.
+    q, c, extra = _data(8)
+    keep = np.array([True, False, True])
+    extra_ids = np.array([15, PAD, 16])
+    got = _loss_and_grads(
+        q, c, extra, candidate_ids=CANDIDATE_IDS, extra_negative_ids=extra_ids,
+        extra_negative_mask=keep, known_positive_ids=nn.label_set(_padded(), padding_id=PAD),
+    )  # fmt: skip
+    want = _reference(q, c, CANDIDATE_IDS, KNOWN, extra, extra_ids, extra_mask=keep)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="padding_id=-1 is the id of a column"):
+        _loss_and_grads(
+            q, c, extra, candidate_ids=CANDIDATE_IDS, extra_negative_ids=extra_ids,
+            known_positive_ids=nn.label_set(_padded(), padding_id=PAD),
+        )  # fmt: skip

@@ -390,7 +390,8 @@ def in_batch_softmax_loss(
         consulted: here the set is optional extra information). Requires
         ``candidate_ids`` (the columns' ids; ``extra_negative_ids`` with
         extra negatives); a column whose id is the ``padding_id`` is an error
-        (checked at run time, not under XLA).
+        unless ``extra_negative_mask`` leaves it out (checked at run time,
+        not under XLA).
       temperature: positive float (or scalar tensor) dividing the scores.
       sample_weight: Optional ``[B]`` weights multiplying each row's loss.
       name: name scope.
@@ -544,6 +545,15 @@ def in_batch_softmax_loss(
             elif rows_query.dtype != tf.string:
                 rows_query = column_query = tf.cast(rows_query, tf.int64)
 
+        out = None  # bool [N]: columns left out of every row (masked extra negatives)
+        if extra_negative_mask is not None:
+            keep = _check_vector(extra_negative_mask, "extra_negative_mask", num_extra, "M", "bool")
+            if keep.dtype != tf.bool:
+                raise TypeError(
+                    f"`extra_negative_mask` must be boolean, got dtype {keep.dtype.name}."
+                )
+            out = tf.concat([tf.zeros([tf.shape(candidates)[0]], tf.bool), ~keep], 0)
+
         drop = None
         if known is None or rows_query is not None:
             drop = _matches(positive_ids, column_ids, rows_query, column_query)
@@ -565,9 +575,12 @@ def in_batch_softmax_loss(
                     )
                 )
                 if padding_id is not None:
+                    # A column left out of every row may hold any id (e.g. an
+                    # unfilled memory slot).
+                    present = column_ids if out is None else tf.boolean_mask(column_ids, ~out)
                     asserts.append(
                         tf.debugging.assert_none_equal(
-                            column_ids,
+                            present,
                             tf.constant(padding_id, tf.int64),
                             message=f"`known_positive_ids`' padding_id={padding_id} is the id of "
                             "a column; pick a padding id that no candidate has",
@@ -586,13 +599,7 @@ def in_batch_softmax_loss(
             # Query ids cover only the columns that carry one; the rest are kept.
             width = tf.shape(logits)[1] - tf.shape(drop)[1]
             drop = tf.pad(drop, [[0, 0], [0, width]])
-        if extra_negative_mask is not None:
-            keep = _check_vector(extra_negative_mask, "extra_negative_mask", num_extra, "M", "bool")
-            if keep.dtype != tf.bool:
-                raise TypeError(
-                    f"`extra_negative_mask` must be boolean, got dtype {keep.dtype.name}."
-                )
-            out = tf.concat([tf.zeros([tf.shape(candidates)[0]], tf.bool), ~keep], 0)
+        if out is not None:
             drop = out[None, :] if drop is None else drop | out[None, :]
         loss = _softmax_loss_on_diagonal(logits, drop, diagonal_in_drop)
         if sample_weight is not None:

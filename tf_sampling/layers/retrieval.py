@@ -414,10 +414,6 @@ class InBatchSoftmaxRetrieval(keras.layers.Layer):
         use_memory = self.memory is not None and training
         if use_memory:
             m_emb, m_ids, m_p, m_valid = self.memory.read()
-            if known is not None and self.padding_id is not None:
-                # An unfilled slot's id (0) may be the padding id, which the loss refuses
-                # in a column: give it another id (~p != p); the slot is masked out anyway.
-                m_ids = tf.where(m_valid, m_ids, tf.constant(~self.padding_id, tf.int64))
             add_extra(m_emb, m_ids, m_p, m_valid)
 
         kwargs = {}
