@@ -173,3 +173,17 @@ def test_load_ratings_reads_scores_and_times(tmp_path):
     )
     with pytest.raises(ml.DataError, match=r"ml-100k\.inter: corrupted \(id 99"):
         ml.load_ratings(tmp_path, release)
+
+
+def test_only_repeat_padding_feeds_copies_to_the_sampler_counts():
+    frame, movies = _random_frame(seed=2)
+    split = ex.build(*frame.T, movies, max_true=4, history=5)
+    config = job.Config(epochs=2, batch_size=32, dim=8, hidden=8, num_sampled=8)
+    real = split.train.labels[split.train.labels != PAD]
+    copies = int((split.train.labels == PAD).sum())
+    assert copies > 0  # the frame has rows with fewer than max_true labels
+    for name, share in (("sampled", 0.0), ("repeat_padding", copies / (copies + real.size))):
+        model, _, _ = job.train(split, name, seed=0, config=config)
+        error = job.sampler_counts_error(model.get_layer("head"), split.train.labels, 2)
+        np.testing.assert_allclose(error["padding_share_of_counts"], share, atol=1e-9)
+        assert (error["counts_tv_distance"] == 0.0) == (name == "sampled")

@@ -21,7 +21,9 @@ Trainings, same model, data, optimizer and seeds; only the loss changes:
 
 Evaluation, exact over every movie: precision@k, recall@k and nDCG@k
 (``tf_sampling.metrics``), and the exact set cross-entropy, on the test
-examples (padded with -1).
+examples (padded with -1). For the sampled trainings, what the learned-unigram
+sampler counted: the share of its counts that are padding copies, and the
+total-variation distance of its distribution from the real labels'.
 """
 
 from __future__ import annotations
@@ -109,12 +111,31 @@ def evaluate(model, test: ex.Examples, ks=KS) -> dict:
     return result
 
 
+def sampler_counts_error(head, train_labels: np.ndarray, epochs: int) -> dict:
+    """How far the head's learned-unigram counts are from the real training labels.
+
+    Every epoch shows each real label once, so exact counts are ``epochs``
+    times the labels' histogram. Returns the share of the counted mass that
+    is not a real label (padding copies) and the total-variation distance
+    between the two distributions (0 when the sampler saw only real labels).
+    """
+    counts = np.asarray(head.sampler.counts(), np.float64)
+    real = train_labels[train_labels != ex.PADDING_ID]
+    expected = epochs * np.bincount(real, minlength=counts.shape[0]).astype(np.float64)
+    return {
+        "padding_share_of_counts": float((counts.sum() - expected.sum()) / counts.sum()),
+        "counts_tv_distance": float(
+            0.5 * np.abs(counts / counts.sum() - expected / expected.sum()).sum()
+        ),
+    }
+
+
 def train(split: ex.Split, model_name: str, seed: int, config: Config):
     """Trains one model on ``split.train``; returns ``(model, train_loss, epoch_seconds)``."""
     if model_name not in MODELS:
         raise ValueError(f"model_name must be one of {MODELS}, got {model_name!r}.")
     history, max_true = split.train.history.shape[1], split.train.labels.shape[1]
-    model, _ = build_model(split.num_movies, history, max_true, config, seed)
+    model, head = build_model(split.num_movies, history, max_true, config, seed)
     labels = split.train.labels
     if model_name == "full":
         loss = losses.FullSoftmaxLoss(padding_id=ex.PADDING_ID)
@@ -140,7 +161,11 @@ def train(split: ex.Split, model_name: str, seed: int, config: Config):
 def run_one(split: ex.Split, model_name: str, seed: int, config: Config) -> dict:
     """Trains one model on ``split.train`` and measures it on ``split.test``."""
     model, train_loss, epoch_seconds = train(split, model_name, seed, config)
-    result = evaluate(model, split.test, config.ks)
+    result = {}
+    if model_name != "full" and config.sampler == "learned_unigram":
+        head = model.get_layer("head")
+        result.update(sampler_counts_error(head, split.train.labels, config.epochs))
+    result.update(evaluate(model, split.test, config.ks))
     result["train_loss"] = train_loss
     result["epoch_seconds"] = epoch_seconds
     return result
@@ -174,6 +199,7 @@ def summarize(runs: dict, ks=KS) -> dict:
         entry = {}
         keys = [f"{m}@{k}" for m in METRICS for k in ks]
         keys += ["cross_entropy"] if "cross_entropy" in seeds[0] else []
+        keys += [k for k in ("padding_share_of_counts", "counts_tv_distance") if k in seeds[0]]
         for key in keys:
             values = np.array([r[key] for r in seeds])
             entry[key] = {
@@ -198,8 +224,8 @@ def table(summary: dict, ks=KS) -> str:
         c.replace("precision", "P").replace("recall", "R").replace("ndcg", "nDCG") for c in cols
     ]
     lines = [
-        "| model | " + " | ".join(heads) + " | test CE | s/epoch |",
-        "|---" + "|---:" * (len(cols) + 2) + "|",
+        "| model | " + " | ".join(heads) + " | test CE | padding in sampler counts | s/epoch |",
+        "|---" + "|---:" * (len(cols) + 3) + "|",
     ]
     for name, entry in summary.items():
         cells = []
@@ -211,6 +237,8 @@ def table(summary: dict, ks=KS) -> str:
             if entry[c]["std"] > 0:
                 value += f" ± {entry[c]['std']:.4f}"
             cells.append(value)
+        share = entry.get("padding_share_of_counts")
+        cells.append(f"{100 * share['mean']:.1f}%" if share is not None else "-")
         seconds = entry.get("epoch_seconds_median")
         cells.append(f"{seconds:.2f}" if seconds is not None else "-")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
