@@ -115,8 +115,10 @@ def main() -> None:
             results[mode] = run(mode, classes, dim, args.batch)
             print(json.dumps(results[mode]), f"({time.perf_counter() - started:.0f} s)", flush=True)
         rows.append((case, results))
-    print("\n| classes x dim | batch | ours extra MB | ours s | matmul s | ours/matmul "
-          "| Keras extra MB | Keras s |")
+    print(
+        "\n| classes x dim | batch | ours extra MB | ours s | matmul s | ours/matmul "
+        "| Keras extra MB | Keras s |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for case, r in rows:
         ours, mm, ks = r["ours"], r["matmul"], r.get("keras")

@@ -78,35 +78,57 @@ def build_graph(args: argparse.Namespace) -> dict:
         "softmax_w", [args.num_classes, HIDDEN_DIM], partitioner=partitioner
     )
     softmax_b = tf1.get_variable(
-        "softmax_b", [args.num_classes], partitioner=partitioner,
+        "softmax_b",
+        [args.num_classes],
+        partitioner=partitioner,
         initializer=tf1.zeros_initializer(),
     )
 
     first_pass = None  # TF 1.x default: a learned-unigram sampler, unique=True
     if args.tf_sampler:
         first_pass = tf1.nn.learned_unigram_candidate_sampler(
-            true_classes=labels, num_true=1, num_sampled=args.num_sampled, unique=True,
-            range_max=args.num_classes, seed=args.seed,
+            true_classes=labels,
+            num_true=1,
+            num_sampled=args.num_sampled,
+            unique=True,
+            range_max=args.num_classes,
+            seed=args.seed,
         )
     if args.loss == "rank":
         loss = sampling_v1.contrib.nn.rank_sampled_softmax_loss(
-            weights=softmax_w, biases=softmax_b, labels=labels, inputs=hidden,
-            num_sampled=args.num_sampled, num_resampled=args.num_resampled,
-            num_classes=args.num_classes, num_true=1, sampled_values=first_pass,
-            resampling_temperature=temperature, remove_accidental_hits=True,
+            weights=softmax_w,
+            biases=softmax_b,
+            labels=labels,
+            inputs=hidden,
+            num_sampled=args.num_sampled,
+            num_resampled=args.num_resampled,
+            num_classes=args.num_classes,
+            num_true=1,
+            sampled_values=first_pass,
+            resampling_temperature=temperature,
+            remove_accidental_hits=True,
             # "div": the full-softmax evaluation below concatenates the shards
             # in order, so class i must live in row i of the concatenation.
             partition_strategy="div",
         )
     else:
         plain_pass = tf1.nn.learned_unigram_candidate_sampler(
-            true_classes=labels, num_true=1, num_sampled=args.num_resampled, unique=True,
-            range_max=args.num_classes, seed=args.seed,
+            true_classes=labels,
+            num_true=1,
+            num_sampled=args.num_resampled,
+            unique=True,
+            range_max=args.num_classes,
+            seed=args.seed,
         )
         loss = sampling_v1.nn.sampled_softmax_loss(
-            weights=softmax_w, biases=softmax_b, labels=labels, inputs=hidden,
-            num_sampled=args.num_resampled, num_classes=args.num_classes,
-            sampled_values=plain_pass, partition_strategy="div",
+            weights=softmax_w,
+            biases=softmax_b,
+            labels=labels,
+            inputs=hidden,
+            num_sampled=args.num_resampled,
+            num_classes=args.num_classes,
+            sampled_values=plain_pass,
+            partition_strategy="div",
         )
     train_op = tf1.train.AdamOptimizer(args.learning_rate).minimize(tf.reduce_mean(loss))
 
@@ -115,8 +137,15 @@ def build_graph(args: argparse.Namespace) -> dict:
     logits = tf.nn.bias_add(tf.matmul(hidden, softmax_w, transpose_b=True), softmax_b)
     true_logit = tf.gather(logits, labels[:, 0], batch_dims=1)
     rank = tf.reduce_sum(tf.cast(logits > true_logit[:, None], tf.int32), axis=1)
-    return dict(features=features, labels=labels, temperature=temperature, loss=loss,
-                train_op=train_op, rank=rank, init=tf1.global_variables_initializer())
+    return dict(
+        features=features,
+        labels=labels,
+        temperature=temperature,
+        loss=loss,
+        train_op=train_op,
+        rank=rank,
+        init=tf1.global_variables_initializer(),
+    )
 
 
 def recall_at(ranks: np.ndarray) -> dict[int, float]:
@@ -127,8 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="small, short smoke run")
     parser.add_argument("--loss", choices=("rank", "sampled"), default="rank")
-    parser.add_argument("--tf_sampler", action="store_true",
-                        help="first TAPAS pass from TensorFlow's learned-unigram sampler")
+    parser.add_argument(
+        "--tf_sampler",
+        action="store_true",
+        help="first TAPAS pass from TensorFlow's learned-unigram sampler",
+    )
     parser.add_argument("--num_classes", type=int, default=1000)
     parser.add_argument("--num_shards", type=int, default=4)
     parser.add_argument("--num_sampled", type=int, default=200)
@@ -156,13 +188,21 @@ def main(argv: list[str] | None = None) -> int:
             idx = rng.integers(0, len(x_train), args.batch_size)
             # Anneal the TAPAS temperature from 2 to 0.5 (ignored by --loss sampled).
             temperature = 2.0 * 0.25 ** (step / max(args.steps - 1, 1))
-            sess.run(g["train_op"], {g["features"]: x_train[idx], g["labels"]: y_train[idx],
-                                     g["temperature"]: temperature})
+            sess.run(
+                g["train_op"],
+                {
+                    g["features"]: x_train[idx],
+                    g["labels"]: y_train[idx],
+                    g["temperature"]: temperature,
+                },
+            )
         after = recall_at(sess.run(g["rank"], test_feed))
     fmt = " ".join(f"recall@{k}={v:.3f}" for k, v in after.items())
     sampler = "tf" if args.tf_sampler else "tf_sampling"
-    print(f"loss={args.loss} classes={args.num_classes} shards={args.num_shards} "
-          f"steps={args.steps} first_pass_sampler={sampler}")
+    print(
+        f"loss={args.loss} classes={args.num_classes} shards={args.num_shards} "
+        f"steps={args.steps} first_pass_sampler={sampler}"
+    )
     print("before: " + " ".join(f"recall@{k}={v:.3f}" for k, v in before.items()))
     print("after:  " + fmt)
     improved = after[1] > before[1]

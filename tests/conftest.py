@@ -48,7 +48,9 @@ LONG_TESTS = (
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "long: left out of the CI set unless TF_SAMPLING_LONG_TESTS=1")
+    config.addinivalue_line(
+        "markers", "long: left out of the CI set unless TF_SAMPLING_LONG_TESTS=1"
+    )
 
 
 def pytest_collection_modifyitems(config, items):

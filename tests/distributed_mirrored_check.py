@@ -45,7 +45,9 @@ class FixedDrawsSampler:
     def __init__(self, num_classes: int, num_sampled: int, num_sets: int = 3):
         rng = np.random.default_rng(7)
         self.sets = tf.constant(
-            np.stack([rng.choice(num_classes, num_sampled, replace=False) for _ in range(num_sets)]),
+            np.stack(
+                [rng.choice(num_classes, num_sampled, replace=False) for _ in range(num_sets)]
+            ),
             tf.int64,
         )
         q = rng.uniform(0.5, 1.5, num_classes)

@@ -28,7 +28,8 @@ def test_shim_exposes_the_same_function_objects():
     assert compat_v1.contrib.nn.rank_sampled_softmax_loss is ts_nn.rank_sampled_softmax_loss
     # Reached lazily from the top-level package too, as TF1 code spells it.
     assert tf_sampling.compat.v1.contrib.nn.rank_sampled_softmax_loss is (
-        ts_nn.rank_sampled_softmax_loss)
+        ts_nn.rank_sampled_softmax_loss
+    )
 
 
 def test_shim_has_no_code_of_its_own():
@@ -38,34 +39,60 @@ def test_shim_has_no_code_of_its_own():
             obj = getattr(module, name)
             if inspect.isfunction(obj):
                 assert not obj.__module__.startswith("tf_sampling.compat"), (module, name)
-        own = [n for n, o in vars(module).items()
-               if (inspect.isfunction(o) or inspect.isclass(o))
-               and o.__module__ == module.__name__]
+        own = [
+            n
+            for n, o in vars(module).items()
+            if (inspect.isfunction(o) or inspect.isclass(o)) and o.__module__ == module.__name__
+        ]
         assert own == [], (module.__name__, own)
 
 
-@pytest.mark.parametrize("name,tf1_name", [
-    ("nce_loss", "nce_loss"), ("sampled_softmax_loss", "sampled_softmax_loss")])
+@pytest.mark.parametrize(
+    "name,tf1_name", [("nce_loss", "nce_loss"), ("sampled_softmax_loss", "sampled_softmax_loss")]
+)
 def test_shim_signatures_are_tf1_signatures(name, tf1_name):
     ours = inspect.signature(getattr(compat_v1.nn, name))
     theirs = inspect.signature(getattr(tf1.nn, tf1_name))
     assert [(p.name, p.default) for p in ours.parameters.values()] == [
-        (p.name, p.default) for p in theirs.parameters.values()]
+        (p.name, p.default) for p in theirs.parameters.values()
+    ]
 
 
 def test_contrib_signature():
     params = inspect.signature(compat_v1.contrib.nn.rank_sampled_softmax_loss).parameters
     assert list(params) == [
-        "weights", "biases", "labels", "inputs", "num_sampled", "num_resampled", "num_classes",
-        "num_true", "sampled_values", "resampling_temperature", "remove_accidental_hits",
-        "partition_strategy", "name"]
+        "weights",
+        "biases",
+        "labels",
+        "inputs",
+        "num_sampled",
+        "num_resampled",
+        "num_classes",
+        "num_true",
+        "sampled_values",
+        "resampling_temperature",
+        "remove_accidental_hits",
+        "partition_strategy",
+        "name",
+    ]
     # As in TF 1.x, only `name` has a default.
     assert [n for n, p in params.items() if p.default is not inspect.Parameter.empty] == ["name"]
 
 
-def _tf115_rank_sampled_softmax(weights, biases, labels, inputs, num_sampled, num_resampled,
-                                num_classes, num_true, sampled_values, temperature,
-                                remove_accidental_hits, partition_strategy):
+def _tf115_rank_sampled_softmax(
+    weights,
+    biases,
+    labels,
+    inputs,
+    num_sampled,
+    num_resampled,
+    num_classes,
+    num_true,
+    sampled_values,
+    temperature,
+    remove_accidental_hits,
+    partition_strategy,
+):
     """TF 1.15's contrib algorithm written with TensorFlow's own v1 ops, as an oracle."""
     candidates, true_ec, sampled_ec = (tf.stop_gradient(v) for v in sampled_values)
     rows = tf1.nn.embedding_lookup(weights, candidates, partition_strategy=partition_strategy)
@@ -74,9 +101,17 @@ def _tf115_rank_sampled_softmax(weights, biases, labels, inputs, num_sampled, nu
     _, keep = tf.math.top_k(score + bias / temperature, k=num_resampled, sorted=False)
     kept = (tf.gather(candidates, keep), true_ec, tf.gather(sampled_ec, keep))
     return tf1.nn.sampled_softmax_loss(
-        weights, biases, labels, inputs, num_resampled, num_classes, num_true=num_true,
-        sampled_values=kept, remove_accidental_hits=remove_accidental_hits,
-        partition_strategy=partition_strategy)
+        weights,
+        biases,
+        labels,
+        inputs,
+        num_resampled,
+        num_classes,
+        num_true=num_true,
+        sampled_values=kept,
+        remove_accidental_hits=remove_accidental_hits,
+        partition_strategy=partition_strategy,
+    )
 
 
 @pytest.mark.parametrize("partition_strategy", ["mod", "div"])
@@ -89,41 +124,86 @@ def test_tf1_graph_program_through_the_shim_matches_tensorflow(partition_strateg
         tf1.set_random_seed(0)
         partitioner = tf1.fixed_size_partitioner(NUM_SHARDS)
         weights = tf1.get_variable("softmax_w", [NUM_CLASSES, DIM], partitioner=partitioner)
-        biases = tf1.get_variable("softmax_b", [NUM_CLASSES], partitioner=partitioner,
-                                  initializer=tf1.random_normal_initializer())
+        biases = tf1.get_variable(
+            "softmax_b",
+            [NUM_CLASSES],
+            partitioner=partitioner,
+            initializer=tf1.random_normal_initializer(),
+        )
         inputs = tf1.placeholder(tf.float32, [None, DIM])
         labels = tf1.placeholder(tf.int64, [None, 2])
         temperature = tf1.placeholder(tf.float32, [])
         first_pass = tf1.nn.learned_unigram_candidate_sampler(
-            labels, 2, 12, True, NUM_CLASSES, seed=1)
+            labels, 2, 12, True, NUM_CLASSES, seed=1
+        )
         # Evaluate the sampler once, then feed the same candidates to both sides.
-        fixed = [tf1.placeholder(tf.int64, [12]), tf1.placeholder(tf.float32, [None, 2]),
-                 tf1.placeholder(tf.float32, [12])]
-        common = dict(weights=weights, biases=biases, labels=labels, inputs=inputs,
-                      num_classes=NUM_CLASSES, num_true=2, partition_strategy=partition_strategy)
+        fixed = [
+            tf1.placeholder(tf.int64, [12]),
+            tf1.placeholder(tf.float32, [None, 2]),
+            tf1.placeholder(tf.float32, [12]),
+        ]
+        common = dict(
+            weights=weights,
+            biases=biases,
+            labels=labels,
+            inputs=inputs,
+            num_classes=NUM_CLASSES,
+            num_true=2,
+            partition_strategy=partition_strategy,
+        )
         pairs = {
-            "sampled": (compat_v1.nn.sampled_softmax_loss(
-                            num_sampled=12, sampled_values=fixed, **common),
-                        tf1.nn.sampled_softmax_loss(
-                            num_sampled=12, sampled_values=fixed, **common)),
-            "nce": (compat_v1.nn.nce_loss(num_sampled=12, sampled_values=fixed, **common),
-                    tf1.nn.nce_loss(num_sampled=12, sampled_values=fixed, **common)),
-            "rank": (compat_v1.contrib.nn.rank_sampled_softmax_loss(
-                         num_sampled=12, num_resampled=5, sampled_values=fixed,
-                         resampling_temperature=temperature, remove_accidental_hits=True,
-                         **common),
-                     _tf115_rank_sampled_softmax(
-                         common["weights"], biases, labels, inputs, 12, 5, NUM_CLASSES, 2, fixed,
-                         temperature, True, partition_strategy)),
+            "sampled": (
+                compat_v1.nn.sampled_softmax_loss(num_sampled=12, sampled_values=fixed, **common),
+                tf1.nn.sampled_softmax_loss(num_sampled=12, sampled_values=fixed, **common),
+            ),
+            "nce": (
+                compat_v1.nn.nce_loss(num_sampled=12, sampled_values=fixed, **common),
+                tf1.nn.nce_loss(num_sampled=12, sampled_values=fixed, **common),
+            ),
+            "rank": (
+                compat_v1.contrib.nn.rank_sampled_softmax_loss(
+                    num_sampled=12,
+                    num_resampled=5,
+                    sampled_values=fixed,
+                    resampling_temperature=temperature,
+                    remove_accidental_hits=True,
+                    **common,
+                ),
+                _tf115_rank_sampled_softmax(
+                    common["weights"],
+                    biases,
+                    labels,
+                    inputs,
+                    12,
+                    5,
+                    NUM_CLASSES,
+                    2,
+                    fixed,
+                    temperature,
+                    True,
+                    partition_strategy,
+                ),
+            ),
         }
         variables = [*list(weights), *list(biases)]
-        grads = {k: [tf1.gradients(tf.reduce_sum(v), variables + [inputs]) for v in pair]
-                 for k, pair in pairs.items()}
-        grads = {k: [[tf.convert_to_tensor(g) for g in side] for side in pair]
-                 for k, pair in grads.items()}
-        train_loss = tf.reduce_mean(compat_v1.contrib.nn.rank_sampled_softmax_loss(
-            num_sampled=12, num_resampled=5, sampled_values=first_pass,
-            resampling_temperature=temperature, remove_accidental_hits=True, **common))
+        grads = {
+            k: [tf1.gradients(tf.reduce_sum(v), variables + [inputs]) for v in pair]
+            for k, pair in pairs.items()
+        }
+        grads = {
+            k: [[tf.convert_to_tensor(g) for g in side] for side in pair]
+            for k, pair in grads.items()
+        }
+        train_loss = tf.reduce_mean(
+            compat_v1.contrib.nn.rank_sampled_softmax_loss(
+                num_sampled=12,
+                num_resampled=5,
+                sampled_values=first_pass,
+                resampling_temperature=temperature,
+                remove_accidental_hits=True,
+                **common,
+            )
+        )
         train_op = tf1.train.GradientDescentOptimizer(0.5).minimize(train_loss)
         init = tf1.global_variables_initializer()
 
@@ -139,8 +219,7 @@ def test_tf1_graph_program_through_the_shim_matches_tensorflow(partition_strateg
                 ours, theirs = out["loss"][key]
                 np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5, err_msg=key)
                 for g_ours, g_theirs in zip(*out["grads"][key], strict=True):
-                    np.testing.assert_allclose(g_ours, g_theirs, rtol=1e-5, atol=1e-5,
-                                               err_msg=key)
+                    np.testing.assert_allclose(g_ours, g_theirs, rtol=1e-5, atol=1e-5, err_msg=key)
         feed = {inputs: x, labels: y, temperature: 1.0}
         start = sess.run(pairs["sampled"][1], {**feed, **candidates}).mean()
         for _ in range(30):
@@ -166,7 +245,12 @@ def test_example_tf1_migration_runs():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     result = subprocess.run(
         [sys.executable, str(REPO / "examples" / "tf1_migration.py"), *flags],
-        capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=REPO,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("loss=rank classes=200 shards=4")
@@ -188,10 +272,20 @@ def test_tf1_graph_with_tf_test_shaped_inputs_through_the_shim():
     with tf1.Graph().as_default():
         inputs = tf1.placeholder(tf.float32, [None, DIM])
         labels = tf1.placeholder(tf.int64, [None, None])
-        common = dict(weights=w, biases=b, labels=labels, inputs=inputs, num_sampled=5,
-                      num_classes=NUM_CLASSES, num_true=2, sampled_values=sampled_values)
-        pairs = [(getattr(compat_v1.nn, n)(**common), getattr(tf1.nn, n)(**common))
-                 for n in ("sampled_softmax_loss", "nce_loss")]
+        common = dict(
+            weights=w,
+            biases=b,
+            labels=labels,
+            inputs=inputs,
+            num_sampled=5,
+            num_classes=NUM_CLASSES,
+            num_true=2,
+            sampled_values=sampled_values,
+        )
+        pairs = [
+            (getattr(compat_v1.nn, n)(**common), getattr(tf1.nn, n)(**common))
+            for n in ("sampled_softmax_loss", "nce_loss")
+        ]
         with tf1.Session() as sess:
             for ours, theirs in sess.run(pairs, {inputs: x, labels: y}):
                 np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
@@ -211,11 +305,17 @@ def test_sampled_sparse_softmax_loss_is_exported_with_tf115_signature():
     params = inspect.signature(fn).parameters
     # TF 1.15 tensorflow/contrib/nn/python/ops/sampling_ops.py, argument for argument.
     assert [(n, p.default) for n, p in params.items()] == [
-        ("weights", inspect.Parameter.empty), ("biases", inspect.Parameter.empty),
-        ("labels", inspect.Parameter.empty), ("inputs", inspect.Parameter.empty),
-        ("num_sampled", inspect.Parameter.empty), ("num_classes", inspect.Parameter.empty),
-        ("sampled_values", None), ("remove_accidental_hits", True),
-        ("partition_strategy", "mod"), ("name", "sampled_sparse_softmax_loss")]
+        ("weights", inspect.Parameter.empty),
+        ("biases", inspect.Parameter.empty),
+        ("labels", inspect.Parameter.empty),
+        ("inputs", inspect.Parameter.empty),
+        ("num_sampled", inspect.Parameter.empty),
+        ("num_classes", inspect.Parameter.empty),
+        ("sampled_values", None),
+        ("remove_accidental_hits", True),
+        ("partition_strategy", "mod"),
+        ("name", "sampled_sparse_softmax_loss"),
+    ]
 
 
 def _sparse_problem(batch=BATCH):
@@ -227,8 +327,11 @@ def _sparse_problem(batch=BATCH):
     # Two labels among the candidates: accidental hits.
     others = np.setdiff1d(np.arange(NUM_CLASSES), y[:, 0])
     candidates = np.concatenate([y[:2, 0], rng.choice(others, 7, replace=False)]).astype(np.int64)
-    sampled_values = (candidates, rng.uniform(0.1, 0.9, (batch, 1)).astype(np.float32),
-                      rng.uniform(0.1, 0.9, len(candidates)).astype(np.float32))
+    sampled_values = (
+        candidates,
+        rng.uniform(0.1, 0.9, (batch, 1)).astype(np.float32),
+        rng.uniform(0.1, 0.9, len(candidates)).astype(np.float32),
+    )
     return w, b, x, y, sampled_values, rng.uniform(0.5, 1.5, batch)
 
 
@@ -240,18 +343,34 @@ def test_sampled_sparse_softmax_loss_numbers(shards, hits, mode):
 
     w, b, x, y, sv, ct = _sparse_problem()
     split = lambda t: np.array_split(t, shards)  # noqa: E731 -- "div" shards
-    kwargs = dict(num_sampled=len(sv[0]), num_classes=NUM_CLASSES, remove_accidental_hits=hits,
-                  partition_strategy="div")
-    ours = loss_harness.run(compat_v1.contrib.nn.sampled_sparse_softmax_loss, mode, split(w),
-                            split(b), y, x, ct, sv, **kwargs)
+    kwargs = dict(
+        num_sampled=len(sv[0]),
+        num_classes=NUM_CLASSES,
+        remove_accidental_hits=hits,
+        partition_strategy="div",
+    )
+    ours = loss_harness.run(
+        compat_v1.contrib.nn.sampled_sparse_softmax_loss,
+        mode,
+        split(w),
+        split(b),
+        y,
+        x,
+        ct,
+        sv,
+        **kwargs,
+    )
     # TF 1.15 computed the sparse softmax cross-entropy of [true, sampled] logits against
     # column 0: the sampled softmax loss with num_true=1.
-    builtin = loss_harness.run(tf1.nn.sampled_softmax_loss, mode, split(w), split(b), y, x, ct,
-                               sv, **kwargs)
+    builtin = loss_harness.run(
+        tf1.nn.sampled_softmax_loss, mode, split(w), split(b), y, x, ct, sv, **kwargs
+    )
     np.testing.assert_allclose(ours.loss, builtin.loss, rtol=1e-5, atol=1e-6)
-    for a, c in zip(ours.grad_weights + ours.grad_biases + [ours.grad_inputs],
-                    builtin.grad_weights + builtin.grad_biases + [builtin.grad_inputs],
-                    strict=True):
+    for a, c in zip(
+        ours.grad_weights + ours.grad_biases + [ours.grad_inputs],
+        builtin.grad_weights + builtin.grad_biases + [builtin.grad_inputs],
+        strict=True,
+    ):
         np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-6)
     loss, dw, db, dx = numpy_reference.sampled_loss("softmax", w, b, y, x, sv, hits, ct)
     np.testing.assert_allclose(ours.loss, loss, rtol=1e-5, atol=1e-6)

@@ -418,8 +418,16 @@ def test_top_k_k_equal_to_num_classes_with_small_shards():
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        (dict(chunk_size=0), ValueError, "`chunk_size` must be an integer >= 1. Received: chunk_size=0"),
-        (dict(chunk_size=2.5), TypeError, "`chunk_size` must be a Python int. Received: chunk_size=2.5"),
+        (
+            dict(chunk_size=0),
+            ValueError,
+            "`chunk_size` must be an integer >= 1. Received: chunk_size=0",
+        ),
+        (
+            dict(chunk_size=2.5),
+            TypeError,
+            "`chunk_size` must be a Python int. Received: chunk_size=2.5",
+        ),
         (dict(num_classes=300), ValueError, "`weights` must have `num_classes` rows.*300"),
         (dict(num_true=0), ValueError, "`num_true` must be an integer >= 1"),
         (dict(partition_strategy="xyz"), ValueError, "`partition_strategy` must be"),

@@ -42,7 +42,11 @@ CASES = {
         {"num_shards": 4, "partition_strategy": "mod", "num_true": 2},
     ),
     "nce-mod": (tsl.NCE, tsloss.NCELoss, {"num_shards": 2, "partition_strategy": "mod"}),
-    "probabilities": (tsl.SampledSoftmax, tsloss.SampledSoftmaxLoss, {"output_mode": "probabilities"}),
+    "probabilities": (
+        tsl.SampledSoftmax,
+        tsloss.SampledSoftmaxLoss,
+        {"output_mode": "probabilities"},
+    ),
 }
 
 

@@ -246,14 +246,30 @@ def call_loss(name, weights, biases, labels, inputs, sampled_values, num_true=NU
     """One loss with the shared arguments (the rank loss keeps TINY_NUM_SAMPLED - 2)."""
     if name == "rank_sampled_softmax_loss":
         return tsn.rank_sampled_softmax_loss(
-            weights, biases, labels, inputs, TINY_NUM_SAMPLED, TINY_NUM_SAMPLED - 2, TINY_NUM_CLASSES,
-            num_true, sampled_values, kwargs.pop("resampling_temperature", 1.0),
-            kwargs.pop("remove_accidental_hits", True), kwargs.pop("partition_strategy", "mod"),
+            weights,
+            biases,
+            labels,
+            inputs,
+            TINY_NUM_SAMPLED,
+            TINY_NUM_SAMPLED - 2,
+            TINY_NUM_CLASSES,
+            num_true,
+            sampled_values,
+            kwargs.pop("resampling_temperature", 1.0),
+            kwargs.pop("remove_accidental_hits", True),
+            kwargs.pop("partition_strategy", "mod"),
             **kwargs,
         )
     return getattr(tsn, name)(
-        weights, biases, labels, inputs, TINY_NUM_SAMPLED, TINY_NUM_CLASSES, num_true=num_true,
-        sampled_values=sampled_values, **kwargs,
+        weights,
+        biases,
+        labels,
+        inputs,
+        TINY_NUM_SAMPLED,
+        TINY_NUM_CLASSES,
+        num_true=num_true,
+        sampled_values=sampled_values,
+        **kwargs,
     )
 
 
@@ -275,7 +291,13 @@ def test_huge_equal_true_logits_give_the_exact_loss(num_true):
         x = tf.constant(inputs)
         tape.watch(x)
         loss = tsn.sampled_softmax_loss(
-            weights, biases, labels, x, TINY_NUM_SAMPLED, TINY_NUM_CLASSES, num_true=num_true,
+            weights,
+            biases,
+            labels,
+            x,
+            TINY_NUM_SAMPLED,
+            TINY_NUM_CLASSES,
+            num_true=num_true,
             sampled_values=sampled_values,
         )
     # Softmax 1/num_true on each true class, the target: cross-entropy log(num_true).
@@ -324,7 +346,9 @@ def test_bad_counts_as_tensors_raise_invalid_argument_eagerly_and_traced(name, b
         traced(*tensors)
     # The same traced function still gives the right numbers for good counts.
     good = tuple(tf.constant(v) for v in p["sampled_values"])
-    np.testing.assert_allclose(traced(*good).numpy(), call_loss(name, *args, good).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        traced(*good).numpy(), call_loss(name, *args, good).numpy(), rtol=1e-6
+    )
 
 
 def test_bad_counts_fed_in_a_tf1_session_raise():
@@ -332,15 +356,27 @@ def test_bad_counts_fed_in_a_tf1_session_raise():
     with tf.Graph().as_default():
         sampled_counts = tf.compat.v1.placeholder(tf.float32, [None])
         loss = tsn.nce_loss(
-            p["weights"], p["biases"], p["labels"], p["inputs"], TINY_NUM_SAMPLED, TINY_NUM_CLASSES,
-            num_true=NUM_TRUE, sampled_values=(SAMPLED, p["sampled_values"][1], sampled_counts),
+            p["weights"],
+            p["biases"],
+            p["labels"],
+            p["inputs"],
+            TINY_NUM_SAMPLED,
+            TINY_NUM_CLASSES,
+            num_true=NUM_TRUE,
+            sampled_values=(SAMPLED, p["sampled_values"][1], sampled_counts),
         )
         with tf.compat.v1.Session() as sess:
             good = sess.run(loss, {sampled_counts: p["sampled_values"][2]})
             with pytest.raises(tf.errors.InvalidArgumentError, match=r"sampled_values\[2\].*-1"):
                 sess.run(loss, {sampled_counts: [0.5, -1.0, 0.5, 0.5, 0.5]})
     expected = numpy_reference.sampled_loss(
-        "nce", p["weights"], p["biases"], p["labels"], p["inputs"], p["sampled_values"], False,
+        "nce",
+        p["weights"],
+        p["biases"],
+        p["labels"],
+        p["inputs"],
+        p["sampled_values"],
+        False,
         np.ones(BATCH),
     )[0]
     np.testing.assert_allclose(good, expected, rtol=1e-5)
@@ -370,7 +406,9 @@ def test_labels_and_inputs_of_different_batch_sizes_fail_at_run_time(name, label
         return call_loss(name, w, b, labels, inputs, (sv[0], true_counts, sv[2]))
 
     right = loss(p["labels"], p["inputs"], sv[1]).numpy()
-    np.testing.assert_allclose(right, call_loss(name, w, b, p["labels"], p["inputs"], sv), rtol=1e-6)
+    np.testing.assert_allclose(
+        right, call_loss(name, w, b, p["labels"], p["inputs"], sv), rtol=1e-6
+    )
     # One label row broadcast against three inputs (or the reverse) was a silent wrong loss.
     for labels, inputs in ((p["labels"][:1], p["inputs"]), (p["labels"], p["inputs"][:1])):
         with pytest.raises(tf.errors.InvalidArgumentError, match="`labels` must have shape"):
@@ -390,8 +428,14 @@ def test_true_counts_of_another_batch_size_fail_at_run_time(name):
     )
     def loss(inputs, true_counts):
         labels = p["labels"][:1] if inputs.shape[0] == 1 else p["labels"]
-        return call_loss(name, w, b, tf.tile(labels[:1], [tf.shape(inputs)[0], 1]), inputs,
-                    (sv[0], true_counts, sv[2]))
+        return call_loss(
+            name,
+            w,
+            b,
+            tf.tile(labels[:1], [tf.shape(inputs)[0], 1]),
+            inputs,
+            (sv[0], true_counts, sv[2]),
+        )
 
     for good in (0.5, [0.5], [[0.5]], [[0.5, 0.25]], np.full((BATCH, 1), 0.5)):
         assert loss(p["inputs"], np.asarray(good, np.float32)).shape == (BATCH,)
@@ -406,19 +450,29 @@ def test_true_counts_of_another_batch_size_fail_at_run_time(name):
 def test_unknown_rank_inputs_and_candidates_are_checked_at_run_time():
     p = tiny_problem()
 
-    @tf.function(
-        input_signature=[tf.TensorSpec(None, tf.float32), tf.TensorSpec(None, tf.int64)]
-    )
+    @tf.function(input_signature=[tf.TensorSpec(None, tf.float32), tf.TensorSpec(None, tf.int64)])
     def loss(inputs, candidates):
         return tsn.sampled_softmax_loss(
-            p["weights"], p["biases"], p["labels"], inputs, TINY_NUM_SAMPLED, TINY_NUM_CLASSES,
-            num_true=NUM_TRUE, sampled_values=(candidates, *p["sampled_values"][1:]),
+            p["weights"],
+            p["biases"],
+            p["labels"],
+            inputs,
+            TINY_NUM_SAMPLED,
+            TINY_NUM_CLASSES,
+            num_true=NUM_TRUE,
+            sampled_values=(candidates, *p["sampled_values"][1:]),
         )
 
     np.testing.assert_allclose(
         loss(p["inputs"], SAMPLED).numpy(),
-        call_loss("sampled_softmax_loss", p["weights"], p["biases"], p["labels"], p["inputs"],
-             p["sampled_values"]).numpy(),
+        call_loss(
+            "sampled_softmax_loss",
+            p["weights"],
+            p["biases"],
+            p["labels"],
+            p["inputs"],
+            p["sampled_values"],
+        ).numpy(),
         rtol=1e-6,
     )
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"tensor inputs \[3,1,4\]"):
@@ -442,8 +496,13 @@ def test_labels_of_any_integer_dtype_are_accepted_as_tf_casts_them(name, dtype):
     np.testing.assert_array_equal(ours.numpy(), int64.numpy())
     if name != "rank_sampled_softmax_loss":
         builtin = getattr(tf.compat.v1.nn, name)(
-            *args, tf.constant(p["labels"].astype(dtype)), p["inputs"], TINY_NUM_SAMPLED, TINY_NUM_CLASSES,
-            num_true=NUM_TRUE, sampled_values=p["sampled_values"],
+            *args,
+            tf.constant(p["labels"].astype(dtype)),
+            p["inputs"],
+            TINY_NUM_SAMPLED,
+            TINY_NUM_CLASSES,
+            num_true=NUM_TRUE,
+            sampled_values=p["sampled_values"],
         )
         np.testing.assert_allclose(ours.numpy(), builtin.numpy(), rtol=1e-5)
 
@@ -456,11 +515,19 @@ def test_missing_or_non_float_tables_raise_clear_type_errors(name):
         call_loss(name, p["weights"], None, *rest)
     with pytest.raises(TypeError, match="`weights` must be .* Received: weights=None"):
         call_loss(name, None, p["biases"], *rest)
-    with pytest.raises(TypeError, match="`weights` must be floating-point. Received: weights.dtype=int32"):
+    with pytest.raises(
+        TypeError, match="`weights` must be floating-point. Received: weights.dtype=int32"
+    ):
         call_loss(name, p["weights"].astype(np.int32), p["biases"], *rest)
     with pytest.raises(TypeError, match=r"sampled_values\[1\].*string"):
-        call_loss(name, p["weights"], p["biases"], p["labels"], p["inputs"],
-             (SAMPLED, [["a"]] * BATCH, p["sampled_values"][2]))
+        call_loss(
+            name,
+            p["weights"],
+            p["biases"],
+            p["labels"],
+            p["inputs"],
+            (SAMPLED, [["a"]] * BATCH, p["sampled_values"][2]),
+        )
 
 
 @pytest.mark.parametrize("mode", loss_harness.MODES)
@@ -473,7 +540,13 @@ def test_empty_batch(name, mode):
         return call_loss(name, weights, biases, labels, inputs, sampled_values)
 
     result = loss_harness.run(
-        loss_fn, mode, [p["weights"]], [p["biases"]], p["labels"], p["inputs"], np.ones(0),
+        loss_fn,
+        mode,
+        [p["weights"]],
+        [p["biases"]],
+        p["labels"],
+        p["inputs"],
+        np.ones(0),
         sampled_values,
     )
     assert result.loss.shape == (0,)
@@ -490,11 +563,18 @@ def test_other_float_dtypes_with_broadcast_counts(name, input_dtype):
     assert loss.dtype == (tf.float64 if input_dtype == "float64" else tf.float32)
     as64 = [np.asarray(tf.cast(t, tf.float64)) for t in (weights, inputs)]
     expected = numpy_reference.sampled_loss(
-        KIND_BY_NAME[name], as64[0], p["biases"], p["labels"], as64[1], p["sampled_values"],
-        name == "sampled_softmax_loss", np.ones(BATCH),
+        KIND_BY_NAME[name],
+        as64[0],
+        p["biases"],
+        p["labels"],
+        as64[1],
+        p["sampled_values"],
+        name == "sampled_softmax_loss",
+        np.ones(BATCH),
     )[0]
-    np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-12 if input_dtype == "float64"
-                               else 1e-5)
+    np.testing.assert_allclose(
+        loss.numpy(), expected, rtol=1e-12 if input_dtype == "float64" else 1e-5
+    )
 
 
 @pytest.mark.parametrize("strategy", ["mod", "div"])
@@ -503,18 +583,29 @@ def test_partitioned_variable_with_broadcast_counts_in_a_tf1_graph(name, strateg
     p = tiny_problem()
     with tf.Graph().as_default():
         weights = tf.compat.v1.get_variable(
-            "w", initializer=tf.constant(p["weights"]),
+            "w",
+            initializer=tf.constant(p["weights"]),
             partitioner=tf.compat.v1.fixed_size_partitioner(3),
         )
         biases = tf.compat.v1.get_variable(
-            "b", initializer=tf.constant(p["biases"]),
+            "b",
+            initializer=tf.constant(p["biases"]),
             partitioner=tf.compat.v1.fixed_size_partitioner(3),
         )
         labels = tf.compat.v1.placeholder(tf.int64, [None, None])
         inputs = tf.compat.v1.placeholder(tf.float32, [None, DIM])
         losses = [
-            fn(weights, biases, labels, inputs, TINY_NUM_SAMPLED, TINY_NUM_CLASSES, num_true=NUM_TRUE,
-               sampled_values=(SAMPLED.tolist(), 0.5, 0.25), partition_strategy=strategy)
+            fn(
+                weights,
+                biases,
+                labels,
+                inputs,
+                TINY_NUM_SAMPLED,
+                TINY_NUM_CLASSES,
+                num_true=NUM_TRUE,
+                sampled_values=(SAMPLED.tolist(), 0.5, 0.25),
+                partition_strategy=strategy,
+            )
             for fn in (getattr(tsn, name), getattr(tf.compat.v1.nn, name))
         ]
         grads = [tf.gradients(loss, [inputs])[0] for loss in losses]
@@ -534,13 +625,16 @@ def test_retracing_over_batch_sizes_keeps_the_numbers(name):
     p = tiny_problem(batch=4)
     w, b, sv = p["weights"], p["biases"], p["sampled_values"]
     loss = tf.function(
-        lambda labels, inputs, counts: call_loss(name, w, b, labels, inputs, (sv[0], counts, sv[2])),
+        lambda labels, inputs, counts: call_loss(
+            name, w, b, labels, inputs, (sv[0], counts, sv[2])
+        ),
         reduce_retracing=True,
     )
     for rows in (4, 2, 1, 3, 4):
         args = (p["labels"][:rows], p["inputs"][:rows], sv[1][:rows])
         np.testing.assert_allclose(
-            loss(*args).numpy(), call_loss(name, w, b, *args[:2], (sv[0], args[2], sv[2])).numpy(),
+            loss(*args).numpy(),
+            call_loss(name, w, b, *args[:2], (sv[0], args[2], sv[2])).numpy(),
             rtol=1e-6,
         )
     with pytest.raises(tf.errors.InvalidArgumentError, match="`labels` must have shape"):
@@ -552,11 +646,15 @@ def test_full_logits_argument_errors():
 
     p = tiny_problem()
     w, b, x = p["weights"], p["biases"], p["inputs"]
-    with pytest.raises(TypeError, match="`inputs` must be floating-point. Received: inputs.dtype=int32"):
+    with pytest.raises(
+        TypeError, match="`inputs` must be floating-point. Received: inputs.dtype=int32"
+    ):
         full_logits(w, b, x.astype(np.int32))
     with pytest.raises(TypeError, match="`biases` must be .* Received: biases=None"):
         full_logits(w, None, x)
-    with pytest.raises(TypeError, match="`weights` must be floating-point. Received: weights.dtype=int64"):
+    with pytest.raises(
+        TypeError, match="`weights` must be floating-point. Received: weights.dtype=int64"
+    ):
         full_logits(w.astype(np.int64), b, x)
     with pytest.raises(ValueError, match=r"`biases` must have the shard sizes .*\[6, 6\].*\[12\]"):
         full_logits([w[0::2], w[1::2]], b, x)
@@ -568,7 +666,8 @@ def test_flags_seeds_and_sparse_arguments(name):
     args = (p["weights"], p["biases"], p["labels"], p["inputs"], p["sampled_values"])
     # TF reads any truthy value as True: "no" would silently mask accidental hits.
     with pytest.raises(
-        TypeError, match="`remove_accidental_hits` must be a bool. Received: remove_accidental_hits='no'"
+        TypeError,
+        match="`remove_accidental_hits` must be a bool. Received: remove_accidental_hits='no'",
     ):
         call_loss(name, *args, remove_accidental_hits="no")
     for flag in (0, 1):
@@ -579,11 +678,15 @@ def test_flags_seeds_and_sparse_arguments(name):
     # Ragged labels are a label set (issue 26): with every row full they are the dense labels.
     ragged = tf.ragged.constant(p["labels"].tolist())
     np.testing.assert_array_equal(
-        call_loss(name, p["weights"], p["biases"], ragged, p["inputs"], p["sampled_values"]).numpy(),
+        call_loss(
+            name, p["weights"], p["biases"], ragged, p["inputs"], p["sampled_values"]
+        ).numpy(),
         call_loss(name, *args).numpy(),
     )
     sparse = tf.sparse.from_dense(p["inputs"])
-    with pytest.raises(TypeError, match="`inputs` must be a dense tensor .*Received: a SparseTensor"):
+    with pytest.raises(
+        TypeError, match="`inputs` must be a dense tensor .*Received: a SparseTensor"
+    ):
         call_loss(name, p["weights"], p["biases"], p["labels"], sparse, p["sampled_values"])
 
 
@@ -592,8 +695,14 @@ def test_seed_must_be_an_integer(seed):
     p = tiny_problem()
     with pytest.raises(TypeError, match="`seed` must be None or a Python int"):
         tsn.sampled_softmax_loss(
-            p["weights"], p["biases"], p["labels"], p["inputs"], TINY_NUM_SAMPLED, TINY_NUM_CLASSES,
-            num_true=NUM_TRUE, seed=seed,
+            p["weights"],
+            p["biases"],
+            p["labels"],
+            p["inputs"],
+            TINY_NUM_SAMPLED,
+            TINY_NUM_CLASSES,
+            num_true=NUM_TRUE,
+            seed=seed,
         )
 
 
@@ -604,16 +713,30 @@ def test_uncorrected_logits_ignore_the_counts():
     p = tiny_problem()
     w, b, labels, x = p["weights"], p["biases"], p["labels"], p["inputs"]
     true_logits, sampled_logits = compute_sampled_logits(
-        w, b, labels, x, TINY_NUM_SAMPLED, TINY_NUM_CLASSES, num_true=NUM_TRUE,
+        w,
+        b,
+        labels,
+        x,
+        TINY_NUM_SAMPLED,
+        TINY_NUM_CLASSES,
+        num_true=NUM_TRUE,
         sampled_values=(SAMPLED, np.zeros((BATCH, 1)), np.zeros(TINY_NUM_SAMPLED)),
         subtract_log_q=False,
     )
     np.testing.assert_allclose(
         true_logits.numpy(), np.einsum("bd,btd->bt", x, w[labels]) + b[labels], rtol=1e-5, atol=1e-6
     )
-    np.testing.assert_allclose(sampled_logits.numpy(), x @ w[SAMPLED].T + b[SAMPLED], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        sampled_logits.numpy(), x @ w[SAMPLED].T + b[SAMPLED], rtol=1e-5, atol=1e-6
+    )
     with pytest.raises(ValueError, match=r"sampled_values\[2\]"):
         compute_sampled_logits(
-            w, b, labels, x, TINY_NUM_SAMPLED, TINY_NUM_CLASSES, num_true=NUM_TRUE,
+            w,
+            b,
+            labels,
+            x,
+            TINY_NUM_SAMPLED,
+            TINY_NUM_CLASSES,
+            num_true=NUM_TRUE,
             sampled_values=(SAMPLED, np.ones((BATCH, 1)), np.zeros(TINY_NUM_SAMPLED)),
         )

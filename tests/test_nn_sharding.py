@@ -202,22 +202,29 @@ def test_sharded_tables_with_broadcast_expected_counts(name, wrap_name, strategy
     ws, bs = split(w, layout, num_shards=3), split(b, layout, num_shards=3)
     wrap = ShardedVariable if wrap_name == "sharded_variable" else None
     kwargs = dict(
-        num_sampled=NUM_SAMPLED, num_classes=NUM_CLASSES, num_true=3,
-        partition_strategy=strategy, remove_accidental_hits=True,
+        num_sampled=NUM_SAMPLED,
+        num_classes=NUM_CLASSES,
+        num_true=3,
+        partition_strategy=strategy,
+        remove_accidental_hits=True,
     )
-    ours = loss_harness.run(getattr(tsn, name), mode, ws, bs, labels, x, ct, sv, wrap=wrap,
-                            **kwargs)
+    ours = loss_harness.run(
+        getattr(tsn, name), mode, ws, bs, labels, x, ct, sv, wrap=wrap, **kwargs
+    )
     kind = "softmax" if name == "sampled_softmax_loss" else "nce"
     loss, dw, db, dx = numpy_reference.sampled_loss(kind, w, b, labels, x, sv, True, ct)
     np.testing.assert_allclose(ours.loss, loss, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(merge_grads(ours.grad_weights, layout, NUM_CLASSES), dw,
-                               rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(merge_grads(ours.grad_biases, layout, NUM_CLASSES), db,
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        merge_grads(ours.grad_weights, layout, NUM_CLASSES), dw, rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        merge_grads(ours.grad_biases, layout, NUM_CLASSES), db, rtol=1e-5, atol=1e-5
+    )
     np.testing.assert_allclose(ours.grad_inputs, dx, rtol=1e-5, atol=1e-5)
     if wrap_name == "list":
-        builtin = loss_harness.run(getattr(tf.compat.v1.nn, name), mode, ws, bs, labels, x, ct,
-                                   sv, **kwargs)
+        builtin = loss_harness.run(
+            getattr(tf.compat.v1.nn, name), mode, ws, bs, labels, x, ct, sv, **kwargs
+        )
         np.testing.assert_allclose(ours.loss, builtin.loss, rtol=1e-5, atol=1e-5)
 
 

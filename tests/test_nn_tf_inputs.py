@@ -50,8 +50,9 @@ def fixed_size_shards(array, num_shards):
 
 def assert_same(ours, ref, rtol=1e-5, atol=1e-5):
     np.testing.assert_allclose(ours.loss, ref.loss, rtol=rtol, atol=atol)
-    for a, b in zip(ours.grad_weights + ours.grad_biases, ref.grad_weights + ref.grad_biases,
-                    strict=True):
+    for a, b in zip(
+        ours.grad_weights + ours.grad_biases, ref.grad_weights + ref.grad_biases, strict=True
+    ):
         np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
     np.testing.assert_allclose(ours.grad_inputs, ref.grad_inputs, rtol=rtol, atol=atol)
 
@@ -177,8 +178,7 @@ def test_counts_that_would_grow_or_not_fit_the_logits_raise(name, case):
                 w, b, labels, x, 4, 2, TF_CLASSES, num_true, sv, 1.0, True, "mod"
             )
         else:
-            getattr(tsn, name)(w, b, labels, x, 4, TF_CLASSES, num_true=num_true,
-                               sampled_values=sv)
+            getattr(tsn, name)(w, b, labels, x, 4, TF_CLASSES, num_true=num_true, sampled_values=sv)
     message = str(info.value)
     assert which in message and str(true_shape if which.endswith("[1]") else sampled_shape) in (
         message
@@ -221,16 +221,16 @@ def rank_tables(layout):
         biases = list(RANK_BIASES.reshape(5, 2)) if layout.endswith("biases") else RANK_BIASES
     else:
         weights = [RANK_WEIGHTS[k::5] for k in range(5)]
-        biases = [RANK_BIASES[k::5] for k in range(5)] if layout.endswith("biases") else (
-            RANK_BIASES
+        biases = (
+            [RANK_BIASES[k::5] for k in range(5)] if layout.endswith("biases") else (RANK_BIASES)
         )
     return weights, biases
 
 
 @pytest.mark.parametrize("mode", ["eager", "graph"])
 @pytest.mark.parametrize(
-    "layout", ["unsharded", "div_weights", "div_weights_biases", "mod_weights",
-               "mod_weights_biases"]
+    "layout",
+    ["unsharded", "div_weights", "div_weights_biases", "mod_weights", "mod_weights_biases"],
 )
 def test_contrib_rank_problem_matches_sampled_softmax_on_resampled(layout, mode):
     strategy = "mod" if layout.startswith("mod") else "div"
@@ -238,15 +238,29 @@ def test_contrib_rank_problem_matches_sampled_softmax_on_resampled(layout, mode)
 
     def both():
         rank = tsn.rank_sampled_softmax_loss(
-            weights=weights, biases=biases, labels=tf.constant(RANK_LABELS),
-            inputs=tf.constant(RANK_INPUTS), num_sampled=5, num_resampled=3, num_classes=10,
-            num_true=2, sampled_values=RANK_SAMPLED_VALUES, resampling_temperature=1.0,
-            remove_accidental_hits=False, partition_strategy=strategy,
+            weights=weights,
+            biases=biases,
+            labels=tf.constant(RANK_LABELS),
+            inputs=tf.constant(RANK_INPUTS),
+            num_sampled=5,
+            num_resampled=3,
+            num_classes=10,
+            num_true=2,
+            sampled_values=RANK_SAMPLED_VALUES,
+            resampling_temperature=1.0,
+            remove_accidental_hits=False,
+            partition_strategy=strategy,
         )
         builtin = tf.compat.v1.nn.sampled_softmax_loss(
-            weights=weights, biases=biases, labels=tf.constant(RANK_LABELS),
-            inputs=tf.constant(RANK_INPUTS), num_sampled=3, num_classes=10, num_true=2,
-            sampled_values=RANK_RESAMPLED_VALUES, remove_accidental_hits=False,
+            weights=weights,
+            biases=biases,
+            labels=tf.constant(RANK_LABELS),
+            inputs=tf.constant(RANK_INPUTS),
+            num_sampled=3,
+            num_classes=10,
+            num_true=2,
+            sampled_values=RANK_RESAMPLED_VALUES,
+            remove_accidental_hits=False,
             partition_strategy=strategy,
         )
         return rank, builtin
@@ -260,8 +274,14 @@ def test_contrib_rank_problem_matches_sampled_softmax_on_resampled(layout, mode)
         rank, builtin = (t.numpy() for t in both())
     np.testing.assert_allclose(rank, builtin, rtol=1e-5)
     expected = numpy_reference.sampled_loss(
-        "softmax", RANK_WEIGHTS, RANK_BIASES, RANK_LABELS, RANK_INPUTS, RANK_RESAMPLED_VALUES,
-        False, np.ones(2),
+        "softmax",
+        RANK_WEIGHTS,
+        RANK_BIASES,
+        RANK_LABELS,
+        RANK_INPUTS,
+        RANK_RESAMPLED_VALUES,
+        False,
+        np.ones(2),
     )[0]
     np.testing.assert_allclose(rank, expected, rtol=1e-5)
 
@@ -284,8 +304,14 @@ def test_contrib_rank_problem_gradients_match_numpy(remove_accidental_hits):
         RANK_WEIGHTS, RANK_BIASES, RANK_INPUTS, sampled_values, 3, 2.0
     )
     ref = numpy_reference.sampled_loss(
-        "softmax", RANK_WEIGHTS, RANK_BIASES, RANK_LABELS, RANK_INPUTS, resampled,
-        remove_accidental_hits, cotangent,
+        "softmax",
+        RANK_WEIGHTS,
+        RANK_BIASES,
+        RANK_LABELS,
+        RANK_INPUTS,
+        resampled,
+        remove_accidental_hits,
+        cotangent,
     )
     for got, want in zip((loss.numpy(), dw, db, dx), ref, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
@@ -299,12 +325,29 @@ def test_contrib_rank_temperature_cases(temperature, resampled):
     labels = tf.constant([[0], [1]], dtype=tf.int64)
     inputs = tf.constant([[6.0, -5.0 / 2.0], [-11.0, 21.0 / 2.0]])
     rank = tsn.rank_sampled_softmax_loss(
-        weights, biases, labels, inputs, 2, 1, 2, 1, ([0, 1], [[1.0], [1.0]], [1.0, 1.0]),
-        tf.constant(temperature), False, "div",
+        weights,
+        biases,
+        labels,
+        inputs,
+        2,
+        1,
+        2,
+        1,
+        ([0, 1], [[1.0], [1.0]], [1.0, 1.0]),
+        tf.constant(temperature),
+        False,
+        "div",
     )
     builtin = tf.compat.v1.nn.sampled_softmax_loss(
-        weights, biases, labels, inputs, 1, 2, num_true=1,
-        sampled_values=([resampled], [[1.0], [1.0]], [1.0]), remove_accidental_hits=False,
+        weights,
+        biases,
+        labels,
+        inputs,
+        1,
+        2,
+        num_true=1,
+        sampled_values=([resampled], [[1.0], [1.0]], [1.0]),
+        remove_accidental_hits=False,
         partition_strategy="div",
     )
     np.testing.assert_allclose(rank.numpy(), builtin.numpy(), rtol=1e-6)
@@ -314,8 +357,18 @@ def test_contrib_rank_temperature_cases(temperature, resampled):
 def test_contrib_rank_invalid_num_resampled(num_sampled):
     with pytest.raises(ValueError) as info:
         tsn.rank_sampled_softmax_loss(
-            RANK_WEIGHTS, RANK_BIASES, RANK_LABELS, RANK_INPUTS, num_sampled, 3, 10, 2, None,
-            1.0, True, "div",
+            RANK_WEIGHTS,
+            RANK_BIASES,
+            RANK_LABELS,
+            RANK_INPUTS,
+            num_sampled,
+            3,
+            10,
+            2,
+            None,
+            1.0,
+            True,
+            "div",
         )
     message = str(info.value)
     assert "`num_resampled`" in message and f"({num_sampled})" in message and "(3)" in message
@@ -324,31 +377,61 @@ def test_contrib_rank_invalid_num_resampled(num_sampled):
 def test_contrib_rank_missing_partition_strategy():
     with pytest.raises(ValueError, match="partition_strategy.*None"):
         tsn.rank_sampled_softmax_loss(
-            RANK_WEIGHTS, RANK_BIASES, RANK_LABELS, RANK_INPUTS, 2, 1, 10, 2, None, 1.0, True,
+            RANK_WEIGHTS,
+            RANK_BIASES,
+            RANK_LABELS,
+            RANK_INPUTS,
+            2,
+            1,
+            10,
+            2,
+            None,
+            1.0,
+            True,
             None,
         )
 
 
-@pytest.mark.parametrize(
-    "sampled_shape", [(5,), (1,), (), (1, 5), (2, 5), (2, 1)], ids=str
-)
+@pytest.mark.parametrize("sampled_shape", [(5,), (1,), (), (1, 5), (2, 5), (2, 1)], ids=str)
 @pytest.mark.parametrize("true_shape", [(2, 2), (2, 1), (1, 2), ()], ids=str)
 def test_rank_loss_broadcast_counts_match_numpy(true_shape, sampled_shape):
     """Per-candidate counts follow their candidates through the resampling."""
     sampled_values = ([3, 4, 1, 6, 7], counts(true_shape, 5), counts(sampled_shape, 6))
     loss = tsn.rank_sampled_softmax_loss(
-        RANK_WEIGHTS, RANK_BIASES, RANK_LABELS, RANK_INPUTS, 5, 3, 10, 2, sampled_values, 1.5,
-        True, "mod",
+        RANK_WEIGHTS,
+        RANK_BIASES,
+        RANK_LABELS,
+        RANK_INPUTS,
+        5,
+        3,
+        10,
+        2,
+        sampled_values,
+        1.5,
+        True,
+        "mod",
     )
-    broadcast = np.broadcast_to(sampled_values[2], (2, 5)) if len(sampled_shape) == 2 else (
-        np.broadcast_to(sampled_values[2], (5,))
+    broadcast = (
+        np.broadcast_to(sampled_values[2], (2, 5))
+        if len(sampled_shape) == 2
+        else (np.broadcast_to(sampled_values[2], (5,)))
     )
     resampled = numpy_reference.rank_resampled_values(
-        RANK_WEIGHTS, RANK_BIASES, RANK_INPUTS, (sampled_values[0], sampled_values[1], broadcast),
-        3, 1.5,
+        RANK_WEIGHTS,
+        RANK_BIASES,
+        RANK_INPUTS,
+        (sampled_values[0], sampled_values[1], broadcast),
+        3,
+        1.5,
     )
     expected = numpy_reference.sampled_loss(
-        "softmax", RANK_WEIGHTS, RANK_BIASES, RANK_LABELS, RANK_INPUTS, resampled, True,
+        "softmax",
+        RANK_WEIGHTS,
+        RANK_BIASES,
+        RANK_LABELS,
+        RANK_INPUTS,
+        resampled,
+        True,
         np.ones(2),
     )[0]
     np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-5)
@@ -370,8 +453,9 @@ def test_broadcast_counts_on_the_many_samples_path(kind, sampled_shape):
         counts(sampled_shape, 4),
     )
     ct = rng.uniform(0.5, 1.5, size=batch)
-    kwargs = dict(num_sampled=num_sampled, num_classes=num_classes, num_true=2,
-                  remove_accidental_hits=True)
+    kwargs = dict(
+        num_sampled=num_sampled, num_classes=num_classes, num_true=2, remove_accidental_hits=True
+    )
     name = FUNCTIONS[kind]
     ours = loss_harness.run(getattr(tsn, name), "function", [w], [b], labels, x, ct, sv, **kwargs)
     builtin = loss_harness.run(
@@ -389,12 +473,26 @@ def test_counts_of_other_dtypes_in_a_graph(dtype):
 
     @tf.function
     def loss(true_counts, sampled_counts):
-        return tsn.nce_loss(w, b, labels, x, 4, TF_CLASSES, num_true=2,
-                            sampled_values=(TF_SAMPLED, true_counts, sampled_counts))
+        return tsn.nce_loss(
+            w,
+            b,
+            labels,
+            x,
+            4,
+            TF_CLASSES,
+            num_true=2,
+            sampled_values=(TF_SAMPLED, true_counts, sampled_counts),
+        )
 
     expected = numpy_reference.sampled_loss(
-        "nce", w, b, labels, x, (TF_SAMPLED, np.full((TF_BATCH, 1), 2.0), [1.0, 2.0, 1.0, 2.0]),
-        False, np.ones(TF_BATCH),
+        "nce",
+        w,
+        b,
+        labels,
+        x,
+        (TF_SAMPLED, np.full((TF_BATCH, 1), 2.0), [1.0, 2.0, 1.0, 2.0]),
+        False,
+        np.ones(TF_BATCH),
     )[0]
     np.testing.assert_allclose(loss(true_counts, sampled_counts).numpy(), expected, rtol=1e-5)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"sampled_values\[2\]"):

@@ -79,8 +79,9 @@ def np_sampled_softmax(w, b, labels, x, sampled_values, remove_accidental_hits, 
     log_z = _logsumexp(logits, axis=1)
     loss = log_z - np.mean(true_logits, axis=1)
     probs = np.exp(logits - log_z[:, None])
-    target = np.concatenate([np.full_like(true_logits, 1.0 / num_true),
-                             np.zeros_like(sampled_logits)], axis=1)
+    target = np.concatenate(
+        [np.full_like(true_logits, 1.0 / num_true), np.zeros_like(sampled_logits)], axis=1
+    )
     g = upstream[:, None] * (probs - target)  # d(sum upstream*loss) / d logits
     g_true, g_sampled = g[:, :num_true], g[:, num_true:]
     dx = np.einsum("bt,btd->bd", g_true, w[labels]) + g_sampled @ w[candidates]
@@ -93,8 +94,17 @@ def np_sampled_softmax(w, b, labels, x, sampled_values, remove_accidental_hits, 
     return loss, dw, db, dx
 
 
-def np_rank_sampled_softmax(w, b, labels, x, sampled_values, num_resampled, temperature,
-                            remove_accidental_hits, upstream=None):
+def np_rank_sampled_softmax(
+    w,
+    b,
+    labels,
+    x,
+    sampled_values,
+    num_resampled,
+    temperature,
+    remove_accidental_hits,
+    upstream=None,
+):
     resampled = np_rank_resample(w, b, x, sampled_values, num_resampled, temperature)
     return np_sampled_softmax(w, b, labels, x, resampled, remove_accidental_hits, upstream)
 
@@ -135,8 +145,7 @@ def make_problem(num_true: int, temperature: float, seed: int = 0):
     sampled_ec = rng.uniform(0.05, 0.9, size=NUM_SAMPLED)
     # The selection does not depend on the labels: make some labels hit kept candidates and
     # others miss every first-pass candidate.
-    kept = np_rank_resample(w, b, x, (candidates, None, sampled_ec), NUM_RESAMPLED,
-                            temperature)[0]
+    kept = np_rank_resample(w, b, x, (candidates, None, sampled_ec), NUM_RESAMPLED, temperature)[0]
     outside = np.setdiff1d(np.arange(NUM_CLASSES), candidates)
     labels = rng.choice(outside, size=(BATCH, num_true)).astype(np.int64)
     labels[0, 0] = kept[0]
@@ -144,14 +153,23 @@ def make_problem(num_true: int, temperature: float, seed: int = 0):
     labels[3, 0] = kept[0]
     true_ec = rng.uniform(0.05, 0.9, size=(BATCH, num_true))
     upstream = rng.uniform(0.5, 1.5, size=BATCH)
-    return dict(w=w, b=b, x=x, labels=labels, upstream=upstream,
-                sampled_values=(candidates, true_ec, sampled_ec))
+    return dict(
+        w=w,
+        b=b,
+        x=x,
+        labels=labels,
+        upstream=upstream,
+        sampled_values=(candidates, true_ec, sampled_ec),
+    )
 
 
 def tf_sampled_values(sampled_values):
     candidates, true_ec, sampled_ec = sampled_values
-    return (tf.constant(candidates, tf.int64), tf.constant(true_ec, tf.float32),
-            tf.constant(sampled_ec, tf.float32))
+    return (
+        tf.constant(candidates, tf.int64),
+        tf.constant(true_ec, tf.float32),
+        tf.constant(sampled_ec, tf.float32),
+    )
 
 
 def dense(grad) -> np.ndarray:
@@ -185,8 +203,16 @@ def test_reference_second_pass_matches_builtin_sampled_softmax(num_true, hits):
     with tf.GradientTape() as tape:
         tape.watch([w, b, x])
         loss = tf.compat.v1.nn.sampled_softmax_loss(
-            w, b, tf.constant(p["labels"]), x, NUM_RESAMPLED, NUM_CLASSES, num_true=num_true,
-            sampled_values=tf_sampled_values(resampled), remove_accidental_hits=hits)
+            w,
+            b,
+            tf.constant(p["labels"]),
+            x,
+            NUM_RESAMPLED,
+            NUM_CLASSES,
+            num_true=num_true,
+            sampled_values=tf_sampled_values(resampled),
+            remove_accidental_hits=hits,
+        )
         total = tf.reduce_sum(loss * tf.constant(p["upstream"], tf.float32))
     grads = tape.gradient(total, [w, b, x])
     ref = np_sampled_softmax(p["w"], p["b"], p["labels"], p["x"], resampled, hits, p["upstream"])
@@ -198,8 +224,10 @@ def test_reference_second_pass_matches_builtin_sampled_softmax(num_true, hits):
 def test_problem_is_sensitive_to_temperature_and_hits():
     """Guards the honesty of the grid: T changes the kept set; hits change the loss."""
     p = make_problem(1, 1.0, seed=0)
-    kept = {t: set(np_rank_resample(p["w"], p["b"], p["x"], p["sampled_values"],
-                                    NUM_RESAMPLED, t)[0]) for t in (0.5, 1.0, 4.0)}
+    kept = {
+        t: set(np_rank_resample(p["w"], p["b"], p["x"], p["sampled_values"], NUM_RESAMPLED, t)[0])
+        for t in (0.5, 1.0, 4.0)
+    }
     assert len({frozenset(k) for k in kept.values()}) > 1, kept
     c = p["sampled_values"][0]
     # Dividing only the inputs (not the biases) by T would keep a different set.
@@ -210,10 +238,12 @@ def test_problem_is_sensitive_to_temperature_and_hits():
     assert no_t != kept[0.5] and no_t != kept[4.0]
     for num_true, t in itertools.product([1, 2], [0.5, 1.0, 4.0]):
         p = make_problem(num_true, t)
-        on = np_rank_sampled_softmax(p["w"], p["b"], p["labels"], p["x"], p["sampled_values"],
-                                     NUM_RESAMPLED, t, True)[0]
-        off = np_rank_sampled_softmax(p["w"], p["b"], p["labels"], p["x"], p["sampled_values"],
-                                      NUM_RESAMPLED, t, False)[0]
+        on = np_rank_sampled_softmax(
+            p["w"], p["b"], p["labels"], p["x"], p["sampled_values"], NUM_RESAMPLED, t, True
+        )[0]
+        off = np_rank_sampled_softmax(
+            p["w"], p["b"], p["labels"], p["x"], p["sampled_values"], NUM_RESAMPLED, t, False
+        )[0]
         assert not np.allclose(on, off)
 
 
@@ -242,17 +272,37 @@ def _loss_and_grads(fn, p, num_true, temperature, hits, strategy, w_vars, b_vars
     biases = b_vars[0] if strategy is None else b_vars
     with tf.GradientTape() as tape:
         tape.watch(x)
-        loss = fn(weights, biases, tf.constant(p["labels"]), x, NUM_SAMPLED, NUM_RESAMPLED,
-                  NUM_CLASSES, num_true, tf_sampled_values(p["sampled_values"]), temperature,
-                  hits, strategy or "mod")
+        loss = fn(
+            weights,
+            biases,
+            tf.constant(p["labels"]),
+            x,
+            NUM_SAMPLED,
+            NUM_RESAMPLED,
+            NUM_CLASSES,
+            num_true,
+            tf_sampled_values(p["sampled_values"]),
+            temperature,
+            hits,
+            strategy or "mod",
+        )
         total = tf.reduce_sum(loss * tf.constant(p["upstream"], tf.float32))
     grads = tape.gradient(total, [*w_vars, *b_vars, x])
     return loss, grads
 
 
 def _check_against_reference(p, num_true, temperature, hits, strategy, loss, grads, n_w):
-    want = np_rank_sampled_softmax(p["w"], p["b"], p["labels"], p["x"], p["sampled_values"],
-                                   NUM_RESAMPLED, temperature, hits, p["upstream"])
+    want = np_rank_sampled_softmax(
+        p["w"],
+        p["b"],
+        p["labels"],
+        p["x"],
+        p["sampled_values"],
+        NUM_RESAMPLED,
+        temperature,
+        hits,
+        p["upstream"],
+    )
     np.testing.assert_allclose(np.asarray(loss), want[0], **TOL)
     np.testing.assert_allclose(_logical(grads[:n_w], strategy), want[1], **TOL)
     np.testing.assert_allclose(_logical(grads[n_w:-1], strategy), want[2], **TOL)
@@ -264,24 +314,41 @@ def test_eager_matches_reference(params):
     num_true, temperature, hits, strategy = params
     p = make_problem(num_true, temperature)
     w_vars, b_vars = _tables(p, strategy)
-    loss, grads = _loss_and_grads(ts_nn.rank_sampled_softmax_loss, p, num_true, temperature,
-                                  hits, strategy, w_vars, b_vars)
+    loss, grads = _loss_and_grads(
+        ts_nn.rank_sampled_softmax_loss, p, num_true, temperature, hits, strategy, w_vars, b_vars
+    )
     assert loss.shape == (BATCH,)
     for g in grads[:-1]:
         assert isinstance(g, tf.IndexedSlices)  # sparse updates for the class tables
     _check_against_reference(p, num_true, temperature, hits, strategy, loss, grads, len(w_vars))
 
 
-@pytest.mark.parametrize("params", [
-    (1, 0.5, True, "mod"), (2, 1.0, False, "div"), (2, 4.0, True, None), (1, 4.0, False, "div"),
-], ids=_grid_id)
+@pytest.mark.parametrize(
+    "params",
+    [
+        (1, 0.5, True, "mod"),
+        (2, 1.0, False, "div"),
+        (2, 4.0, True, None),
+        (1, 4.0, False, "div"),
+    ],
+    ids=_grid_id,
+)
 def test_tf_function_matches_reference(params):
     num_true, temperature, hits, strategy = params
     p = make_problem(num_true, temperature)
     w_vars, b_vars = _tables(p, strategy)
-    fn = tf.function(lambda: _loss_and_grads(ts_nn.rank_sampled_softmax_loss, p, num_true,
-                                             tf.constant(temperature), hits, strategy,
-                                             w_vars, b_vars))
+    fn = tf.function(
+        lambda: _loss_and_grads(
+            ts_nn.rank_sampled_softmax_loss,
+            p,
+            num_true,
+            tf.constant(temperature),
+            hits,
+            strategy,
+            w_vars,
+            b_vars,
+        )
+    )
     loss, grads = fn()
     _check_against_reference(p, num_true, temperature, hits, strategy, loss, grads, len(w_vars))
 
@@ -297,17 +364,32 @@ def test_annealed_variable_temperature_without_retracing():
     def step(x, labels, sampled_values):
         traces.append(1)
         return ts_nn.rank_sampled_softmax_loss(
-            w_vars, b_vars, labels, x, NUM_SAMPLED, NUM_RESAMPLED, NUM_CLASSES, num_true,
-            sampled_values, temperature, hits, strategy)
+            w_vars,
+            b_vars,
+            labels,
+            x,
+            NUM_SAMPLED,
+            NUM_RESAMPLED,
+            NUM_CLASSES,
+            num_true,
+            sampled_values,
+            temperature,
+            hits,
+            strategy,
+        )
 
     for t in (4.0, 1.0, 0.5):
         temperature.assign(t)
         # Same weights; labels built for this temperature's kept set.
         p = make_problem(num_true, t)
-        loss = step(tf.constant(p["x"], tf.float32), tf.constant(p["labels"]),
-                    tf_sampled_values(p["sampled_values"]))
-        want = np_rank_sampled_softmax(p["w"], p["b"], p["labels"], p["x"], p["sampled_values"],
-                                       NUM_RESAMPLED, t, hits)[0]
+        loss = step(
+            tf.constant(p["x"], tf.float32),
+            tf.constant(p["labels"]),
+            tf_sampled_values(p["sampled_values"]),
+        )
+        want = np_rank_sampled_softmax(
+            p["w"], p["b"], p["labels"], p["x"], p["sampled_values"], NUM_RESAMPLED, t, hits
+        )[0]
         np.testing.assert_allclose(loss.numpy(), want, **TOL)
     assert len(traces) == 1
 
@@ -317,10 +399,18 @@ def _graph_loss_and_grads(fn, p, num_true, temperature, hits, strategy, feed_tem
     graph = tf.compat.v1.Graph()
     with graph.as_default():
         partitioner = tf.compat.v1.fixed_size_partitioner(NUM_SHARDS)
-        w = tf.compat.v1.get_variable("w", shape=[NUM_CLASSES, DIM], partitioner=partitioner,
-                                      initializer=tf.compat.v1.zeros_initializer())
-        b = tf.compat.v1.get_variable("b", shape=[NUM_CLASSES], partitioner=partitioner,
-                                      initializer=tf.compat.v1.zeros_initializer())
+        w = tf.compat.v1.get_variable(
+            "w",
+            shape=[NUM_CLASSES, DIM],
+            partitioner=partitioner,
+            initializer=tf.compat.v1.zeros_initializer(),
+        )
+        b = tf.compat.v1.get_variable(
+            "b",
+            shape=[NUM_CLASSES],
+            partitioner=partitioner,
+            initializer=tf.compat.v1.zeros_initializer(),
+        )
         # No public name for the class in TF 2: check it by name and shard count.
         assert type(w).__name__ == "PartitionedVariable" and len(list(w)) == NUM_SHARDS
         x = tf.compat.v1.placeholder(tf.float32, [None, DIM])
@@ -329,10 +419,20 @@ def _graph_loss_and_grads(fn, p, num_true, temperature, hits, strategy, feed_tem
         true_ec = tf.compat.v1.placeholder(tf.float32, [None, num_true])
         sampled_ec = tf.compat.v1.placeholder(tf.float32, [NUM_SAMPLED])
         temp = tf.compat.v1.placeholder(tf.float32, []) if feed_temperature else temperature
-        loss = fn(weights=w, biases=b, labels=labels, inputs=x, num_sampled=NUM_SAMPLED,
-                  num_resampled=NUM_RESAMPLED, num_classes=NUM_CLASSES, num_true=num_true,
-                  sampled_values=(cand, true_ec, sampled_ec), resampling_temperature=temp,
-                  remove_accidental_hits=hits, partition_strategy=strategy)
+        loss = fn(
+            weights=w,
+            biases=b,
+            labels=labels,
+            inputs=x,
+            num_sampled=NUM_SAMPLED,
+            num_resampled=NUM_RESAMPLED,
+            num_classes=NUM_CLASSES,
+            num_true=num_true,
+            sampled_values=(cand, true_ec, sampled_ec),
+            resampling_temperature=temp,
+            remove_accidental_hits=hits,
+            partition_strategy=strategy,
+        )
         total = tf.reduce_sum(loss * p["upstream"].astype(np.float32))
         grads = tf.compat.v1.gradients(total, [*list(w), *list(b), x])
         grads = [tf.convert_to_tensor(g) for g in grads]
@@ -342,24 +442,45 @@ def _graph_loss_and_grads(fn, p, num_true, temperature, hits, strategy, feed_tem
                 var.load(value.astype(np.float32), sess)
             for var, value in zip(list(b), to_shards(p["b"], NUM_SHARDS, strategy), strict=True):
                 var.load(value.astype(np.float32), sess)
-            feed = {x: p["x"], labels: p["labels"], cand: p["sampled_values"][0],
-                    true_ec: p["sampled_values"][1], sampled_ec: p["sampled_values"][2]}
+            feed = {
+                x: p["x"],
+                labels: p["labels"],
+                cand: p["sampled_values"][0],
+                true_ec: p["sampled_values"][1],
+                sampled_ec: p["sampled_values"][2],
+            }
             if feed_temperature:
                 feed[temp] = temperature
             return sess.run([loss, grads], feed_dict=feed)
 
 
-@pytest.mark.parametrize("params,feed_temperature", [
-    ((1, 0.5, True, "mod"), True), ((2, 4.0, True, "div"), False),
-    ((2, 1.0, False, "mod"), False), ((1, 4.0, False, "div"), True),
-], ids=lambda v: _grid_id(v) if isinstance(v, tuple) else f"fed{int(v)}")
+@pytest.mark.parametrize(
+    "params,feed_temperature",
+    [
+        ((1, 0.5, True, "mod"), True),
+        ((2, 4.0, True, "div"), False),
+        ((2, 1.0, False, "mod"), False),
+        ((1, 4.0, False, "div"), True),
+    ],
+    ids=lambda v: _grid_id(v) if isinstance(v, tuple) else f"fed{int(v)}",
+)
 def test_tf1_graph_partitioned_variable_matches_reference(params, feed_temperature):
     num_true, temperature, hits, strategy = params
     p = make_problem(num_true, temperature)
-    loss, grads = _graph_loss_and_grads(ts_nn.rank_sampled_softmax_loss, p, num_true,
-                                        temperature, hits, strategy, feed_temperature)
-    want = np_rank_sampled_softmax(p["w"], p["b"], p["labels"], p["x"], p["sampled_values"],
-                                   NUM_RESAMPLED, temperature, hits, p["upstream"])
+    loss, grads = _graph_loss_and_grads(
+        ts_nn.rank_sampled_softmax_loss, p, num_true, temperature, hits, strategy, feed_temperature
+    )
+    want = np_rank_sampled_softmax(
+        p["w"],
+        p["b"],
+        p["labels"],
+        p["x"],
+        p["sampled_values"],
+        NUM_RESAMPLED,
+        temperature,
+        hits,
+        p["upstream"],
+    )
     np.testing.assert_allclose(loss, want[0], **TOL)
     np.testing.assert_allclose(from_shards(grads[:NUM_SHARDS], strategy), want[1], **TOL)
     np.testing.assert_allclose(from_shards(grads[NUM_SHARDS:-1], strategy), want[2], **TOL)
@@ -377,10 +498,18 @@ def test_rank_resample_keeps_top_candidates_with_first_pass_counts(temperature):
     table_w = rss.sharding.as_sharded_table(to_shards(p["w"], NUM_SHARDS, "mod"), "mod")
     table_b = rss.sharding.as_sharded_table(to_shards(p["b"], NUM_SHARDS, "mod"), "mod")
     sv = tf_sampled_values(p["sampled_values"])
-    kept, true_ec, kept_ec = rss.rank_resample(table_w, table_b, tf.constant(p["x"], tf.float32),
-                                               sv, NUM_RESAMPLED, temperature, tf.float32)
+    kept, true_ec, kept_ec = rss.rank_resample(
+        table_w,
+        table_b,
+        tf.constant(p["x"], tf.float32),
+        sv,
+        NUM_RESAMPLED,
+        temperature,
+        tf.float32,
+    )
     want_kept, want_true_ec, want_ec = np_rank_resample(
-        p["w"], p["b"], p["x"], p["sampled_values"], NUM_RESAMPLED, temperature)
+        p["w"], p["b"], p["x"], p["sampled_values"], NUM_RESAMPLED, temperature
+    )
     order = np.argsort(kept.numpy())
     want_order = np.argsort(want_kept)
     np.testing.assert_array_equal(kept.numpy()[order], want_kept[want_order])
@@ -401,8 +530,9 @@ def test_repeated_first_pass_candidate_is_masked_like_tf():
     sampled_ec[dropped] = sampled_ec[best]
     p["sampled_values"] = (candidates, true_ec, sampled_ec)
     w_vars, b_vars = _tables(p, None)
-    loss, grads = _loss_and_grads(ts_nn.rank_sampled_softmax_loss, p, 1, 1.0, True, None,
-                                  w_vars, b_vars)
+    loss, grads = _loss_and_grads(
+        ts_nn.rank_sampled_softmax_loss, p, 1, 1.0, True, None, w_vars, b_vars
+    )
     resampled = np_rank_resample(p["w"], p["b"], p["x"], p["sampled_values"], NUM_RESAMPLED, 1.0)
     assert np.sum(resampled[0] == kept[0]) == 2
     _check_against_reference(p, 1, 1.0, True, None, loss, grads, 1)
@@ -415,8 +545,19 @@ def test_selection_and_temperature_get_no_gradient():
     temperature = tf.Variable(1.0)
     with tf.GradientTape() as tape:
         loss = ts_nn.rank_sampled_softmax_loss(
-            w, b, p["labels"], tf.constant(p["x"], tf.float32), NUM_SAMPLED, NUM_RESAMPLED,
-            NUM_CLASSES, 1, tf_sampled_values(p["sampled_values"]), temperature, True, "div")
+            w,
+            b,
+            p["labels"],
+            tf.constant(p["x"], tf.float32),
+            NUM_SAMPLED,
+            NUM_RESAMPLED,
+            NUM_CLASSES,
+            1,
+            tf_sampled_values(p["sampled_values"]),
+            temperature,
+            True,
+            "div",
+        )
     dw, db, dt = tape.gradient(loss, [w, b, temperature])
     assert dt is None
     # Only true classes and kept candidates receive gradient; discarded candidates do not.
@@ -430,13 +571,24 @@ def test_selection_and_temperature_get_no_gradient():
 
 def test_low_precision_inputs_and_weights_compute_in_float32():
     p = make_problem(2, 0.5)
-    want = np_rank_sampled_softmax(p["w"], p["b"], p["labels"], p["x"], p["sampled_values"],
-                                   NUM_RESAMPLED, 0.5, True)[0]
+    want = np_rank_sampled_softmax(
+        p["w"], p["b"], p["labels"], p["x"], p["sampled_values"], NUM_RESAMPLED, 0.5, True
+    )[0]
     for dtype in (tf.float16, tf.bfloat16):
         loss = ts_nn.rank_sampled_softmax_loss(
-            tf.constant(p["w"], dtype), tf.constant(p["b"], dtype), p["labels"],
-            tf.constant(p["x"], dtype), NUM_SAMPLED, NUM_RESAMPLED, NUM_CLASSES, 2,
-            tf_sampled_values(p["sampled_values"]), tf.constant(0.5, dtype), True, "mod")
+            tf.constant(p["w"], dtype),
+            tf.constant(p["b"], dtype),
+            p["labels"],
+            tf.constant(p["x"], dtype),
+            NUM_SAMPLED,
+            NUM_RESAMPLED,
+            NUM_CLASSES,
+            2,
+            tf_sampled_values(p["sampled_values"]),
+            tf.constant(0.5, dtype),
+            True,
+            "mod",
+        )
         assert loss.dtype == tf.float32
         np.testing.assert_allclose(loss.numpy(), want, rtol=0.05, atol=0.05)
 
@@ -449,17 +601,40 @@ def test_keras_variables_and_name_scope():
     b = keras.Variable(p["b"].astype(np.float32))
     temperature = keras.Variable(4.0, trainable=False)
     loss = ts_nn.rank_sampled_softmax_loss(
-        w, b, p["labels"], p["x"].astype(np.float32), NUM_SAMPLED, NUM_RESAMPLED, NUM_CLASSES,
-        1, tf_sampled_values(p["sampled_values"]), temperature, False, "mod")
-    want = np_rank_sampled_softmax(p["w"], p["b"], p["labels"], p["x"], p["sampled_values"],
-                                   NUM_RESAMPLED, 4.0, False)[0]
+        w,
+        b,
+        p["labels"],
+        p["x"].astype(np.float32),
+        NUM_SAMPLED,
+        NUM_RESAMPLED,
+        NUM_CLASSES,
+        1,
+        tf_sampled_values(p["sampled_values"]),
+        temperature,
+        False,
+        "mod",
+    )
+    want = np_rank_sampled_softmax(
+        p["w"], p["b"], p["labels"], p["x"], p["sampled_values"], NUM_RESAMPLED, 4.0, False
+    )[0]
     np.testing.assert_allclose(loss.numpy(), want, **TOL)
     graph = tf.compat.v1.Graph()
     with graph.as_default():
         out = ts_nn.rank_sampled_softmax_loss(
-            p["w"].astype(np.float32), p["b"].astype(np.float32), p["labels"],
-            p["x"].astype(np.float32), NUM_SAMPLED, NUM_RESAMPLED, NUM_CLASSES, 1,
-            tf_sampled_values(p["sampled_values"]), 1.0, True, "mod", name="tapas")
+            p["w"].astype(np.float32),
+            p["b"].astype(np.float32),
+            p["labels"],
+            p["x"].astype(np.float32),
+            NUM_SAMPLED,
+            NUM_RESAMPLED,
+            NUM_CLASSES,
+            1,
+            tf_sampled_values(p["sampled_values"]),
+            1.0,
+            True,
+            "mod",
+            name="tapas",
+        )
         assert out.name.startswith("tapas/")
 
 
@@ -474,8 +649,9 @@ def _clustered_problem(seed: int):
     """Classes in 50 tight clusters of 20: random negatives are mostly easy ones."""
     rng = np.random.default_rng(seed)
     centers = rng.normal(size=(TRAIN_CLUSTERS, TRAIN_DIM))
-    protos = (centers[np.arange(TRAIN_CLASSES) % TRAIN_CLUSTERS]
-              + 0.35 * rng.normal(size=(TRAIN_CLASSES, TRAIN_DIM)))
+    protos = centers[np.arange(TRAIN_CLASSES) % TRAIN_CLUSTERS] + 0.35 * rng.normal(
+        size=(TRAIN_CLASSES, TRAIN_DIM)
+    )
 
     def draw(n):
         y = rng.integers(0, TRAIN_CLASSES, size=n)
@@ -484,8 +660,14 @@ def _clustered_problem(seed: int):
     return draw(20000), draw(2000)
 
 
-def _train_and_recall(method: str, seed: int, num_kept: int = 8, num_first_pass: int = 200,
-                      steps: int = 300, batch: int = 128) -> dict[int, float]:
+def _train_and_recall(
+    method: str,
+    seed: int,
+    num_kept: int = 8,
+    num_first_pass: int = 200,
+    steps: int = 300,
+    batch: int = 128,
+) -> dict[int, float]:
     """Trains a linear softmax classifier; returns held-out full-softmax recall@k."""
     (x_train, y_train), (x_test, y_test) = _clustered_problem(seed)
     tf.random.set_seed(seed)
@@ -498,16 +680,30 @@ def _train_and_recall(method: str, seed: int, num_kept: int = 8, num_first_pass:
         labels = y[:, None]
         with tf.GradientTape() as tape:
             if method == "sampled":
-                sv = tf.random.uniform_candidate_sampler(labels, 1, num_kept, True,
-                                                         TRAIN_CLASSES, seed=seed)
-                loss = ts_nn.sampled_softmax_loss(w, b, labels, x, num_kept, TRAIN_CLASSES,
-                                                  sampled_values=sv)
+                sv = tf.random.uniform_candidate_sampler(
+                    labels, 1, num_kept, True, TRAIN_CLASSES, seed=seed
+                )
+                loss = ts_nn.sampled_softmax_loss(
+                    w, b, labels, x, num_kept, TRAIN_CLASSES, sampled_values=sv
+                )
             else:
-                sv = tf.random.uniform_candidate_sampler(labels, 1, num_first_pass, True,
-                                                         TRAIN_CLASSES, seed=seed)
+                sv = tf.random.uniform_candidate_sampler(
+                    labels, 1, num_first_pass, True, TRAIN_CLASSES, seed=seed
+                )
                 loss = ts_nn.rank_sampled_softmax_loss(
-                    w, b, labels, x, num_first_pass, num_kept, TRAIN_CLASSES, 1, sv, 1.0, True,
-                    "div")
+                    w,
+                    b,
+                    labels,
+                    x,
+                    num_first_pass,
+                    num_kept,
+                    TRAIN_CLASSES,
+                    1,
+                    sv,
+                    1.0,
+                    True,
+                    "div",
+                )
             loss = tf.reduce_mean(loss)
         optimizer.apply_gradients(zip(tape.gradient(loss, [w, b]), [w, b], strict=True))
 
@@ -540,12 +736,20 @@ def test_rank_sampled_training_beats_sampled_softmax_on_recall(capsys):
 
 def _call(**overrides):
     p = make_problem(1, 1.0)
-    args = dict(weights=p["w"].astype(np.float32), biases=p["b"].astype(np.float32),
-                labels=p["labels"], inputs=p["x"].astype(np.float32), num_sampled=NUM_SAMPLED,
-                num_resampled=NUM_RESAMPLED, num_classes=NUM_CLASSES, num_true=1,
-                sampled_values=tf_sampled_values(p["sampled_values"]),
-                resampling_temperature=1.0, remove_accidental_hits=True,
-                partition_strategy="mod")
+    args = dict(
+        weights=p["w"].astype(np.float32),
+        biases=p["b"].astype(np.float32),
+        labels=p["labels"],
+        inputs=p["x"].astype(np.float32),
+        num_sampled=NUM_SAMPLED,
+        num_resampled=NUM_RESAMPLED,
+        num_classes=NUM_CLASSES,
+        num_true=1,
+        sampled_values=tf_sampled_values(p["sampled_values"]),
+        resampling_temperature=1.0,
+        remove_accidental_hits=True,
+        partition_strategy="mod",
+    )
     args.update(overrides)
     return ts_nn.rank_sampled_softmax_loss(**args)
 
@@ -563,8 +767,9 @@ def test_num_resampled_not_less_than_num_sampled(num_resampled):
     assert f"({num_resampled})" in message and f"({NUM_SAMPLED})" in message
 
 
-@pytest.mark.parametrize("temperature", [0.0, -1.0, -2, float("nan"), float("inf"),
-                                         np.float32(0.0)])
+@pytest.mark.parametrize(
+    "temperature", [0.0, -1.0, -2, float("nan"), float("inf"), np.float32(0.0)]
+)
 def test_non_positive_python_temperature(temperature):
     with pytest.raises(ValueError, match="resampling_temperature.*" + str(temperature)[:3]):
         _call(resampling_temperature=temperature)
@@ -599,39 +804,63 @@ def test_non_positive_tensor_temperature_fails_at_run_time(value):
                 sess.run(loss, {temp: value})
 
 
-@pytest.mark.parametrize("overrides,error,pattern", [
-    (dict(num_sampled=NUM_CLASSES + 1, num_resampled=2), ValueError, "num_sampled"),
-    (dict(num_sampled=9.0), TypeError, "num_sampled"),
-    (dict(num_resampled=0), ValueError, "num_resampled"),
-    (dict(num_resampled=2.5), TypeError, "num_resampled"),
-    (dict(num_classes=0), ValueError, "num_classes"),
-    (dict(num_true=0), ValueError, "num_true"),
-    (dict(partition_strategy="ring"), ValueError, "partition_strategy.*ring"),
-    (dict(labels=np.zeros((BATCH, 2), np.int64)), ValueError, "labels"),
-    (dict(labels=np.zeros((BATCH + 1, 1), np.int64)), ValueError, "labels"),
-    (dict(labels=np.full((BATCH, 1), 0.5, np.float32)), ValueError, "labels.*0.5"),
-    (dict(inputs=np.zeros((BATCH, DIM + 1), np.float32)), ValueError, "inputs"),
-    (dict(inputs=np.zeros((BATCH, DIM), np.int32)), TypeError, "inputs"),
-    (dict(weights=np.zeros((NUM_CLASSES - 1, DIM), np.float32)), ValueError, "weights"),
-    (dict(biases=np.zeros((NUM_CLASSES + 2,), np.float32)), ValueError, "biases"),
-    (dict(weights=[np.zeros((5, DIM), np.float32)] * 3 + [np.zeros((8, DIM), np.float32)]),
-     ValueError, "weights"),  # shard sizes that cannot come from a "mod" split
-    (dict(sampled_values=(np.arange(3), np.ones((BATCH, 1)), np.ones(3))), ValueError,
-     "sampled_values.*num_resampled \\(4\\).*3"),
-    (dict(sampled_values=(np.arange(NUM_SAMPLED), np.ones((BATCH, 2)), np.ones(NUM_SAMPLED))),
-     ValueError, "sampled_values"),
-    (dict(sampled_values=(np.arange(NUM_SAMPLED),)), ValueError, "sampled_values"),
-], ids=lambda v: None)
+@pytest.mark.parametrize(
+    "overrides,error,pattern",
+    [
+        (dict(num_sampled=NUM_CLASSES + 1, num_resampled=2), ValueError, "num_sampled"),
+        (dict(num_sampled=9.0), TypeError, "num_sampled"),
+        (dict(num_resampled=0), ValueError, "num_resampled"),
+        (dict(num_resampled=2.5), TypeError, "num_resampled"),
+        (dict(num_classes=0), ValueError, "num_classes"),
+        (dict(num_true=0), ValueError, "num_true"),
+        (dict(partition_strategy="ring"), ValueError, "partition_strategy.*ring"),
+        (dict(labels=np.zeros((BATCH, 2), np.int64)), ValueError, "labels"),
+        (dict(labels=np.zeros((BATCH + 1, 1), np.int64)), ValueError, "labels"),
+        (dict(labels=np.full((BATCH, 1), 0.5, np.float32)), ValueError, "labels.*0.5"),
+        (dict(inputs=np.zeros((BATCH, DIM + 1), np.float32)), ValueError, "inputs"),
+        (dict(inputs=np.zeros((BATCH, DIM), np.int32)), TypeError, "inputs"),
+        (dict(weights=np.zeros((NUM_CLASSES - 1, DIM), np.float32)), ValueError, "weights"),
+        (dict(biases=np.zeros((NUM_CLASSES + 2,), np.float32)), ValueError, "biases"),
+        (
+            dict(weights=[np.zeros((5, DIM), np.float32)] * 3 + [np.zeros((8, DIM), np.float32)]),
+            ValueError,
+            "weights",
+        ),  # shard sizes that cannot come from a "mod" split
+        (
+            dict(sampled_values=(np.arange(3), np.ones((BATCH, 1)), np.ones(3))),
+            ValueError,
+            "sampled_values.*num_resampled \\(4\\).*3",
+        ),
+        (
+            dict(
+                sampled_values=(np.arange(NUM_SAMPLED), np.ones((BATCH, 2)), np.ones(NUM_SAMPLED))
+            ),
+            ValueError,
+            "sampled_values",
+        ),
+        (dict(sampled_values=(np.arange(NUM_SAMPLED),)), ValueError, "sampled_values"),
+    ],
+    ids=lambda v: None,
+)
 def test_rejects_what_the_foundation_rejects(overrides, error, pattern):
     with pytest.raises(error, match=pattern):
         _call(**overrides)
 
 
-@pytest.mark.parametrize("overrides", [
-    dict(labels=np.full((BATCH, 1), NUM_CLASSES, np.int64)),
-    dict(sampled_values=(np.arange(NUM_SAMPLED) + NUM_CLASSES - 2, np.ones((BATCH, 1)),
-                         np.ones(NUM_SAMPLED))),
-], ids=["labels", "sampled"])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(labels=np.full((BATCH, 1), NUM_CLASSES, np.int64)),
+        dict(
+            sampled_values=(
+                np.arange(NUM_SAMPLED) + NUM_CLASSES - 2,
+                np.ones((BATCH, 1)),
+                np.ones(NUM_SAMPLED),
+            )
+        ),
+    ],
+    ids=["labels", "sampled"],
+)
 def test_out_of_range_ids_fail_at_run_time(overrides):
     with pytest.raises(tf.errors.InvalidArgumentError, match="num_classes"):
         _call(**overrides)
@@ -648,26 +877,47 @@ def test_default_sampler_is_unique_learned_unigram_over_num_classes(monkeypatch)
     calls = []
     p = make_problem(2, 1.0)
 
-    def fake_sampler(true_classes, num_true, num_sampled, unique, range_max, seed=None,
-                     name=None):
-        calls.append(dict(true_classes=true_classes, num_true=num_true, num_sampled=num_sampled,
-                          unique=unique, range_max=range_max))
+    def fake_sampler(true_classes, num_true, num_sampled, unique, range_max, seed=None, name=None):
+        calls.append(
+            dict(
+                true_classes=true_classes,
+                num_true=num_true,
+                num_sampled=num_sampled,
+                unique=unique,
+                range_max=range_max,
+            )
+        )
         return tf_sampled_values(p["sampled_values"])
 
     # The op the default-sampler hook calls (tf_sampling.samplers.xla_defaults.loss_default).
     monkeypatch.setattr(ts_ops, "learned_unigram_candidate_sampler", fake_sampler)
     loss = ts_nn.rank_sampled_softmax_loss(
-        p["w"].astype(np.float32), p["b"].astype(np.float32), p["labels"].astype(np.int32),
-        p["x"].astype(np.float32), NUM_SAMPLED, NUM_RESAMPLED, NUM_CLASSES, 2, None, 0.5,
-        True, "mod")
+        p["w"].astype(np.float32),
+        p["b"].astype(np.float32),
+        p["labels"].astype(np.int32),
+        p["x"].astype(np.float32),
+        NUM_SAMPLED,
+        NUM_RESAMPLED,
+        NUM_CLASSES,
+        2,
+        None,
+        0.5,
+        True,
+        "mod",
+    )
     assert len(calls) == 1
     call = calls[0]
     assert (call["num_true"], call["num_sampled"], call["unique"], call["range_max"]) == (
-        2, NUM_SAMPLED, True, NUM_CLASSES)
+        2,
+        NUM_SAMPLED,
+        True,
+        NUM_CLASSES,
+    )
     assert call["true_classes"].dtype == tf.int64
     np.testing.assert_array_equal(call["true_classes"].numpy(), p["labels"])
-    want = np_rank_sampled_softmax(p["w"], p["b"], p["labels"], p["x"], p["sampled_values"],
-                                   NUM_RESAMPLED, 0.5, True)[0]
+    want = np_rank_sampled_softmax(
+        p["w"], p["b"], p["labels"], p["x"], p["sampled_values"], NUM_RESAMPLED, 0.5, True
+    )[0]
     np.testing.assert_allclose(loss.numpy(), want, **TOL)
 
 
@@ -679,8 +929,19 @@ def test_default_sampler_with_the_compiled_op():
     w = tf.Variable(p["w"], dtype=tf.float32)
     with tf.GradientTape() as tape:
         loss = ts_nn.rank_sampled_softmax_loss(
-            w, p["b"].astype(np.float32), p["labels"], p["x"].astype(np.float32), NUM_SAMPLED,
-            NUM_RESAMPLED, NUM_CLASSES, 1, None, 1.0, True, "mod")
+            w,
+            p["b"].astype(np.float32),
+            p["labels"],
+            p["x"].astype(np.float32),
+            NUM_SAMPLED,
+            NUM_RESAMPLED,
+            NUM_CLASSES,
+            1,
+            None,
+            1.0,
+            True,
+            "mod",
+        )
     assert loss.shape == (BATCH,) and np.all(np.isfinite(loss.numpy()))
     grad = tape.gradient(loss, w)
     # True classes plus at most num_resampled kept candidates get gradient.
@@ -699,19 +960,42 @@ def test_default_sampler_in_tf_function_and_tf1_graph():
     @tf.function
     def loss_fn(x, labels):
         return ts_nn.rank_sampled_softmax_loss(
-            w_vars, b_vars, labels, x, NUM_SAMPLED, NUM_RESAMPLED, NUM_CLASSES, 2, None,
-            tf.constant(0.5), True, "div")
+            w_vars,
+            b_vars,
+            labels,
+            x,
+            NUM_SAMPLED,
+            NUM_RESAMPLED,
+            NUM_CLASSES,
+            2,
+            None,
+            tf.constant(0.5),
+            True,
+            "div",
+        )
 
     for _ in range(2):
         out = loss_fn(tf.constant(p["x"], tf.float32), tf.constant(p["labels"]))
         assert out.shape == (BATCH,) and np.all(np.isfinite(out.numpy()))
     graph = tf.compat.v1.Graph()
     with graph.as_default():
-        w = tf.compat.v1.get_variable("w", [NUM_CLASSES, DIM], partitioner=(
-            tf.compat.v1.fixed_size_partitioner(NUM_SHARDS)))
+        w = tf.compat.v1.get_variable(
+            "w", [NUM_CLASSES, DIM], partitioner=(tf.compat.v1.fixed_size_partitioner(NUM_SHARDS))
+        )
         loss = ts_nn.rank_sampled_softmax_loss(
-            w, p["b"].astype(np.float32), p["labels"], p["x"].astype(np.float32), NUM_SAMPLED,
-            NUM_RESAMPLED, NUM_CLASSES, 2, None, 2.0, False, "mod")
+            w,
+            p["b"].astype(np.float32),
+            p["labels"],
+            p["x"].astype(np.float32),
+            NUM_SAMPLED,
+            NUM_RESAMPLED,
+            NUM_CLASSES,
+            2,
+            None,
+            2.0,
+            False,
+            "mod",
+        )
         with tf.compat.v1.Session(graph=graph) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
             assert np.all(np.isfinite(sess.run(loss)))
@@ -723,23 +1007,44 @@ def test_sharded_variable_is_one_logical_table(strategy):
     in both passes."""
     sharded_variable = tf.__internal__.distribute.ShardedVariable
     p = make_problem(2, 0.5)
-    w = sharded_variable([tf.Variable(s, dtype=tf.float32)
-                          for s in to_shards(p["w"], NUM_SHARDS, "div")])
-    b = sharded_variable([tf.Variable(s, dtype=tf.float32)
-                          for s in to_shards(p["b"], NUM_SHARDS, "div")])
+    w = sharded_variable(
+        [tf.Variable(s, dtype=tf.float32) for s in to_shards(p["w"], NUM_SHARDS, "div")]
+    )
+    b = sharded_variable(
+        [tf.Variable(s, dtype=tf.float32) for s in to_shards(p["b"], NUM_SHARDS, "div")]
+    )
     x = tf.constant(p["x"], tf.float32)
     with tf.GradientTape() as tape:
         tape.watch(x)
         loss = ts_nn.rank_sampled_softmax_loss(
-            w, b, p["labels"], x, NUM_SAMPLED, NUM_RESAMPLED, NUM_CLASSES, 2,
-            tf_sampled_values(p["sampled_values"]), 0.5, True, strategy)
+            w,
+            b,
+            p["labels"],
+            x,
+            NUM_SAMPLED,
+            NUM_RESAMPLED,
+            NUM_CLASSES,
+            2,
+            tf_sampled_values(p["sampled_values"]),
+            0.5,
+            True,
+            strategy,
+        )
         total = tf.reduce_sum(loss * tf.constant(p["upstream"], tf.float32))
     grads = tape.gradient(total, [*w.variables, x])
-    want = np_rank_sampled_softmax(p["w"], p["b"], p["labels"], p["x"], p["sampled_values"],
-                                   NUM_RESAMPLED, 0.5, True, p["upstream"])
+    want = np_rank_sampled_softmax(
+        p["w"],
+        p["b"],
+        p["labels"],
+        p["x"],
+        p["sampled_values"],
+        NUM_RESAMPLED,
+        0.5,
+        True,
+        p["upstream"],
+    )
     np.testing.assert_allclose(loss.numpy(), want[0], **TOL)
-    np.testing.assert_allclose(from_shards([dense(g) for g in grads[:-1]], "div"), want[1],
-                               **TOL)
+    np.testing.assert_allclose(from_shards([dense(g) for g in grads[:-1]], "div"), want[1], **TOL)
     np.testing.assert_allclose(dense(grads[-1]), want[3], **TOL)
 
 
@@ -747,28 +1052,49 @@ def test_sharded_variable_is_one_logical_table(strategy):
 # Issue 22: TF 1.15 contrib's words, and what TF accepts
 # --------------------------------------------------------------------------------------------
 
+
 # TF 1.15 sampling_ops_test.py's regexes (testInvalidNumSampled0/1, testMissingPartitionStrategy),
 # through the compat shim.
-@pytest.mark.parametrize("overrides, tf_regex", [
-    (dict(num_sampled=3, num_resampled=3, sampled_values=None),
-     r"num_resampled \(3\) must be less than num_sampled \(3\)"),
-    (dict(num_sampled=2, num_resampled=3, sampled_values=None),
-     r"num_resampled \(3\) must be less than num_sampled \(2\)"),
-    (dict(num_sampled=2, num_resampled=1, sampled_values=None, partition_strategy=None),
-     r"unsupported partition_strategy \(None\)"),
-    (dict(num_sampled=NUM_CLASSES + 1, num_resampled=2),
-     rf"num_sampled \({NUM_CLASSES + 1}\) cannot be greater than num_classes \({NUM_CLASSES}\)"),
-], ids=["equal", "greater", "strategy", "num_classes"])
+@pytest.mark.parametrize(
+    "overrides, tf_regex",
+    [
+        (
+            dict(num_sampled=3, num_resampled=3, sampled_values=None),
+            r"num_resampled \(3\) must be less than num_sampled \(3\)",
+        ),
+        (
+            dict(num_sampled=2, num_resampled=3, sampled_values=None),
+            r"num_resampled \(3\) must be less than num_sampled \(2\)",
+        ),
+        (
+            dict(num_sampled=2, num_resampled=1, sampled_values=None, partition_strategy=None),
+            r"unsupported partition_strategy \(None\)",
+        ),
+        (
+            dict(num_sampled=NUM_CLASSES + 1, num_resampled=2),
+            rf"num_sampled \({NUM_CLASSES + 1}\) cannot be greater than num_classes \({NUM_CLASSES}\)",
+        ),
+    ],
+    ids=["equal", "greater", "strategy", "num_classes"],
+)
 def test_contrib_shim_errors_hold_tf_115_words(overrides, tf_regex):
     from tf_sampling.compat.v1.contrib import nn as contrib_nn
 
     p = make_problem(1, 1.0)
-    args = dict(weights=p["w"].astype(np.float32), biases=p["b"].astype(np.float32),
-                labels=p["labels"], inputs=p["x"].astype(np.float32), num_sampled=NUM_SAMPLED,
-                num_resampled=NUM_RESAMPLED, num_classes=NUM_CLASSES, num_true=1,
-                sampled_values=tf_sampled_values(p["sampled_values"]),
-                resampling_temperature=1.0, remove_accidental_hits=True,
-                partition_strategy="div")
+    args = dict(
+        weights=p["w"].astype(np.float32),
+        biases=p["b"].astype(np.float32),
+        labels=p["labels"],
+        inputs=p["x"].astype(np.float32),
+        num_sampled=NUM_SAMPLED,
+        num_resampled=NUM_RESAMPLED,
+        num_classes=NUM_CLASSES,
+        num_true=1,
+        sampled_values=tf_sampled_values(p["sampled_values"]),
+        resampling_temperature=1.0,
+        remove_accidental_hits=True,
+        partition_strategy="div",
+    )
     args.update(overrides)
     with tf.Graph().as_default(), pytest.raises(ValueError, match=tf_regex) as err:
         contrib_nn.rank_sampled_softmax_loss(**args)
@@ -783,10 +1109,12 @@ def test_candidates_win_over_a_differing_num_sampled(num_sampled):
     w, b, x = (p[k].astype(np.float32) for k in ("w", "b", "x"))
     sv = tf_sampled_values(p["sampled_values"])
     with pytest.warns(UserWarning, match=f"`num_sampled`={num_sampled} differs from the 9"):
-        got = ts_nn.rank_sampled_softmax_loss(w, b, p["labels"], x, num_sampled, NUM_RESAMPLED,
-                                              NUM_CLASSES, 2, sv, 1.0, True, "mod")
-    want = np_rank_sampled_softmax(p["w"], p["b"], p["labels"], p["x"], p["sampled_values"],
-                                   NUM_RESAMPLED, 1.0, True)[0]
+        got = ts_nn.rank_sampled_softmax_loss(
+            w, b, p["labels"], x, num_sampled, NUM_RESAMPLED, NUM_CLASSES, 2, sv, 1.0, True, "mod"
+        )
+    want = np_rank_sampled_softmax(
+        p["w"], p["b"], p["labels"], p["x"], p["sampled_values"], NUM_RESAMPLED, 1.0, True
+    )[0]
     np.testing.assert_allclose(got.numpy(), want, **TOL)
 
 
@@ -797,9 +1125,20 @@ def test_as_many_candidates_as_num_resampled_keeps_them_all():
     candidates, true_ec, sampled_ec = p["sampled_values"]
     four = (candidates[:NUM_RESAMPLED], true_ec, sampled_ec[:NUM_RESAMPLED])
     with pytest.warns(UserWarning, match="num_sampled"):
-        got = ts_nn.rank_sampled_softmax_loss(w, b, p["labels"], x, NUM_SAMPLED, NUM_RESAMPLED,
-                                              NUM_CLASSES, 1, tf_sampled_values(four), 1.0,
-                                              False, "mod")
+        got = ts_nn.rank_sampled_softmax_loss(
+            w,
+            b,
+            p["labels"],
+            x,
+            NUM_SAMPLED,
+            NUM_RESAMPLED,
+            NUM_CLASSES,
+            1,
+            tf_sampled_values(four),
+            1.0,
+            False,
+            "mod",
+        )
     want = np_sampled_softmax(p["w"], p["b"], p["labels"], p["x"], four, False)[0]
     np.testing.assert_allclose(got.numpy(), want, **TOL)
 
@@ -814,12 +1153,16 @@ def test_whole_number_float_labels_equal_integer_labels(dtype):
     for labels in (tf.cast(p["labels"], dtype), tf.constant(p["labels"])):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            loss = ts_nn.rank_sampled_softmax_loss(w, b, labels, x, NUM_SAMPLED, NUM_RESAMPLED,
-                                                   NUM_CLASSES, 2, sv, 0.5, True, "div")
+            loss = ts_nn.rank_sampled_softmax_loss(
+                w, b, labels, x, NUM_SAMPLED, NUM_RESAMPLED, NUM_CLASSES, 2, sv, 0.5, True, "div"
+            )
         results.append([loss, *[dense(g) for g in tape.gradient(loss, [w, b, x])]])
     for got, want in zip(*results, strict=True):
         np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
     np.testing.assert_allclose(
         results[0][0],
-        np_rank_sampled_softmax(p["w"], p["b"], p["labels"], p["x"], p["sampled_values"],
-                                NUM_RESAMPLED, 0.5, True)[0], **TOL)
+        np_rank_sampled_softmax(
+            p["w"], p["b"], p["labels"], p["x"], p["sampled_values"], NUM_RESAMPLED, 0.5, True
+        )[0],
+        **TOL,
+    )
