@@ -103,9 +103,14 @@ class _FullSoftmaxMetric(keras.metrics.MeanMetricWrapper):
             return skipped > 0 and float(keras.ops.convert_to_numpy(self.count)) == 0
         return tf.compat.v1.get_default_graph() in self._skipping_graphs
 
-    def _mean_or_nan(self) -> tf.Tensor:
-        # NaN if no example was measured (e.g. all masked): 0 or 1 would read
-        # as a measurement.
+    def result(self):
+        """The mean over evaluation examples; ``{}`` (no log entry) after training batches only.
+
+        NaN if no example was measured (e.g. all masked): 0 or 1 would read as
+        a measurement.
+        """
+        if self._unmeasured():
+            return {}
         mean = super().result()
         return tf.where(self.count > 0, mean, tf.constant(float("nan"), mean.dtype))
 
@@ -164,9 +169,8 @@ class Perplexity(_FullSoftmaxMetric):
 
     def result(self):
         """exp of the mean cross-entropy; ``{}`` (no log entry) after training batches only."""
-        if self._unmeasured():
-            return {}
-        return tf.exp(self._mean_or_nan())
+        mean = super().result()
+        return mean if isinstance(mean, dict) else tf.exp(mean)
 
     def get_config(self) -> dict:
         return {
@@ -268,12 +272,6 @@ class TopKAccuracy(_FullSoftmaxMetric):
         )
         return full_loss.unflatten(tf.cast(hit, tf.float32), rows)
 
-    def result(self):
-        """The hit rate; ``{}`` (no log entry) after training batches only."""
-        if self._unmeasured():
-            return {}
-        return self._mean_or_nan()
-
     def get_config(self) -> dict:
         return {"name": self.name, "dtype": self.dtype, "k": self.k, "padding_id": self.padding_id}
 
@@ -342,12 +340,6 @@ class _MultiLabelAtK(_FullSoftmaxMetric):
             # Divided by k, not by the number of classes when fewer.
             values = values * tf.cast(tf.shape(top_ids)[1], tf.float32) / float(self.k)
         return values
-
-    def result(self):
-        """The mean over evaluation examples; ``{}`` (no log entry) after training batches only."""
-        if self._unmeasured():
-            return {}
-        return self._mean_or_nan()
 
     def get_config(self) -> dict:
         return {"name": self.name, "dtype": self.dtype, "k": self.k, "padding_id": self.padding_id}

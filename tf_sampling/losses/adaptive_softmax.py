@@ -15,10 +15,11 @@ import keras
 import tensorflow as tf
 
 from tf_sampling._keras import adaptive_head, full_loss, output_tags
+from tf_sampling.losses.tagged_inputs import TaggedInputsLoss
 
 
 @keras.saving.register_keras_serializable(package="tf_sampling")
-class AdaptiveSoftmaxLoss(keras.losses.Loss):
+class AdaptiveSoftmaxLoss(TaggedInputsLoss):
     """``-log p(y_true)`` under the ``AdaptiveSoftmax`` head that produced ``y_pred``.
 
     Pair it with an ``AdaptiveSoftmax`` layer as the model's output::
@@ -60,18 +61,6 @@ class AdaptiveSoftmaxLoss(keras.losses.Loss):
         padding_id, allow_empty = full_loss.check_padding_options(padding_id, allow_empty)
         self.padding_id = padding_id
         self.allow_empty = allow_empty
-        self._originals = None
-
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        # keras.losses.Loss.__call__ casts y_true and y_pred to the loss dtype
-        # before `call`, which turns class ids into floats and drops the
-        # head's tag: `call` gets the originals; masks, weights and reduction
-        # stay Keras' own.
-        self._originals = (y_true, y_pred)
-        try:
-            return super().__call__(y_true, y_pred, sample_weight)
-        finally:
-            self._originals = None
 
     def call(self, y_true, y_pred):
         """Per-example loss.
@@ -84,8 +73,7 @@ class AdaptiveSoftmaxLoss(keras.losses.Loss):
         Returns:
           tf.Tensor: float32 ``[*batch]``.
         """
-        if self._originals is not None:
-            y_true, y_pred = self._originals
+        y_true, y_pred = self.inputs(y_true, y_pred)
         if output_tags.is_untagged_build_placeholder(y_pred):
             # Only the output's shape and dtype matter in Keras' symbolic build.
             return tf.zeros(tf.shape(y_pred)[:-1], tf.float32)

@@ -40,9 +40,10 @@ from tf_sampling._core import checks, label_sets, sampled_losses, xla
 from tf_sampling._core.rank_sampled_softmax import rank_sampled_softmax_loss
 from tf_sampling._keras import full_loss, output_tags
 from tf_sampling._keras.options import check_resampling, check_sampling_options
+from tf_sampling.losses.tagged_inputs import TaggedInputsLoss
 
 
-class SampledLoss(keras.losses.Loss):
+class SampledLoss(TaggedInputsLoss):
     """Base of the sampled losses; see the module docstring.
 
     Args:
@@ -124,20 +125,8 @@ class SampledLoss(keras.losses.Loss):
         self.padding_id = padding_id
         self.allow_empty = allow_empty
         self.layer = layer
-        self._originals = None
 
     # ---------------------------------------------------------------- calls
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        # keras.losses.Loss.__call__ casts y_true and y_pred to the loss dtype
-        # before `call`: that would turn class ids into floats and drop the
-        # layer's tag. Keep the originals for `call`; reduction, masking and
-        # sample weights stay Keras' own.
-        self._originals = (y_true, y_pred)
-        try:
-            return super().__call__(y_true, y_pred, sample_weight)
-        finally:
-            self._originals = None
-
     def call(self, y_true, y_pred):
         """Per-example loss.
 
@@ -149,8 +138,7 @@ class SampledLoss(keras.losses.Loss):
         Returns:
           tf.Tensor: float32 ``[*batch]``.
         """
-        if self._originals is not None:
-            y_true, y_pred = self._originals
+        y_true, y_pred = self.inputs(y_true, y_pred)
         if self.layer is None and output_tags.is_untagged_build_placeholder(y_pred):
             # Only the output's shape and dtype matter in Keras' symbolic build.
             return tf.zeros(tf.shape(y_pred)[:-1], tf.float32)
