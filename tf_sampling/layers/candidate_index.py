@@ -168,6 +168,19 @@ class _CandidateTable(tf.Module):
         self.count.assign(n)
 
 
+def embed_with(tower, features):
+    """``features`` through a tower: the candidate tower of a build, the query model of serving.
+
+    A Keras layer or model runs in inference mode (``training=False``), any
+    other callable as it is; None returns ``features`` themselves.
+    """
+    if tower is None:
+        return features
+    if isinstance(tower, keras.layers.Layer):
+        return tower(features, training=False)
+    return tower(features)
+
+
 class CandidateIndex(keras.layers.Layer):
     """Exact top-k candidates for each query over a whole candidate table.
 
@@ -397,13 +410,7 @@ class CandidateIndex(keras.layers.Layer):
             raise ValueError("`dataset` holds no candidates: an index needs at least one.")
 
         def embed(features):
-            if candidate_tower is None:
-                out = features
-            elif isinstance(candidate_tower, keras.layers.Layer):
-                out = candidate_tower(features, training=False)
-            else:
-                out = candidate_tower(features)
-            out = tf.convert_to_tensor(out)
+            out = tf.convert_to_tensor(embed_with(candidate_tower, features))
             if out.shape.rank != 2 or not out.dtype.is_floating:
                 raise ValueError(
                     "The candidate tower must return float embeddings [batch, dim], got "

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from tf_sampling._core import checks, loss_args
 from tf_sampling._core.block_top_k import auto_chunk_size
-from tf_sampling.layers.candidate_index import CandidateIndex
+from tf_sampling.layers.candidate_index import CandidateIndex, embed_with
 
 
 def _input_signature(query_model, index: CandidateIndex, input_signature):
@@ -104,12 +104,7 @@ def export_candidate_index(
 
     def serve(args, chunk_rows, blocks_in_flight):
         features = list(args) if len(args) > 1 else args[0]
-        if query_model is None:
-            embeddings = features
-        elif isinstance(query_model, keras.layers.Layer):
-            embeddings = query_model(features, training=False)
-        else:
-            embeddings = query_model(features)
+        embeddings = embed_with(query_model, features)
         scores, ids = index.search(
             embeddings, k=k, chunk_size=chunk_rows, parallel_iterations=blocks_in_flight
         )
